@@ -1,0 +1,74 @@
+"""Every error Moksha raises on purpose, in one tree.
+
+::
+
+    MokshaError                  anything Moksha raises on purpose
+    ├── ConfigError              a bad or missing configuration value (names key and source)
+    ├── PluginError              a consumer/producer/backend plugin that cannot load or start
+    ├── MessageError             a body that cannot be encoded, a frame that cannot be decoded
+    ├── BackendError             a transport failed
+    │   └── BackendUnavailable   the broker cannot be reached (yet)
+    └── HubClosed                the hub is not running (closed, or not started)
+
+Errors a user can cause read as sentences that say how to fix them; the CLI
+prints them without a traceback.  Library code translates third-party errors at
+the boundary (``raise BackendError(...) from exc``) so callers only ever need to
+catch :class:`MokshaError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "ConfigError",
+    "HubClosed",
+    "MessageError",
+    "MokshaError",
+    "PluginError",
+]
+
+
+class MokshaError(Exception):
+    """Base class of every error Moksha raises on purpose."""
+
+
+class ConfigError(MokshaError, ValueError):
+    """A configuration value is wrong or missing.
+
+    Args:
+        message: what is wrong and how to fix it.
+        key: the configuration key at fault, when there is one.
+        source: where the value came from (a file path, ``environment MOKSHA_X``,
+            ``code`` or ``default``).
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
+        self.key = key
+        self.source = source
+        where = ""
+        if key and source:
+            where = f"{key} (from {source}): "
+        elif key:
+            where = f"{key}: "
+        super().__init__(where + message)
+
+
+class PluginError(MokshaError):
+    """A plugin (consumer, producer, backend) could not be loaded or started."""
+
+
+class MessageError(MokshaError, ValueError):
+    """A message body cannot be encoded, or a frame cannot be decoded."""
+
+
+class BackendError(MokshaError):
+    """A message transport failed."""
+
+
+class BackendUnavailable(BackendError, ConnectionError):
+    """The broker behind a backend cannot be reached."""
+
+
+class HubClosed(MokshaError, RuntimeError):
+    """The hub is not running: it was closed, or never started."""

@@ -1,0 +1,125 @@
+"""The consumer plugin API, as original Moksha plugins use it.
+
+A consumer reacts to every message on its topics::
+
+    from moksha.hub.api import Consumer
+
+    class Thermometer(Consumer):
+        topic = "org.example.sensor.*"
+
+        def consume(self, message):
+            if message["body"]["celsius"] > 30:
+                self.send_message("org.example.alert", {"too": "hot"})
+
+Register the class on the ``moksha.consumer`` entry-point group (or pass it to
+``CentralMokshaHub(consumers=[...])``) and the hub instantiates it with itself
+as the only argument.
+
+``consume`` may be a plain method (run in worker threads,
+``moksha.workers_per_consumer`` at a time, in order when that is 1) or an
+``async def`` (run on the event loop, at most ``moksha.workers_per_consumer``
+at a time).  An exception in any hook is logged and counted and never stops
+the hub.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from moksha.topics import topics_of
+
+if TYPE_CHECKING:
+    from moksha.hub.hub import MokshaHub
+    from moksha.message import Message
+
+__all__ = ["Consumer"]
+
+log = logging.getLogger("moksha.hub")
+
+# How many processing times __json__ reports at most (the newest).
+TIMES_KEPT = 1000
+
+
+class Consumer:
+    """Base class of message consumers.
+
+    Attributes:
+        topic: a pattern or a list of patterns to consume (may be set in ``__init__``).
+        jsonify: when True (default), ``message["body"]`` is the decoded JSON
+            value; when False, the raw text (``str``, or ``bytes`` if not UTF-8).
+        hub: the hub running this consumer.
+    """
+
+    topic: str | list[str] = ""
+    jsonify: bool = True
+
+    _initialized: bool = False
+
+    def __init__(self, hub: MokshaHub) -> None:
+        self.hub = hub
+        self.log = log
+        self.headcount_in = 0
+        self.headcount_out = 0
+        self._exception_count = 0
+        self._times: deque[float] = deque(maxlen=TIMES_KEPT)
+        self._backlog_size = lambda: 0
+        self._initialized = True
+
+    @property
+    def topics(self) -> list[str]:
+        """``topic`` as a list of patterns."""
+        return topics_of(self.topic)
+
+    def validate(self, message: Message) -> None:
+        """Check a message before it is consumed; raise to reject (skip) it."""
+
+    def pre_consume(self, message: Message) -> None:
+        """Called before :meth:`consume` for every valid message."""
+
+    def consume(self, message: Message) -> Any:
+        """Handle one message.  Override this (a plain method or ``async def``).
+
+        Raises:
+            NotImplementedError: the subclass did not override it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define consume(self, message)")
+
+    def post_consume(self, message: Message) -> None:
+        """Called after :meth:`consume`, even when it raised."""
+
+    def send_message(self, topic: str, message: Any) -> None:
+        """Publish ``message`` on ``topic`` without waiting (errors are logged).
+
+        Never blocks, so a consumer can publish to a topic it consumes itself.
+        """
+        self.hub.post(topic, message)
+
+    def stop(self) -> None:
+        """Called once when the hub shuts down, after the backlog drained."""
+
+    def __json__(self) -> dict[str, Any]:
+        """Statistics since the previous call, as the original Moksha reported them.
+
+        The counters (headcounts, exceptions, times) are reset by each call.
+        """
+        results = {
+            "name": type(self).__name__,
+            "module": type(self).__module__,
+            "topic": self.topic,
+            "initialized": self._initialized,
+            "exceptions": self._exception_count,
+            "jsonify": self.jsonify,
+            "backlog": self._backlog_size() if self._initialized else None,
+            "headcount_out": self.headcount_out,
+            "headcount_in": self.headcount_in,
+            "times": list(self._times),
+        }
+        self.headcount_out = self.headcount_in = 0
+        self._exception_count = 0
+        self._times.clear()
+        return results
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} topic={self.topic!r}>"

@@ -1,0 +1,95 @@
+"""Message transports, found by name in a registry that entry points extend.
+
+Built in: ``memory`` (the embedded default).  A package adds a backend by
+declaring it on the ``moksha.backend`` entry-point group::
+
+    [project.entry-points."moksha.backend"]
+    mybroker = "mypkg.backend:MyBrokerBackend"
+
+Which backends a hub uses: the names in ``moksha.backends`` when set; else
+every registered backend whose :meth:`Backend.configured` says the config asks
+for it (``amqp_broker`` set, ``zmq_enabled = true``, ...); else ``memory``.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from moksha.errors import ConfigError, PluginError
+from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.memory import MemoryBackend
+
+if TYPE_CHECKING:
+    from moksha.config import Config
+
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "Handler",
+    "Subscription",
+    "available_backends",
+    "backend_class",
+    "select_backends",
+]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "moksha.backend"
+
+# Available even when Moksha runs from a source tree without installed metadata.
+_BUILT_IN: dict[str, str] = {"memory": "moksha.hub.backends.memory:MemoryBackend"}
+
+
+def available_backends() -> dict[str, str]:
+    """Registered backend names mapped to their ``module:Class`` references."""
+    found = dict(_BUILT_IN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep.value
+    return found
+
+
+def backend_class(name: str) -> type[Backend]:
+    """Load the backend registered under ``name``.
+
+    Raises:
+        ConfigError: no backend has that name.
+        PluginError: the backend's module failed to import.
+    """
+    if name == MemoryBackend.name:
+        return MemoryBackend
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        try:
+            cls = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"backend {name!r} ({ep.value}) failed to load: {exc}. "
+                "Is the extra it needs installed?"
+            ) from exc
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            raise PluginError(f"backend {name!r} ({ep.value}) is not a moksha Backend subclass")
+        return cls
+    known = ", ".join(sorted(available_backends()))
+    raise ConfigError(
+        f"there is no backend named {name!r}; installed backends: {known}",
+        key="moksha.backends",
+    )
+
+
+def select_backends(config: Config) -> list[type[Backend]]:
+    """The backend classes a hub with ``config`` uses (see the module docstring)."""
+    if config.backends:
+        return [backend_class(name) for name in config.backends]
+    chosen: list[type[Backend]] = []
+    for name in available_backends():
+        if name == MemoryBackend.name:
+            continue
+        try:
+            cls = backend_class(name)
+        except PluginError as exc:
+            log.debug("skipping backend %s: %s", name, exc)
+            continue
+        if cls.configured(config):
+            chosen.append(cls)
+    return chosen or [MemoryBackend]

@@ -1,0 +1,135 @@
+"""The contract every message transport implements.
+
+A backend is an async context manager: entering it connects, leaving it
+closes.  While connected it can :meth:`~Backend.publish` a
+:class:`~moksha.message.Message` and :meth:`~Backend.subscribe` a handler to
+topic patterns.  The handler is a coroutine function taking the message; a
+backend awaits it for each delivery, and a backend with acknowledgements acks
+the message when the handler returns and nacks it when the handler raises.
+
+Patterns follow :mod:`moksha.topics` on every backend: a transport that cannot
+filter ``*`` / ``#`` itself filters with :class:`moksha.topics.TopicRouter`.
+
+What a backend can do is declared in :class:`Capabilities`, so the hub never
+needs to ask which backend it has.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, Self
+
+from moksha.message import Message
+
+if TYPE_CHECKING:
+    from moksha.config import Config
+
+__all__ = ["Backend", "Capabilities", "Handler", "Subscription"]
+
+Handler = Callable[[Message], Awaitable[None]]
+"""Receives one delivered message; raising means "not processed"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend offers beyond publish/subscribe.
+
+    Attributes:
+        acknowledgements: deliveries are acked only once the handler returned,
+            nacked (and redelivered) when it raised.
+        native_wildcards: the broker itself filters ``*`` and ``#`` patterns.
+        durable: messages wait in the broker for a consumer group while no hub runs.
+        cross_process: other processes can see what this backend publishes.
+    """
+
+    acknowledgements: bool = False
+    native_wildcards: bool = False
+    durable: bool = False
+    cross_process: bool = False
+
+
+class Subscription(abc.ABC):
+    """A handler subscribed to patterns on one backend; cancel it to stop deliveries."""
+
+    patterns: tuple[str, ...]
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Stop deliveries to the handler.  Cancelling twice is harmless."""
+
+
+class Backend(abc.ABC):
+    """A message transport: memory, AMQP, STOMP, ZeroMQ, ...
+
+    Subclasses set :attr:`name` and :attr:`capabilities`, implement the abstract
+    methods, and are registered on the ``moksha.backend`` entry-point group.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @classmethod
+    def configured(cls, config: Config) -> bool:
+        """Whether ``config`` asks for this backend (e.g. ``amqp_broker`` is set).
+
+        Backends that return False here are used only when named in
+        ``moksha.backends``.
+        """
+        return False
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the connection.
+
+        Raises:
+            BackendUnavailable: the broker cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the connection; pending deliveries are abandoned."""
+
+    @abc.abstractmethod
+    async def publish(self, message: Message) -> None:
+        """Send ``message`` to everyone subscribed to a pattern matching its topic.
+
+        Raises:
+            BackendError: the transport failed.
+        """
+
+    @abc.abstractmethod
+    async def subscribe(
+        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+    ) -> Subscription:
+        """Deliver every message whose topic matches one of ``patterns`` to ``handler``.
+
+        Args:
+            patterns: topic patterns (``*`` one word, ``#`` zero or more).
+            handler: awaited once per message.
+            group: a consumer-group name; subscriptions sharing a group on a
+                backend with durable queues share the work (each message is
+                handled once per group).  Ignored where it means nothing.
+        """
+
+    @property
+    def connected(self) -> bool:
+        """Whether the backend currently has a working connection."""
+        return True
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

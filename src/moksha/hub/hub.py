@@ -1,0 +1,516 @@
+"""The hub: publishes, subscribes and runs plugins over one or more backends.
+
+:class:`MokshaHub` is a client of the bus; :class:`CentralMokshaHub` also runs
+consumers and producers.  Both have one implementation, on asyncio, and two
+faces:
+
+* from asyncio: ``async with CentralMokshaHub(config) as hub``, ``await
+  hub.publish(topic, body)``, ``await hub.asubscribe(pattern, callback)``,
+  ``await hub.aclose()``;
+* from plain Python, as in the original Moksha: a hub created outside a
+  running event loop starts at once on a loop in a background thread, and
+  ``hub.send_message(topic, body)``, ``hub.subscribe(pattern, callback)``,
+  ``hub.unsubscribe(callback)`` and ``hub.close()`` wait for that loop.
+
+Called on the hub's own event loop (from a callback or an ``async def``
+consumer), the blocking calls cannot wait: ``send_message`` and ``subscribe``
+then schedule their work and return at once.
+
+Shutting down (``close``, SIGINT/SIGTERM under :meth:`CentralMokshaHub.serve`)
+stops producers, stops taking deliveries, lets consumers drain their backlog
+for at most ``moksha.shutdown_timeout`` seconds, then closes the backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from moksha.config import Config
+from moksha.errors import HubClosed, MokshaError
+from moksha.hub.api.consumer import Consumer
+from moksha.hub.api.producer import PollingProducer, Producer
+from moksha.hub.backends import Backend, Subscription, select_backends
+from moksha.hub.loop_thread import LoopThread
+from moksha.hub.runners import ConsumerRunner, run_polling_producer
+from moksha.message import Message
+from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS, load_plugin_classes
+from moksha.topics import topics_of
+
+__all__ = ["CentralMokshaHub", "HubState", "MokshaHub"]
+
+log = logging.getLogger("moksha.hub")
+
+Callback = Callable[[Message], Awaitable[None] | None]
+
+
+class HubState(enum.Enum):
+    """Where a hub is in its life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSED = "closed"
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class MokshaHub:
+    """A client of the message bus.
+
+    Args:
+        config: a :class:`~moksha.config.Config`, a dict of settings (layered over
+            the config file and ``MOKSHA_*`` environment), or None for the
+            defaults (the embedded in-memory bus).
+        backends: backend instances to use instead of those the config selects.
+
+    Raises:
+        ConfigError: a configuration value is wrong.
+        BackendError: a backend could not start (sync use only; async callers
+            see it from ``start``/``async with``).
+    """
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any] | None = None,
+        *,
+        backends: Sequence[Backend] | None = None,
+    ) -> None:
+        self.config = Config.coerce(config)
+        if backends is None:
+            backends = [cls(self.config) for cls in select_backends(self.config)]
+        self.backends: list[Backend] = list(backends)
+        self.topics: dict[str, list[Callback]] = {}
+        self.state = HubState.NEW
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
+        if not _in_running_loop():
+            self._thread = LoopThread()
+            try:
+                self._thread.run(self.start())
+            except BaseException:
+                self._thread.stop()
+                raise
+
+    # -- life cycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the backends and start what the hub runs.
+
+        Raises:
+            MokshaError: the hub was started before.
+            BackendError: a backend could not connect.
+        """
+        if self.state is not HubState.NEW:
+            raise MokshaError(f"this hub was already started (it is {self.state.value})")
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        started: asyncio.Future[None] = self._loop.create_future()
+        self._main = asyncio.create_task(self._run(started), name="moksha hub")
+        await started
+
+    async def _run(self, started: asyncio.Future[None]) -> None:
+        assert self._stop_requested is not None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for backend in self.backends:
+                    await stack.enter_async_context(backend)
+                    log.info("backend %s connected", backend.name)
+                self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
+                self.state = HubState.RUNNING
+                await self._on_start()
+                started.set_result(None)
+                await self._stop_requested.wait()
+                self.state = HubState.STOPPING
+                await self._on_stop()
+                for task in self._background:
+                    task.cancel()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+        finally:
+            self.state = HubState.CLOSED
+
+    async def _on_start(self) -> None:
+        """Start what runs inside the hub (subclasses add plugins)."""
+
+    async def _on_stop(self) -> None:
+        """Stop what runs inside the hub, before the backends close."""
+        for subscriptions in self._callback_subscriptions.values():
+            for subscription in subscriptions:
+                await subscription.cancel()
+        self._callback_subscriptions.clear()
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.config.shutdown_timeout)
+
+    async def aclose(self) -> None:
+        """Stop the hub and wait until it has stopped.  Closing twice is harmless."""
+        if self._main is None:
+            self.state = HubState.CLOSED
+            return
+        assert self._stop_requested is not None
+        self._stop_requested.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._main)
+
+    def close(self) -> None:
+        """Stop the hub (from plain Python).  Closing twice is harmless."""
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            try:
+                if self.state is not HubState.CLOSED:
+                    thread.run(self.aclose())
+            finally:
+                thread.stop()
+        elif self.state is not HubState.CLOSED:
+            self._wait_for(self.aclose(), "await hub.aclose()")
+
+    stop = close  # the original's name
+
+    async def __aenter__(self) -> Self:
+        if self.state is HubState.NEW:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- publishing -------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        jsonify: bool = True,
+    ) -> Message:
+        """Publish ``body`` on ``topic`` through every backend.
+
+        Args:
+            topic: the topic (no wildcards).
+            body: a JSON value; with ``jsonify=False``, ``str``/``bytes`` sent as they are.
+            headers: string headers to send along.
+            jsonify: encode ``body`` as JSON (the default).
+
+        Returns:
+            The message as published (with its ``id``).
+
+        Raises:
+            HubClosed: the hub is not running.
+            MessageError: the body cannot be encoded.
+            BackendError: a backend failed to send it.
+        """
+        if self.state is not HubState.RUNNING and self.state is not HubState.STOPPING:
+            raise HubClosed(f"cannot publish on {topic!r}: the hub is {self.state.value}")
+        if jsonify:
+            message = Message(topic, body, headers)
+        else:
+            message = Message(topic, headers=headers, payload=body)
+        for backend in self.backends:
+            await backend.publish(message)
+        return message
+
+    def send_message(
+        self,
+        topic: str | Sequence[str],
+        message: Any,
+        jsonify: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Publish ``message`` on ``topic`` (or on each of a list of topics).
+
+        From plain Python this waits until every backend took the message.
+        On the hub's event loop it schedules the publish and returns.
+
+        Raises:
+            HubClosed: the hub is not running.
+            MessageError, BackendError: as :meth:`publish` (when waiting).
+        """
+        for one_topic in topics_of(topic):
+            coro = self.publish(one_topic, message, headers=headers, jsonify=jsonify)
+            if self._on_loop_thread():
+                self._spawn(coro)
+            else:
+                self._wait_for(coro, "await hub.publish(...)")
+
+    def post(self, topic: str, body: Any, *, headers: Mapping[str, str] | None = None) -> None:
+        """Publish without waiting, from any thread; a failure is logged, not raised.
+
+        Raises:
+            HubClosed: the hub is not running.
+        """
+        loop = self._require_loop()
+        coro = self.publish(topic, body, headers=headers)
+        if self._on_loop_thread():
+            self._spawn(coro)
+        else:
+            loop.call_soon_threadsafe(self._spawn, coro)
+
+    # -- subscribing ------------------------------------------------------
+
+    async def asubscribe(self, pattern: str, callback: Callback, *, jsonify: bool = True) -> None:
+        """Call ``callback(message)`` for every message whose topic matches ``pattern``.
+
+        ``callback`` may be a plain function (called on the event loop: it must
+        not block; use a :class:`~moksha.hub.api.Consumer` for slow work) or a
+        coroutine function.  Its exceptions are logged.
+
+        Args:
+            pattern: a topic pattern (``*`` one word, ``#`` zero or more words).
+            callback: receives each :class:`~moksha.message.Message`.
+            jsonify: give the body decoded from JSON (default) or as raw text.
+        """
+        self._require_loop()
+        is_async = inspect.iscoroutinefunction(callback)
+
+        async def handler(message: Message) -> None:
+            if not jsonify:
+                message = message.raw()
+            try:
+                result = callback(message)
+                if is_async:
+                    await result  # type: ignore[misc]
+            except Exception:
+                log.exception("subscriber %r failed on %s", callback, message.topic)
+
+        subscriptions = self._callback_subscriptions.setdefault(callback, [])
+        for backend in self.backends:
+            subscriptions.append(await backend.subscribe([pattern], handler))
+        self.topics.setdefault(pattern, []).append(callback)
+
+    async def aunsubscribe(self, callback: Callback) -> None:
+        """Stop calling ``callback``, for every pattern it was subscribed to."""
+        for subscription in self._callback_subscriptions.pop(callback, []):
+            await subscription.cancel()
+        for pattern, callbacks in list(self.topics.items()):
+            self.topics[pattern] = [c for c in callbacks if c != callback]
+            if not self.topics[pattern]:
+                del self.topics[pattern]
+
+    def subscribe(self, topic: str, callback: Callback, *, jsonify: bool = True) -> None:
+        """Sync form of :meth:`asubscribe` (the original's name)."""
+        coro = self.asubscribe(topic, callback, jsonify=jsonify)
+        if self._on_loop_thread():
+            self._spawn(coro)
+        else:
+            self._wait_for(coro, "await hub.asubscribe(...)")
+
+    def unsubscribe(self, callback: Callback) -> None:
+        """Sync form of :meth:`aunsubscribe` (the original's name)."""
+        coro = self.aunsubscribe(callback)
+        if self._on_loop_thread():
+            self._spawn(coro)
+        else:
+            self._wait_for(coro, "await hub.aunsubscribe(...)")
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self.state not in (HubState.RUNNING, HubState.STOPPING):
+            raise HubClosed(f"the hub is {self.state.value}; start it first (or create a new one)")
+        return self._loop
+
+    def _on_loop_thread(self) -> bool:
+        loop = self._require_loop()
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def _wait_for(self, coro: Coroutine[Any, Any, Any], instead: str) -> Any:
+        """Run ``coro`` on the hub's loop from another thread and return its result."""
+        try:
+            loop = self._require_loop()
+            if self._on_loop_thread():
+                raise MokshaError(f"this call blocks and you are on the hub's event loop: {instead}")
+        except MokshaError:
+            coro.close()
+            raise
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, owned by the hub; its failure is logged."""
+        if self._tasks is None or self.state is HubState.CLOSED:
+            coro.close()
+            log.warning("dropped work scheduled after the hub closed")
+            return
+        task = self._tasks.create_task(self._logged(coro))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _logged(coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coro
+        except Exception:
+            log.exception("background hub work failed")
+
+
+class CentralMokshaHub(MokshaHub):
+    """A hub that also runs consumers and producers (what ``moksha hub`` starts).
+
+    Args:
+        config: as for :class:`MokshaHub`.
+        consumers: consumer classes to run; None loads the ``moksha.consumer``
+            entry points.
+        producers: producer classes to run; None loads the ``moksha.producer``
+            and ``moksha.stream`` entry points.
+        backends: as for :class:`MokshaHub`.
+
+    Attributes:
+        consumers: the running consumer instances.
+        producers: the running producer instances.
+    """
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any] | None = None,
+        consumers: Sequence[type[Consumer]] | None = None,
+        producers: Sequence[type[Producer]] | None = None,
+        *,
+        backends: Sequence[Backend] | None = None,
+    ) -> None:
+        self._consumer_classes = consumers
+        self._producer_classes = producers
+        self.consumers: list[Consumer] = []
+        self.producers: list[Producer] = []
+        self._runners: list[tuple[ConsumerRunner, list[Subscription]]] = []
+        super().__init__(config, backends=backends)
+
+    async def serve(self) -> None:
+        """Run until SIGINT or SIGTERM (or :meth:`aclose`), then shut down cleanly."""
+        if self.state is HubState.NEW:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        try:
+            assert self._main is not None
+            await asyncio.shield(self._main)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            await self.aclose()
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("received %s, shutting down", sig.name)
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def _on_start(self) -> None:
+        await self._start_consumers()
+        await self._start_producers()
+
+    async def _start_consumers(self) -> None:
+        classes = self._consumer_classes
+        if classes is None:
+            classes = load_plugin_classes(CONSUMER_GROUPS)
+        assert self._loop is not None and self._tasks is not None
+        for cls in classes:
+            try:
+                # Plugin constructors may block (databases, files): not on the loop.
+                consumer = await asyncio.to_thread(cls, self)
+            except Exception:
+                log.exception("consumer %s.%s failed to start", cls.__module__, cls.__qualname__)
+                continue
+            patterns = topics_of(consumer.topic)
+            if not patterns:
+                log.warning("consumer %s has no topic: it will receive nothing", cls.__qualname__)
+            runner = ConsumerRunner(
+                consumer,
+                workers=self.config.workers_per_consumer,
+                backlog=self.config.consumer_backlog,
+                loop=self._loop,
+            )
+            runner.start(self._tasks)
+            group = f"{cls.__module__}.{cls.__qualname__}"
+            subscriptions = []
+            for backend in self.backends:
+                wait_for_consume = (
+                    backend.capabilities.acknowledgements and self.config.blocking_mode
+                )
+                handler = runner.process if wait_for_consume else runner.deliver
+                if patterns:
+                    subscriptions.append(await backend.subscribe(patterns, handler, group=group))
+            for pattern in patterns:
+                self.topics.setdefault(pattern, []).append(consumer.consume)
+            self.consumers.append(consumer)
+            self._runners.append((runner, subscriptions))
+            log.info("consumer %s started on %s", cls.__qualname__, ", ".join(patterns))
+
+    async def _start_producers(self) -> None:
+        classes = self._producer_classes
+        if classes is None:
+            classes = load_plugin_classes(PRODUCER_GROUPS)
+        assert self._loop is not None and self._tasks is not None
+        for cls in classes:
+            try:
+                producer = await asyncio.to_thread(cls, self)
+            except Exception:
+                log.exception("producer %s.%s failed to start", cls.__module__, cls.__qualname__)
+                continue
+            if isinstance(producer, PollingProducer):
+                task = self._tasks.create_task(
+                    self._logged(run_polling_producer(producer)),
+                    name=f"moksha producer {cls.__qualname__}",
+                )
+                loop = self._loop
+                producer._on_stop = lambda task=task: loop.call_soon_threadsafe(task.cancel)
+            self.producers.append(producer)
+            log.info("producer %s started", cls.__qualname__)
+
+    async def _on_stop(self) -> None:
+        timeout = self.config.shutdown_timeout
+        for producer in self.producers:
+            await self._call_stop_hook(producer)
+        for _, subscriptions in self._runners:
+            for subscription in subscriptions:
+                await subscription.cancel()
+        await asyncio.gather(*(runner.stop(timeout) for runner, _ in self._runners))
+        for consumer in self.consumers:
+            await self._call_stop_hook(consumer)
+        await super()._on_stop()
+
+    @staticmethod
+    async def _call_stop_hook(plugin: Consumer | Producer) -> None:
+        try:
+            await asyncio.to_thread(plugin.stop)
+        except Exception:
+            log.exception("%s.stop failed", type(plugin).__name__)

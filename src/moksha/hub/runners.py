@@ -1,0 +1,299 @@
+"""Running plugins: each consumer behind a bounded backlog, each polling producer on a timer.
+
+Consumer backlog policy: a backlog holds at most ``moksha.consumer_backlog``
+messages.  When it is full, delivery *waits* for room, which slows the
+publisher (memory bus) or stops taking deliveries from the broker (prefetch),
+so nothing is dropped and memory stays bounded.
+
+A plain ``consume`` runs in ``moksha.workers_per_consumer`` worker threads fed
+by a thread-safe queue; an ``async def consume`` runs on the event loop, at most
+that many at a time.  With one worker, messages are consumed in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from moksha.hub.api.consumer import Consumer
+from moksha.hub.api.producer import PollingProducer
+from moksha.message import Message
+
+__all__ = ["ConsumerRunner", "run_polling_producer"]
+
+log = logging.getLogger("moksha.hub")
+
+_STOP: Any = object()
+
+# A backlog entry: the message, and the future to settle once it was consumed
+# (None when nobody waits for the outcome).
+_Item = tuple[Message, "asyncio.Future[BaseException | None] | None"]
+
+
+def _settle(done: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
+    if not done.done():
+        done.set_result(error)
+
+
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+class ConsumerRunner:
+    """Feeds one consumer instance: backlog, workers, hooks and statistics.
+
+    Args:
+        consumer: the consumer instance.
+        workers: worker threads (plain ``consume``) or concurrent calls (``async def``).
+        backlog: the most messages waiting for this consumer.
+        loop: the hub's event loop.
+    """
+
+    def __init__(
+        self, consumer: Consumer, *, workers: int, backlog: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.consumer = consumer
+        self.name = type(consumer).__name__
+        self.is_async = inspect.iscoroutinefunction(consumer.consume)
+        self.workers = workers
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._space_waiters: list[asyncio.Future[None]] = []
+        self._async_backlog: asyncio.Queue[_Item] = asyncio.Queue(backlog)
+        self._thread_backlog: queue.Queue[_Item] = queue.Queue(backlog)
+        backlog_queue = self._async_backlog if self.is_async else self._thread_backlog
+        consumer._backlog_size = backlog_queue.qsize  # type: ignore[method-assign]
+
+    def start(self, tasks: asyncio.TaskGroup) -> None:
+        """Start the workers (tasks in ``tasks``, or threads)."""
+        if self.is_async:
+            self._task = tasks.create_task(self._run_async(), name=f"moksha consumer {self.name}")
+            return
+        for i in range(self.workers):
+            thread = threading.Thread(
+                target=self._run_thread, name=f"moksha {self.name}-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    async def deliver(self, message: Message) -> None:
+        """Queue ``message``; return once it is in the backlog (waits while it is full)."""
+        self.consumer.headcount_in += 1
+        await self._put((message, None))
+
+    async def process(self, message: Message) -> None:
+        """Queue ``message`` and return once it was consumed.
+
+        Raises:
+            Exception: whatever ``consume`` raised, so the backend can nack.
+        """
+        done: asyncio.Future[BaseException | None] = self._loop.create_future()
+        self.consumer.headcount_in += 1
+        await self._put((message, done))
+        error = await done
+        if error is not None:
+            raise error
+
+    async def stop(self, timeout: float) -> int:
+        """Let the backlog drain for at most ``timeout`` seconds, then stop.
+
+        Returns the number of messages left unprocessed.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                if self.is_async:
+                    await self._put(_STOP)
+                    if self._task is not None:
+                        await asyncio.shield(self._task)
+                else:
+                    for _ in self._threads:
+                        await self._put(_STOP)
+                    await asyncio.to_thread(self._join_threads)
+        except TimeoutError:
+            if self._task is not None:
+                self._task.cancel()
+        left = self._async_backlog.qsize() + self._thread_backlog.qsize()
+        if left:
+            log.warning("%s: %d messages left unprocessed after %ss", self.name, left, timeout)
+        return left
+
+    def _join_threads(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    async def _put(self, item: _Item) -> None:
+        if self.is_async:
+            try:
+                self._async_backlog.put_nowait(item)
+            except asyncio.QueueFull:
+                await self._async_backlog.put(item)
+            return
+        backlog = self._thread_backlog
+        while True:
+            try:
+                backlog.put_nowait(item)
+                return
+            except queue.Full:
+                pass
+            # Register for a wake-up, then try once more: a worker may have
+            # taken an item between the first try and the registration.
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._space_waiters.append(waiter)
+            try:
+                backlog.put_nowait(item)
+                return
+            except queue.Full:
+                await waiter
+
+    def _run_thread(self) -> None:
+        backlog = self._thread_backlog
+        handle = self._handle_sync
+        while True:
+            item = backlog.get()
+            if self._space_waiters:
+                waiters, self._space_waiters = self._space_waiters, []
+                self._call_on_loop(_wake_all, waiters)
+            if item is _STOP:
+                return
+            message, done = item
+            error = handle(message)
+            if done is not None:
+                self._call_on_loop(_settle, done, error)
+
+    def _call_on_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop closed while this worker was still busy
+            pass
+
+    async def _run_async(self) -> None:
+        backlog = self._async_backlog
+        if self.workers == 1:
+            while (item := await backlog.get()) is not _STOP:
+                error = await self._handle_async(item[0])
+                if item[1] is not None:
+                    _settle(item[1], error)
+            return
+        slots = asyncio.Semaphore(self.workers)
+
+        async def one(item: _Item) -> None:
+            try:
+                error = await self._handle_async(item[0])
+                if item[1] is not None:
+                    _settle(item[1], error)
+            finally:
+                slots.release()
+
+        async with asyncio.TaskGroup() as running:
+            while (item := await backlog.get()) is not _STOP:
+                await slots.acquire()
+                running.create_task(one(item))
+
+    # The hooks, in the order the original Moksha called them.
+
+    def _begin(self, message: Message) -> Message | None:
+        consumer = self.consumer
+        consumer.headcount_out += 1
+        if not consumer.jsonify:
+            message = message.raw()
+        try:
+            consumer.validate(message)
+        except Exception as exc:
+            log.warning("%s rejected a message on %s: %s", self.name, message.topic, exc)
+            return None
+        try:
+            consumer.pre_consume(message)
+        except Exception:
+            log.exception("%s.pre_consume failed on %s", self.name, message.topic)
+        return message
+
+    def _end(self, message: Message, started: float, error: BaseException | None) -> None:
+        consumer = self.consumer
+        if error is not None:
+            consumer._exception_count += 1
+            log.error(
+                "%s.consume failed on %s (message %s)",
+                self.name,
+                message.topic,
+                message.id,
+                exc_info=error,
+            )
+        try:
+            consumer.post_consume(message)
+        except Exception:
+            log.exception("%s.post_consume failed on %s", self.name, message.topic)
+        consumer._times.append(time.perf_counter() - started)
+
+    def _handle_sync(self, message: Message) -> BaseException | None:
+        started = time.perf_counter()
+        prepared = self._begin(message)
+        if prepared is None:
+            return None
+        error = None
+        try:
+            self.consumer.consume(prepared)
+        except Exception as exc:
+            error = exc
+        self._end(prepared, started, error)
+        return error
+
+    async def _handle_async(self, message: Message) -> BaseException | None:
+        started = time.perf_counter()
+        prepared = self._begin(message)
+        if prepared is None:
+            return None
+        error = None
+        try:
+            await self.consumer.consume(prepared)
+        except Exception as exc:
+            error = exc
+        self._end(prepared, started, error)
+        return error
+
+
+async def run_polling_producer(producer: PollingProducer) -> None:
+    """Call ``producer.poll()`` every ``producer.frequency`` until cancelled or stopped.
+
+    Ticks are kept on a fixed schedule; a poll that overruns its interval
+    delays the next one rather than making polls pile up.  A plain ``poll``
+    runs in a worker thread.  Exceptions are logged and counted.
+    """
+    loop = asyncio.get_running_loop()
+    is_async = inspect.iscoroutinefunction(producer.poll)
+    interval = producer.interval
+    name = type(producer).__name__
+
+    async def poll_once() -> None:
+        producer._last_ran = time.time()
+        try:
+            if is_async:
+                await producer.poll()
+            else:
+                await asyncio.to_thread(producer.poll)
+        except Exception:
+            producer._exception_count += 1
+            log.exception("%s.poll failed", name)
+        else:
+            producer._exception_count = 0
+
+    if producer.now and not producer.die:
+        await poll_once()
+    next_at = loop.time()
+    while not producer.die:
+        next_at += interval
+        delay = next_at - loop.time()
+        if delay < 0:
+            next_at = loop.time()
+            delay = 0
+        await asyncio.sleep(delay)
+        if not producer.die:
+            await poll_once()

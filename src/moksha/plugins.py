@@ -1,0 +1,112 @@
+"""Finding plugins on entry points.
+
+Moksha reads these entry-point groups (as the original did):
+
+=========================  ==========================================
+``moksha.consumer``        :class:`~moksha.hub.api.Consumer` classes
+``moksha.producer``        :class:`~moksha.hub.api.Producer` classes
+``moksha.stream``          producers too (the original's older name)
+``moksha.widget``          widgets
+``moksha.application``     ASGI applications
+``moksha.wsgiapp``         WSGI applications
+``moksha.backend``         message transports
+=========================  ==========================================
+
+An entry may name a single class or a list/tuple of classes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+__all__ = [
+    "CONSUMER_GROUPS",
+    "LISTED_GROUPS",
+    "PRODUCER_GROUPS",
+    "Plugin",
+    "iter_plugins",
+    "load_plugin_classes",
+]
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUPS = ("moksha.consumer",)
+PRODUCER_GROUPS = ("moksha.producer", "moksha.stream")
+LISTED_GROUPS = (
+    *CONSUMER_GROUPS,
+    *PRODUCER_GROUPS,
+    "moksha.widget",
+    "moksha.application",
+    "moksha.wsgiapp",
+    "moksha.root",
+    "moksha.backend",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plugin:
+    """One object found on an entry point.
+
+    Attributes:
+        group: the entry-point group (``moksha.consumer``, ...).
+        name: the entry point's name.
+        value: what the entry point references (``pkg.module:Class``).
+        distribution: the installed distribution that declares it, if known.
+        obj: the loaded object (a class), or None when loading failed.
+        error: why loading failed, else None.
+    """
+
+    group: str
+    name: str
+    value: str
+    distribution: str | None
+    obj: Any = None
+    error: str | None = None
+
+
+def _distribution(ep: EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None
+    return f"{dist.metadata['Name']} {dist.version}"
+
+
+def iter_plugins(groups: Iterable[str]) -> Iterator[Plugin]:
+    """Load every entry point of ``groups``; an entry holding a list yields each item.
+
+    Entry points that fail to import are yielded with ``error`` set, not raised.
+    """
+    for group in groups:
+        for ep in entry_points(group=group):
+            dist = _distribution(ep)
+            try:
+                loaded = ep.load()
+            except Exception as exc:
+                yield Plugin(group, ep.name, ep.value, dist, error=f"{type(exc).__name__}: {exc}")
+                continue
+            items = loaded if isinstance(loaded, list | tuple) else [loaded]
+            for item in items:
+                yield Plugin(group, ep.name, ep.value, dist, obj=item)
+
+
+def load_plugin_classes(groups: Iterable[str]) -> list[type[Any]]:
+    """The classes found on ``groups``, each once; failures are logged and skipped."""
+    classes: list[type[Any]] = []
+    for plugin in iter_plugins(groups):
+        if plugin.error:
+            log.error(
+                "cannot load %s plugin %r (%s): %s",
+                plugin.group,
+                plugin.name,
+                plugin.value,
+                plugin.error,
+            )
+        elif not isinstance(plugin.obj, type):
+            log.error("%s plugin %r (%s) is not a class", plugin.group, plugin.name, plugin.value)
+        elif plugin.obj not in classes:
+            classes.append(plugin.obj)
+    return classes

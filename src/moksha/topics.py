@@ -1,0 +1,193 @@
+"""Topic names and patterns, with the AMQP rules on every backend.
+
+A topic is a dotted name (``org.example.app.event``); a *pattern* may use two
+wildcard words: ``*`` matches exactly one word, ``#`` matches zero or more
+words.  A word that merely contains ``*`` or ``#`` (``a*``) is literal, as on
+RabbitMQ.  ``moksha.*.event`` matches ``moksha.app.event``;
+``moksha.#`` matches ``moksha``, ``moksha.a`` and ``moksha.a.b``.
+
+This module is the only place topics are matched: the memory backend, the
+ZeroMQ filter, the live socket and the tests all use it.
+
+:class:`TopicRouter` finds every value registered under a pattern that matches
+a topic by walking a trie of pattern words, so the cost of a lookup grows with
+the topic's length, not with the number of patterns; results are cached per
+topic until the routes change.
+
+>>> router = TopicRouter()
+>>> router.add("org.*.event", "a")
+>>> router.add("org.#", "b")
+>>> router.match("org.app.event")
+('a', 'b')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["TopicRouter", "literal_prefix", "matches", "split", "topics_of"]
+
+T = TypeVar("T")
+
+ONE_WORD = "*"
+ANY_WORDS = "#"
+
+# How many distinct topics' results the router remembers between route changes.
+_CACHE_SIZE = 8192
+
+
+def split(topic: str) -> list[str]:
+    """Split a topic or pattern into words."""
+    return topic.split(".")
+
+
+def topics_of(topic: str | Iterable[str] | None) -> list[str]:
+    """Normalise a consumer's ``topic`` attribute (a str or a list of them) to a list."""
+    if topic is None or topic == "":
+        return []
+    if isinstance(topic, str):
+        return [topic]
+    return [t for t in topic if t]
+
+
+def matches(pattern: str, topic: str) -> bool:
+    """Whether ``topic`` matches ``pattern`` under the AMQP rules."""
+    return _match_words(split(pattern), 0, split(topic), 0)
+
+
+def _match_words(pattern: list[str], p: int, topic: list[str], t: int) -> bool:
+    while p < len(pattern):
+        word = pattern[p]
+        if word == ANY_WORDS:
+            return any(_match_words(pattern, p + 1, topic, k) for k in range(t, len(topic) + 1))
+        if t == len(topic) or (word != ONE_WORD and word != topic[t]):
+            return False
+        p += 1
+        t += 1
+    return t == len(topic)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The longest prefix of ``pattern`` before its first wildcard word.
+
+    Backends that filter by prefix (ZeroMQ) subscribe to this and let
+    :func:`matches` decide the rest: ``a.b.*`` → ``a.b.``, ``#`` → ``""``,
+    a pattern without wildcards → itself.
+    """
+    words = split(pattern)
+    for i, word in enumerate(words):
+        if word in (ONE_WORD, ANY_WORDS):
+            return ".".join(words[:i]) + "." if i else ""
+    return pattern
+
+
+@dataclass(eq=False)
+class _Node(Generic[T]):
+    children: dict[str, _Node[T]] = field(default_factory=dict)
+    routes: list[_Route[T]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Route(Generic[T]):
+    order: int
+    pattern: str
+    value: T
+
+
+class TopicRouter(Generic[T]):
+    """Map topic patterns to values; find the values whose pattern matches a topic.
+
+    A value may be registered under several patterns; :meth:`match` returns it
+    once per matching registration, in registration order.
+    """
+
+    def __init__(self) -> None:
+        self._root: _Node[T] = _Node()
+        self._order = 0
+        self._cache: dict[str, tuple[T, ...]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        """The number of registrations."""
+        return self._count
+
+    def add(self, pattern: str, value: T) -> None:
+        """Register ``value`` under ``pattern``."""
+        node = self._root
+        for word in split(pattern):
+            node = node.children.setdefault(word, _Node())
+        self._order += 1
+        node.routes.append(_Route(self._order, pattern, value))
+        self._count += 1
+        self._cache.clear()
+
+    def remove(self, pattern: str, value: T) -> bool:
+        """Unregister ``value`` from ``pattern``; return whether it was registered."""
+        path = [self._root]
+        for word in split(pattern):
+            child = path[-1].children.get(word)
+            if child is None:
+                return False
+            path.append(child)
+        routes = path[-1].routes
+        for i, route in enumerate(routes):
+            if route.value == value:
+                del routes[i]
+                break
+        else:
+            return False
+        self._count -= 1
+        self._cache.clear()
+        # Prune nodes that lead nowhere any more, so the trie does not grow forever.
+        words = split(pattern)
+        for depth in range(len(words), 0, -1):
+            node = path[depth]
+            if node.routes or node.children:
+                break
+            del path[depth - 1].children[words[depth - 1]]
+        return True
+
+    def patterns(self) -> list[str]:
+        """Every registered pattern, once each, in registration order."""
+        found: dict[int, _Route[T]] = {}
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            for route in node.routes:
+                found[route.order] = route
+            stack.extend(node.children.values())
+        return list(dict.fromkeys(found[k].pattern for k in sorted(found)))
+
+    def match(self, topic: str) -> tuple[T, ...]:
+        """The values registered under every pattern matching ``topic``."""
+        try:
+            return self._cache[topic]
+        except KeyError:
+            pass
+        found: dict[int, _Route[T]] = {}
+        self._walk(self._root, split(topic), 0, found)
+        result = tuple(found[k].value for k in sorted(found))
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[topic] = result
+        return result
+
+    def _walk(self, node: _Node[T], words: list[str], i: int, found: dict[int, _Route[T]]) -> None:
+        children = node.children
+        hash_node = children.get(ANY_WORDS)
+        if hash_node is not None:
+            # '#' swallows zero or more of the remaining words.
+            for j in range(i, len(words) + 1):
+                self._walk(hash_node, words, j, found)
+        if i == len(words):
+            for route in node.routes:
+                found[route.order] = route
+            return
+        literal = children.get(words[i])
+        if literal is not None:
+            self._walk(literal, words, i + 1, found)
+        star = children.get(ONE_WORD)
+        if star is not None:
+            self._walk(star, words, i + 1, found)
