@@ -188,6 +188,39 @@ KEYS: tuple[Key, ...] = (
         "How often a message is retried after its consumer fails."),
     Key("moksha.shutdown_timeout", "shutdown_timeout", _seconds, 5.0,
         "Seconds the hub waits for consumers to finish when stopping."),
+    Key("moksha.reconnect_delay", "reconnect_delay", _seconds, 0.5,
+        "First wait before reconnecting to a broker; doubles per failed attempt."),
+    Key("moksha.reconnect_max_delay", "reconnect_max_delay", _seconds, 10.0,
+        "Longest wait between two reconnection attempts."),
+    Key("moksha.dead_letter_topic", "dead_letter_topic", _text, "{topic}.dead",
+        "Where a message goes once its retries are used up; {topic} is its topic."),
+    Key("amqp_durable_queues", "amqp_durable_queues", _boolean, True,
+        "One durable queue per consumer class (shared work, kept while down); "
+        "false: exclusive auto-delete queues (fan-out, nothing kept)."),
+    Key("amqp_queue_prefix", "amqp_queue_prefix", _text, "moksha",
+        "Prefix of the queue names the hub declares."),
+    Key("amqp_heartbeat", "amqp_heartbeat", _integer(0), 60,
+        "AMQP heartbeat interval in seconds (0 disables)."),
+    Key("stomp_destination_prefix", "stomp_destination_prefix", _text, "/topic/",
+        "Prefix turning a topic into a STOMP destination."),
+    Key("stomp_vhost", "stomp_vhost", _text, "/",
+        "Virtual host sent as the STOMP host header (RabbitMQ: '/')."),
+    Key("stomp_heartbeat", "stomp_heartbeat", _integer(0), 10000,
+        "STOMP heart-beat interval in milliseconds (0 disables)."),
+    Key("zmq_hwm", "zmq_hwm", _integer(0), 10000,
+        "ZeroMQ high-water mark of each socket, in messages (0: no limit)."),
+    Key("zmq_reconnect_ivl", "zmq_reconnect_ivl", _integer(0), 100,
+        "ZeroMQ reconnect interval in milliseconds."),
+    Key("zmq_reconnect_ivl_max", "zmq_reconnect_ivl_max", _integer(0), 5000,
+        "ZeroMQ longest reconnect interval in milliseconds (backoff cap)."),
+    Key("zmq_tcp_keepalive", "zmq_tcp_keepalive", _boolean, False,
+        "Enable TCP keepalive on ZeroMQ sockets."),
+    Key("zmq_tcp_keepalive_idle", "zmq_tcp_keepalive_idle", _integer(1), 60,
+        "Seconds of idleness before the first TCP keepalive probe."),
+    Key("zmq_tcp_keepalive_intvl", "zmq_tcp_keepalive_intvl", _integer(1), 10,
+        "Seconds between TCP keepalive probes."),
+    Key("zmq_tcp_keepalive_cnt", "zmq_tcp_keepalive_cnt", _integer(1), 5,
+        "Unanswered TCP keepalive probes before the connection is dropped."),
     Key("moksha.livesocket.backend", "livesocket_backend", _optional_text, None,
         "Live socket server to run, e.g. websocket; none when unset."),
     Key("moksha.livesocket.websocket.port", "livesocket_websocket_port", _integer(0, 65535),
@@ -242,6 +275,22 @@ class Config(Mapping[str, Any]):
     consumer_backlog: int
     max_retries: int
     shutdown_timeout: float
+    reconnect_delay: float
+    reconnect_max_delay: float
+    dead_letter_topic: str
+    amqp_durable_queues: bool
+    amqp_queue_prefix: str
+    amqp_heartbeat: int
+    stomp_destination_prefix: str
+    stomp_vhost: str
+    stomp_heartbeat: int
+    zmq_hwm: int
+    zmq_reconnect_ivl: int
+    zmq_reconnect_ivl_max: int
+    zmq_tcp_keepalive: bool
+    zmq_tcp_keepalive_idle: int
+    zmq_tcp_keepalive_intvl: int
+    zmq_tcp_keepalive_cnt: int
     livesocket_backend: str | None
     livesocket_websocket_port: int
     livesocket_websocket_interface: str

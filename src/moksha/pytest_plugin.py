@@ -1,0 +1,1 @@
+"""Moksha's pytest plugin (placeholder; being written)."""
