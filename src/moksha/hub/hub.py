@@ -263,11 +263,9 @@ class MokshaHub:
             MessageError, BackendError: as :meth:`publish` (when waiting).
         """
         for one_topic in topics_of(topic):
-            coro = self.publish(one_topic, message, headers=headers, jsonify=jsonify)
-            if self._on_loop_thread():
-                self._spawn(coro)
-            else:
-                self._wait_for(coro, "await hub.publish(...)")
+            self._wait_or_schedule(
+                self.publish(one_topic, message, headers=headers, jsonify=jsonify)
+            )
 
     def post(self, topic: str, body: Any, *, headers: Mapping[str, str] | None = None) -> None:
         """Publish without waiting, from any thread; a failure is logged, not raised.
@@ -277,10 +275,7 @@ class MokshaHub:
         """
         loop = self._require_loop()
         coro = self.publish(topic, body, headers=headers)
-        if self._on_loop_thread():
-            self._spawn(coro)
-        else:
-            loop.call_soon_threadsafe(self._spawn, coro)
+        loop.call_soon_threadsafe(self._spawn, coro)
 
     # -- subscribing ------------------------------------------------------
 
@@ -325,19 +320,11 @@ class MokshaHub:
 
     def subscribe(self, topic: str, callback: Callback, *, jsonify: bool = True) -> None:
         """Sync form of :meth:`asubscribe` (the original's name)."""
-        coro = self.asubscribe(topic, callback, jsonify=jsonify)
-        if self._on_loop_thread():
-            self._spawn(coro)
-        else:
-            self._wait_for(coro, "await hub.asubscribe(...)")
+        self._wait_or_schedule(self.asubscribe(topic, callback, jsonify=jsonify))
 
     def unsubscribe(self, callback: Callback) -> None:
         """Sync form of :meth:`aunsubscribe` (the original's name)."""
-        coro = self.aunsubscribe(callback)
-        if self._on_loop_thread():
-            self._spawn(coro)
-        else:
-            self._wait_for(coro, "await hub.aunsubscribe(...)")
+        self._wait_or_schedule(self.aunsubscribe(callback))
 
     # -- plumbing ---------------------------------------------------------
 
@@ -363,6 +350,18 @@ class MokshaHub:
             coro.close()
             raise
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def _wait_or_schedule(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Wait for ``coro`` from plain Python; on the hub's loop, schedule it and return."""
+        try:
+            loop = self._require_loop()
+        except HubClosed:
+            coro.close()
+            raise
+        if self._on_loop_thread():
+            self._spawn(coro)
+        else:
+            asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, owned by the hub; its failure is logged."""
