@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -31,6 +32,9 @@ class LoopThread:
 
     def __init__(self, name: str = "moksha-hub") -> None:
         self.loop = new_event_loop()
+        # Our own executor, so stopping need not wait for a plugin call that hangs.
+        self._executor = ThreadPoolExecutor(thread_name_prefix=f"{name}-worker")
+        self.loop.set_default_executor(self._executor)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -41,7 +45,7 @@ class LoopThread:
         finally:
             try:
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-                self.loop.run_until_complete(self.loop.shutdown_default_executor())
+                self._executor.shutdown(wait=False, cancel_futures=True)
             finally:
                 self.loop.close()
 

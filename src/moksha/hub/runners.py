@@ -67,6 +67,8 @@ class ConsumerRunner:
         self._loop = loop
         self._task: asyncio.Task[None] | None = None
         self._threads: list[threading.Thread] = []
+        self._threads_running = 0
+        self._threads_exited = asyncio.Event()
         self._space_waiters: list[asyncio.Future[None]] = []
         self._async_backlog: asyncio.Queue[_Item] = asyncio.Queue(backlog)
         self._thread_backlog: queue.Queue[_Item] = queue.Queue(backlog)
@@ -84,6 +86,7 @@ class ConsumerRunner:
             )
             thread.start()
             self._threads.append(thread)
+        self._threads_running = len(self._threads)
 
     async def deliver(self, message: Message) -> None:
         """Queue ``message``; return once it is in the backlog (waits while it is full)."""
@@ -117,18 +120,27 @@ class ConsumerRunner:
                 else:
                     for _ in self._threads:
                         await self._put(_STOP)
-                    await asyncio.to_thread(self._join_threads)
+                    await self._threads_exited.wait()
         except TimeoutError:
             if self._task is not None:
                 self._task.cancel()
-        left = self._async_backlog.qsize() + self._thread_backlog.qsize()
+        left = self._unprocessed()
         if left:
             log.warning("%s: %d messages left unprocessed after %ss", self.name, left, timeout)
         return left
 
-    def _join_threads(self) -> None:
-        for thread in self._threads:
-            thread.join()
+    def _unprocessed(self) -> int:
+        """Messages still waiting in the backlog (stop markers are not messages)."""
+        if self.is_async:
+            items = list(self._async_backlog._queue)  # type: ignore[attr-defined]
+        else:
+            items = list(self._thread_backlog.queue)
+        return sum(item is not _STOP for item in items)
+
+    def _thread_exited(self) -> None:
+        self._threads_running -= 1
+        if not self._threads_running:
+            self._threads_exited.set()
 
     async def _put(self, item: _Item) -> None:
         if self.is_async:
@@ -163,6 +175,7 @@ class ConsumerRunner:
                 waiters, self._space_waiters = self._space_waiters, []
                 self._call_on_loop(_wake_all, waiters)
             if item is _STOP:
+                self._call_on_loop(self._thread_exited)
                 return
             message, done = item
             error = handle(message)

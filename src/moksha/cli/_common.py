@@ -1,0 +1,157 @@
+"""What every ``moksha`` command shares: options, state, config loading, logging, output.
+
+The global options ``-c/--config`` and ``--debug`` are accepted before the
+command name and after it (``moksha -c prod.ini send ...`` and ``moksha send
+-c prod.ini ...``); both write into one :class:`CliState` that click hands
+down from the group to the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from moksha.config import Config, load_config
+from moksha.errors import ConfigError
+from moksha.hub.loop_thread import new_event_loop
+
+__all__ = [
+    "CliState",
+    "common_options",
+    "pass_state",
+    "run_async",
+    "stderr_console",
+    "stdout_console",
+]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Width for tables written to a pipe or file: rich would otherwise fold them at
+# 80 columns, and a table sizes itself to its content anyway.
+_PIPE_WIDTH = 1000
+_PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+@dataclass
+class CliState:
+    """Global options, gathered from the group and the command.
+
+    Attributes:
+        config_path: the INI file named by ``-c`` (or a command's CONFIG argument).
+        debug: show tracebacks of errors and log at DEBUG level.
+    """
+
+    config_path: str | None = None
+    debug: bool = False
+
+    def load_config(self, path: str | None = None) -> Config:
+        """Read the configuration as every command does.
+
+        Args:
+            path: an INI file given to this command; else ``-c``; else the file
+                :func:`moksha.config.load_config` finds, if any.
+
+        Returns:
+            The configuration.
+
+        Raises:
+            ConfigError: the file is missing or a value in it is wrong.
+        """
+        path = path or self.config_path
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(
+                f"the config file {path} does not exist; give the path of an INI file, "
+                "or leave it out to use development.ini, production.ini or the built-in defaults."
+            )
+        return load_config(path)
+
+    def start_logging(self, ctx: click.Context, level: int = logging.WARNING) -> None:
+        """Log to stderr at ``level`` (DEBUG under ``--debug``) until the command ends."""
+        ctx.with_resource(_logging_to_stderr(logging.DEBUG if self.debug else level))
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def _set_config_path(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliState).config_path = value
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(CliState).debug = True
+
+
+def common_options(command: F) -> F:
+    """Add ``-c/--config`` and ``--debug`` to a command or group."""
+    command = click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_debug,
+        help="Show tracebacks of errors and log at DEBUG level.",
+    )(command)
+    return click.option(
+        "-c",
+        "--config",
+        metavar="PATH",
+        expose_value=False,
+        callback=_set_config_path,
+        help="INI file to read (default: ./development.ini, ./production.ini, /etc/moksha/).",
+    )(command)
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(level: int) -> Iterator[None]:
+    """Send log records to stderr, one line each, and undo that afterwards.
+
+    Only our own handler is added and removed, so handlers others installed
+    (pytest's, an embedding application's) keep working.
+    """
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler = RichHandler(
+            console=Console(stderr=True), show_path=False, log_time_format="%H:%M:%S"
+        )
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_PLAIN_FORMAT))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+
+
+def stdout_console() -> Console:
+    """A console for a command's output (tables); wide when not a terminal."""
+    width = None if sys.stdout.isatty() else _PIPE_WIDTH
+    return Console(width=width, highlight=False)
+
+
+def stderr_console() -> Console:
+    """A console for messages to the user; a long sentence stays one line."""
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a new event loop (uvloop's when installed)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
