@@ -36,3 +36,24 @@ def consumer_of(topic, inbox: Inbox, *, field: str = "body", **attrs):
         inbox(message[field] if field else message)
 
     return type("TestConsumer", (Consumer,), {"topic": topic, "consume": consume, **attrs})
+
+
+def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:
+    """Skip the test when a broker is not listening — but never in CI, where it must run.
+
+    CI (``CI=true``) turns a missing broker into a failure, so a broken
+    service cannot hide behind a skip.
+    """
+    import os
+    import socket
+
+    import pytest
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable on {host}:{port} ({exc})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI must run every broker test (see .ci/run)")
+    pytest.skip(f"{message}; start it to run this test")

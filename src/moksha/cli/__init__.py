@@ -1,0 +1,19 @@
+"""The ``moksha`` command line: a thin layer of commands over the library.
+
+=====================  =================================================
+``moksha hub``         run the installed consumers and producers (also ``moksha-hub``)
+``moksha list``        the installed plugins, their topics and distributions
+``moksha send``        publish one message through the configured backends
+``moksha config``      the configuration in effect and where each value came from
+=====================  =================================================
+
+Each command lives in its own module and is a small function over the library
+API; :func:`main` runs them in-process (``main(["list", "--json"])``) and
+returns the exit code instead of exiting.
+"""
+
+from __future__ import annotations
+
+from moksha.cli.main import cli, hub_main, main
+
+__all__ = ["cli", "hub_main", "main"]
