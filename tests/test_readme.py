@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from moksha.config import KEYS
+from moksha.config import KEYS, reference_table
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -13,6 +13,12 @@ def test_every_config_key_is_in_the_readme_reference():
     text = README.read_text()
     missing = [key.name for key in KEYS if f"| `{key.name}` |" not in text]
     assert missing == [], f"add these keys to the README's reference table: {missing}"
+
+
+def test_the_readme_reference_is_the_generated_table():
+    assert reference_table() in README.read_text(), (
+        "regenerate the README's reference table from moksha.config.reference_table()"
+    )
 
 
 def test_the_readme_gives_the_two_commands():

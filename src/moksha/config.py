@@ -32,7 +32,7 @@ from typing import Any
 
 from moksha.errors import ConfigError
 
-__all__ = ["KEYS", "Config", "Key", "find_config_file", "load_config"]
+__all__ = ["KEYS", "Config", "Key", "find_config_file", "load_config", "reference_table"]
 
 _CONFIG_VARIABLE = "MOKSHA_CONFIG"
 _SEARCH_NAMES = ("development.ini", "production.ini")
@@ -176,8 +176,9 @@ KEYS: tuple[Key, ...] = (
         "ZeroMQ endpoints to subscribe to."),
     Key("zmq_subscribe_method", "zmq_subscribe_method", _one_of("connect", "bind"), "connect",
         "Whether ZeroMQ subscribers connect to or bind the subscribe endpoints."),
-    Key("zmq_strict", "zmq_strict", _boolean, False,
-        "Match ZeroMQ topics exactly instead of by prefix."),
+    Key("zmq_strict", "zmq_strict", _boolean, True,
+        "True: ZeroMQ patterns follow the AMQP rules like every backend; false: a pattern "
+        "without wildcards also matches the topics it prefixes (the original's default)."),
     Key("moksha.workers_per_consumer", "workers_per_consumer", _integer(1), 1,
         "How many messages each consumer handles at once."),
     Key("moksha.blocking_mode", "blocking_mode", _boolean, True,
@@ -192,6 +193,8 @@ KEYS: tuple[Key, ...] = (
         "First wait before reconnecting to a broker; doubles per failed attempt."),
     Key("moksha.reconnect_max_delay", "reconnect_max_delay", _seconds, 10.0,
         "Longest wait between two reconnection attempts."),
+    Key("moksha.publish_timeout", "publish_timeout", _seconds, 30.0,
+        "How long a publish may wait for a broker connection before it fails."),
     Key("moksha.dead_letter_topic", "dead_letter_topic", _text, "{topic}.dead",
         "Where a message goes once its retries are used up; {topic} is its topic."),
     Key("amqp_durable_queues", "amqp_durable_queues", _boolean, True,
@@ -277,6 +280,7 @@ class Config(Mapping[str, Any]):
     shutdown_timeout: float
     reconnect_delay: float
     reconnect_max_delay: float
+    publish_timeout: float
     dead_letter_topic: str
     amqp_durable_queues: bool
     amqp_queue_prefix: str
@@ -520,3 +524,19 @@ def load_config(path: str | os.PathLike[str] | None = None,
     layers.append(_environment_entries(environ))
     layers.append(_entries(overrides or {}, "code"))
     return _assemble(layers)
+
+
+def reference_table() -> str:
+    """Every key as a Markdown table (key, environment variable, default, meaning).
+
+    The README's configuration reference is this table.
+    """
+    rows = ["| key | environment | default | meaning |", "|---|---|---|---|"]
+    for key in KEYS:
+        default = key.default
+        if isinstance(default, tuple):
+            default = ", ".join(default) or "(empty)"
+        elif default is None:
+            default = "(unset)"
+        rows.append(f"| `{key.name}` | `{key.env_var}` | `{default}` | {key.doc} |")
+    return "\n".join(rows) + "\n"

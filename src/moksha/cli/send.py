@@ -11,7 +11,7 @@ import click
 from moksha.cli._common import CliState, common_options, pass_state, run_async, stderr_console
 from moksha.config import Config
 from moksha.hub import MokshaHub
-from moksha.hub.backends import MemoryBackend
+from moksha.hub.backends.memory import MemoryBackend
 from moksha.message import Message
 
 __all__ = ["parse_body", "send_command"]

@@ -33,6 +33,7 @@ into the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import inspect
@@ -109,7 +110,9 @@ def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, f: Callable[..., Any]
         raise HubClosed(_NO_HUB) from exc
 
 
-def _run_logged(what: str, f: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+def _run_logged(
+    what: str, f: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]
+) -> None:
     """Call ``f``; log what it raises, since nobody is there to catch it."""
     try:
         result = f(*args, **kw)
@@ -134,7 +137,10 @@ class _State(enum.Enum):
 
 
 class DelayedCall:
-    """A call scheduled by :meth:`Reactor.callLater` (Twisted's ``IDelayedCall`` subset)."""
+    """A call scheduled by :meth:`Reactor.callLater` (Twisted's ``IDelayedCall`` subset).
+
+    Method names are Twisted's (camelCase) so original plugins run unchanged.
+    """
 
     def __init__(
         self,
@@ -175,16 +181,15 @@ class DelayedCall:
             handle = self._handle
         if handle is None:
             return  # not scheduled yet: _schedule will see the state
-        try:
+        # RuntimeError: the loop closed, so the timer will never fire anyway.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(handle.cancel)
-        except RuntimeError:  # the loop closed: the timer will never fire anyway
-            pass
 
     def active(self) -> bool:
         """Whether the call is still to come (neither run nor cancelled)."""
         return self._state is _State.PENDING
 
-    def getTime(self) -> float:  # noqa: N802 -- Twisted's name
+    def getTime(self) -> float:
         """When the call is due, in :meth:`Reactor.seconds` units."""
         return self._time
 
@@ -211,9 +216,7 @@ class Reactor:
         """
         return _require_loop().time()
 
-    def callLater(  # noqa: N802 -- Twisted's name
-        self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any
-    ) -> DelayedCall:
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
         """Call ``f(*args, **kw)`` on the event loop after ``delay`` seconds; any thread.
 
         Args:
@@ -234,7 +237,7 @@ class Reactor:
             _call_soon_threadsafe(loop, call._schedule)
         return call
 
-    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:  # noqa: N802
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Call ``f(*args, **kw)`` in a worker thread (the loop's default executor).
 
         Args:
@@ -248,7 +251,7 @@ class Reactor:
         # run_in_executor creates a loop future, so it must run on the loop's thread.
         _call_soon_threadsafe(loop, functools.partial(loop.run_in_executor, None, call))
 
-    def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:  # noqa: N802
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Call ``f(*args, **kw)`` on the event loop, soon; safe from any thread.
 
         Args:

@@ -1,0 +1,334 @@
+"""Memory-bus throughput, publish to consume, against the minimal hand-off.
+
+For an ``async def`` consumer and a plain (threaded) consumer, this measures
+
+* the *baseline*: the same bodies handed through one bounded queue to the same
+  consume function, with nothing else in between (``asyncio.Queue`` read by
+  one task; ``queue.Queue`` read by one worker thread, filled from the event
+  loop the way the hub fills a consumer's backlog);
+* the *hub*: ``await hub.publish(topic, body)`` on a
+  ``CentralMokshaHub`` with the memory backend, to one consumer whose
+  ``consume`` calls that same function with ``message.body``;
+
+each timed from the first publish to the last consume, and prints the median
+rate of each and their ratio (hub / baseline).  Target: ratio >= 0.50.
+
+Run from the repository root::
+
+    python benchmarks/bench_memory_bus.py [--messages N] [--repeat R] [--loop auto|asyncio|uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import platform
+import queue
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from moksha.hub import CentralMokshaHub
+from moksha.hub.api import Consumer
+from moksha.message import Message
+
+TOPIC = "bench.memory.event"
+BACKLOG = 10_000  # the hub's default moksha.consumer_backlog, and the baseline's queue size
+TARGET = 0.50
+_STOP: Any = object()
+
+
+def make_bodies(n: int) -> list[dict[str, Any]]:
+    """``n`` distinct dict bodies of about 200 bytes of JSON each."""
+    text = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 2
+    return [
+        {
+            "seq": i,
+            "user": f"user{i % 97}",
+            "kind": "bench.sample",
+            "ok": True,
+            "value": i * 0.5,
+            "text": text[:110],
+        }
+        for i in range(n)
+    ]
+
+
+class Sink:
+    """The consumer's work, shared by the baseline and the hub: look at the body, count.
+
+    At the ``n``-th message it records the time and calls ``done`` (which wakes
+    the event loop: directly for async consumers, thread-safely for threads).
+    """
+
+    def __init__(self, n: int, done: Callable[[], None]) -> None:
+        self.n = n
+        self.count = 0
+        self.total = 0
+        self.finished_at = 0.0
+        self._done = done
+
+    def consume(self, body: dict[str, Any]) -> None:
+        self.total += body["seq"]
+        self.count += 1
+        if self.count == self.n:
+            self.finished_at = time.perf_counter()
+            self._done()
+
+    async def aconsume(self, body: dict[str, Any]) -> None:
+        self.consume(body)
+
+
+def _timeout(n: int) -> float:
+    # Generous: even 5k msgs/s finishes well inside it; a hang fails instead of spinning.
+    return 30.0 + n / 5_000
+
+
+def _check(sink: Sink, n: int, bodies: Sequence[dict[str, Any]]) -> None:
+    if sink.count != n or sink.total != sum(b["seq"] for b in bodies):
+        raise RuntimeError(f"consumed {sink.count} of {n} messages, or not the ones sent")
+
+
+# -- baselines -------------------------------------------------------------
+
+
+async def baseline_async(bodies: Sequence[dict[str, Any]]) -> float:
+    """Bodies through one bounded asyncio.Queue to one task; returns msgs/s."""
+    n = len(bodies)
+    done = asyncio.Event()
+    sink = Sink(n, done.set)
+    consume = sink.aconsume
+    backlog: asyncio.Queue[Any] = asyncio.Queue(BACKLOG)
+
+    async def reader() -> None:
+        while (body := await backlog.get()) is not _STOP:
+            await consume(body)
+
+    task = asyncio.create_task(reader())
+    started = time.perf_counter()
+    for body in bodies:
+        # As the hub's ConsumerRunner._put: put_nowait, wait only when full.
+        try:
+            backlog.put_nowait(body)
+        except asyncio.QueueFull:
+            await backlog.put(body)
+    async with asyncio.timeout(_timeout(n)):
+        await done.wait()
+        await backlog.put(_STOP)
+        await task
+    _check(sink, n, bodies)
+    return n / (sink.finished_at - started)
+
+
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+class _ThreadHandoff:
+    """queue.Queue to one worker thread, filled from the loop as the hub fills it."""
+
+    def __init__(self, consume: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
+        self.backlog: queue.Queue[Any] = queue.Queue(BACKLOG)
+        self.space_waiters: list[asyncio.Future[None]] = []
+        self._consume = consume
+        self._loop = loop
+        self.thread = threading.Thread(target=self._run, name="bench worker", daemon=True)
+
+    async def put(self, item: Any) -> None:
+        # Same policy as ConsumerRunner._put for a threaded consumer.
+        backlog = self.backlog
+        while True:
+            try:
+                backlog.put_nowait(item)
+                return
+            except queue.Full:
+                pass
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self.space_waiters.append(waiter)
+            try:
+                backlog.put_nowait(item)
+                return
+            except queue.Full:
+                await waiter
+
+    def _run(self) -> None:
+        backlog = self.backlog
+        consume = self._consume
+        while True:
+            item = backlog.get()
+            if self.space_waiters:
+                waiters, self.space_waiters = self.space_waiters, []
+                self._loop.call_soon_threadsafe(_wake_all, waiters)
+            if item is _STOP:
+                return
+            consume(item)
+
+
+async def baseline_sync(bodies: Sequence[dict[str, Any]]) -> float:
+    """Bodies through one bounded queue.Queue to one worker thread; returns msgs/s."""
+    n = len(bodies)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    sink = Sink(n, lambda: loop.call_soon_threadsafe(done.set))
+    handoff = _ThreadHandoff(sink.consume, loop)
+    handoff.thread.start()
+    try:
+        started = time.perf_counter()
+        for body in bodies:
+            await handoff.put(body)
+        async with asyncio.timeout(_timeout(n)):
+            await done.wait()
+    finally:
+        await handoff.put(_STOP)
+        await asyncio.to_thread(handoff.thread.join, _timeout(n))
+    _check(sink, n, bodies)
+    return n / (sink.finished_at - started)
+
+
+# -- the hub ---------------------------------------------------------------
+
+
+def _consumer_class(sink: Sink, is_async: bool) -> type[Consumer]:
+    if is_async:
+
+        class AsyncBenchConsumer(Consumer):
+            topic = TOPIC
+
+            async def consume(self, message: Message) -> None:
+                await sink.aconsume(message.body)
+
+        return AsyncBenchConsumer
+
+    class SyncBenchConsumer(Consumer):
+        topic = TOPIC
+
+        def consume(self, message: Message) -> None:
+            sink.consume(message.body)
+
+    return SyncBenchConsumer
+
+
+async def hub_run(bodies: Sequence[dict[str, Any]], is_async: bool) -> float:
+    """Bodies published on a memory-bus hub to one consumer; returns msgs/s."""
+    n = len(bodies)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    sink = Sink(n, done.set if is_async else lambda: loop.call_soon_threadsafe(done.set))
+    config = {"moksha.backends": "memory", "moksha.consumer_backlog": BACKLOG}
+    consumers = [_consumer_class(sink, is_async)]
+    async with CentralMokshaHub(config, consumers=consumers, producers=[]) as hub:
+        publish = hub.publish
+        started = time.perf_counter()
+        for body in bodies:
+            await publish(TOPIC, body)
+        async with asyncio.timeout(_timeout(n)):
+            await done.wait()
+    _check(sink, n, bodies)
+    return n / (sink.finished_at - started)
+
+
+# -- the run ---------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    case: str
+    baseline: float
+    hub: float
+
+    @property
+    def ratio(self) -> float:
+        return self.hub / self.baseline
+
+
+async def _measure(run: Callable[[], Awaitable[float]]) -> float:
+    gc.collect()
+    return await run()
+
+
+async def run_case(
+    case: str, bodies: Sequence[dict[str, Any]], repeat: int, is_async: bool
+) -> Result:
+    baseline = baseline_async if is_async else baseline_sync
+    base_rates: list[float] = []
+    hub_rates: list[float] = []
+    for r in range(repeat):
+        # Alternate which goes first, so drift on a noisy machine hits both alike.
+        runs = [
+            (base_rates, lambda: baseline(bodies)),
+            (hub_rates, lambda: hub_run(bodies, is_async)),
+        ]
+        for rates, run in runs if r % 2 == 0 else runs[::-1]:
+            rates.append(await _measure(run))
+    return Result(case, statistics.median(base_rates), statistics.median(hub_rates))
+
+
+async def main_async(n: int, repeat: int) -> list[Result]:
+    bodies = make_bodies(n)
+    # One short warm-up of each path (imports, first-call costs), not measured.
+    warm = bodies[: min(n, 2_000)]
+    for is_async in (True, False):
+        await (baseline_async(warm) if is_async else baseline_sync(warm))
+        await hub_run(warm, is_async)
+    return [
+        await run_case("async consumer", bodies, repeat, is_async=True),
+        await run_case("sync consumer (thread)", bodies, repeat, is_async=False),
+    ]
+
+
+def _loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise SystemExit("uvloop is not installed (pip install 'moksha[fast]')") from None
+        else:
+            return uvloop.new_event_loop, f"uvloop {uvloop.__version__}"
+    return asyncio.new_event_loop, "asyncio (default selector loop)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000, help="messages per run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop (auto: uvloop when installed)",
+    )
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.repeat < 1:
+        parser.error("--messages and --repeat must be at least 1")
+    factory, loop_name = _loop_factory(args.loop)
+    print(f"python {platform.python_version()} ({sys.executable}), loop: {loop_name}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+        f"messages: {args.messages}, repeat: {args.repeat} (median)"
+    )
+    began = time.perf_counter()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        results = runner.run(main_async(args.messages, args.repeat))
+    print()
+    print(f"{'case':<24} {'baseline msgs/s':>16} {'hub msgs/s':>12} {'ratio':>7}  target")
+    for res in results:
+        verdict = "PASS" if res.ratio >= TARGET else "FAIL"
+        print(
+            f"{res.case:<24} {res.baseline:>16,.0f} {res.hub:>12,.0f} {res.ratio:>7.2f}"
+            f"  >= {TARGET:.2f} {verdict}"
+        )
+    print(f"\ntotal time {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

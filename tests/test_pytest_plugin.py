@@ -1,0 +1,156 @@
+"""The pytest plugin, used the way a plugin author's project uses it: from a test file."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+DOUBLER = """
+from moksha.hub.api import Consumer
+
+
+class Doubler(Consumer):
+    topic = "in.number"
+
+    def consume(self, message):
+        self.send_message("out.double", message.body * 2)
+"""
+
+
+def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_plugin_author=DOUBLER + source)
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def test_a_consumer_is_tested_without_a_broker(pytester: pytest.Pytester):
+    result = run(
+        pytester,
+        """
+def test_doubler_doubles(moksha_hub):
+    moksha_hub.start(consumers=[Doubler])
+    moksha_hub.send("in.number", 21)
+    assert moksha_hub.wait_for("out.double")[0].body == 42
+
+
+def test_every_message_is_recorded_in_order(moksha_hub):
+    moksha_hub.start(consumers=[Doubler])
+    moksha_hub.send("in.number", 1)
+    moksha_hub.send("in.number", 2)
+    doubled = moksha_hub.wait_for("out.*", count=2)
+    assert sorted(m.body for m in doubled) == [2, 4]
+    assert [m.body for m in moksha_hub.wait_for("in.number", count=2)] == [1, 2]
+    assert len(moksha_hub.messages) == 4
+""",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_a_message_that_never_comes_fails_the_test_saying_what_came(pytester: pytest.Pytester):
+    started = time.monotonic()
+    result = run(
+        pytester,
+        """
+def test_expects_the_wrong_topic(moksha_hub):
+    moksha_hub.start(consumers=[Doubler])
+    moksha_hub.send("in.number", 21)
+    moksha_hub.send("in.number", 1)
+    moksha_hub.wait_for("out.triple", timeout=0.5)
+""",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: expected 1 message on 'out.triple' within 0.5s, got 0."
+            " What arrived instead, 4 messages: in.number (2), out.double (2).*"
+        ]
+    )
+    # Hub start and teardown included; a wait that ignored its timeout would take 5s.
+    assert time.monotonic() - started < 4.5
+
+
+def test_a_producer_that_polls_at_start_has_its_first_message_recorded(
+    pytester: pytest.Pytester,
+):
+    result = run(
+        pytester,
+        """
+from moksha.hub.api import PollingProducer
+
+
+class Clock(PollingProducer):
+    frequency = 3600
+    now = True
+
+    def poll(self):
+        self.send_message("clock.tick", {"tick": 1})
+
+
+def test_first_tick(moksha_hub):
+    moksha_hub.start(producers=[Clock])
+    [tick] = moksha_hub.wait_for("clock.#")
+    assert tick.body == {"tick": 1}
+""",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_async_tests_wait_without_blocking_their_loop(pytester: pytest.Pytester):
+    result = run(
+        pytester,
+        """
+import asyncio
+
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_doubler_from_async_code(moksha_hub):
+    moksha_hub.start(consumers=[Doubler])
+    # Waiting first: if await_for blocked the loop, asend could never run.
+    waiting = asyncio.ensure_future(moksha_hub.await_for("out.double", timeout=2))
+    await moksha_hub.asend("in.number", 21)
+    [doubled] = await waiting
+    assert doubled.body == 42
+""",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_config_set_in_the_test_reaches_the_hub(pytester: pytest.Pytester):
+    result = run(
+        pytester,
+        """
+def test_workers(moksha_hub, moksha_config):
+    moksha_config["moksha.workers_per_consumer"] = 3
+    hub = moksha_hub.start(consumers=[Doubler])
+    assert hub.config.workers_per_consumer == 3
+    assert [b.name for b in hub.backends] == ["memory"]
+""",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_misuse_reads_as_a_sentence(pytester: pytest.Pytester):
+    result = run(
+        pytester,
+        """
+import pytest
+
+from moksha.errors import HubClosed, MokshaError
+
+
+def test_send_before_start(moksha_hub):
+    with pytest.raises(HubClosed, match="call moksha_hub.start"):
+        moksha_hub.send("in.number", 1)
+
+
+def test_start_twice(moksha_hub):
+    moksha_hub.start()
+    with pytest.raises(MokshaError, match="already called in this test"):
+        moksha_hub.start()
+""",
+    )
+    result.assert_outcomes(passed=2)
