@@ -130,7 +130,7 @@ def test_list_shows_installed_plugins_and_broken_ones(
     )
     assert re.search(r"backend .* demo_plugin:RecordingBackend", row("RecordingBackend"))
     assert "demo_plugin_not_installed:Nothing" in row("missing")
-    assert "No module named 'demo_plugin_not_installed'" in row("ModuleNotFoundError")
+    assert "ModuleNotFoundError" in row("No module named 'demo_plugin_not_installed'")
 
 
 def test_list_json(installed_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,8 +17,11 @@ def write_ini(path: Path, text: str) -> Path:
     return path
 
 
-def load(path: Path | None = None, overrides: Mapping[str, object] | None = None,
-         environ: dict[str, str] | None = None) -> Config:
+def load(
+    path: Path | None = None,
+    overrides: Mapping[str, object] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
     """Load with nothing from the real environment or the real file system."""
     return load_config(path, overrides, environ=environ or {}, search=False)
 
@@ -47,7 +50,9 @@ def test_every_key_has_an_attribute_and_a_distinct_environment_variable() -> Non
 
 
 def test_ini_reads_app_main_with_default_as_fallback(tmp_path: Path) -> None:
-    ini = write_ini(tmp_path / "development.ini", """\
+    ini = write_ini(
+        tmp_path / "development.ini",
+        """\
 [DEFAULT]
 amqp_exchange = from.default
 stomp_port = 1000
@@ -55,7 +60,8 @@ stomp_port = 1000
 [app:main]
 stomp_port = 2000
 zmq_enabled = true
-""")
+""",
+    )
     config = load(ini)
     assert config.amqp_exchange == "from.default"
     assert config.stomp_port == 2000
@@ -68,11 +74,14 @@ def test_ini_uses_moksha_section_when_there_is_no_app_main(tmp_path: Path) -> No
 
 
 def test_ini_interpolates_here_and_file(tmp_path: Path) -> None:
-    ini = write_ini(tmp_path / "development.ini", """\
+    ini = write_ini(
+        tmp_path / "development.ini",
+        """\
 [app:main]
 stomp_ssl_key = %(here)s/certs/client.key
 my.plugin.config = %(__file__)s
-""")
+""",
+    )
     config = load(ini)
     assert config.stomp_ssl_key == f"{tmp_path}/certs/client.key"
     assert config["my.plugin.config"] == str(ini)
@@ -101,11 +110,23 @@ def test_source_names_where_each_value_came_from(tmp_path: Path) -> None:
         config.source("never.set")
 
 
-@pytest.mark.parametrize(("spelling", "expected"), [
-    ("true", True), ("True", True), ("YES", True), ("on", True), ("1", True), (True, True),
-    ("false", False), ("False", False), ("no", False), ("OFF", False), ("0", False),
-    (False, False),
-])
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [
+        ("true", True),
+        ("True", True),
+        ("YES", True),
+        ("on", True),
+        ("1", True),
+        (True, True),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        ("OFF", False),
+        ("0", False),
+        (False, False),
+    ],
+)
 def test_every_boolean_spelling(spelling: str | bool, expected: bool) -> None:
     assert load(overrides={"zmq_strict": spelling}).zmq_strict is expected
     if isinstance(spelling, str):
@@ -117,14 +138,17 @@ def test_a_bad_boolean_says_what_is_accepted() -> None:
         load(overrides={"zmq_enabled": "maybe"})
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("tcp://a:1,tcp://b:2", ("tcp://a:1", "tcp://b:2")),
-    ("tcp://a:1, tcp://b:2", ("tcp://a:1", "tcp://b:2")),
-    ("tcp://a:1\n  tcp://b:2", ("tcp://a:1", "tcp://b:2")),
-    ("", ()),
-    (["tcp://a:1"], ("tcp://a:1",)),
-    (("tcp://a:1", "tcp://b:2"), ("tcp://a:1", "tcp://b:2")),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("tcp://a:1,tcp://b:2", ("tcp://a:1", "tcp://b:2")),
+        ("tcp://a:1, tcp://b:2", ("tcp://a:1", "tcp://b:2")),
+        ("tcp://a:1\n  tcp://b:2", ("tcp://a:1", "tcp://b:2")),
+        ("", ()),
+        (["tcp://a:1"], ("tcp://a:1",)),
+        (("tcp://a:1", "tcp://b:2"), ("tcp://a:1", "tcp://b:2")),
+    ],
+)
 def test_list_parsing(raw: object, expected: tuple[str, ...]) -> None:
     assert load(overrides={"zmq_subscribe_endpoints": raw}).zmq_subscribe_endpoints == expected
 
@@ -211,11 +235,13 @@ def test_with_overrides_returns_a_new_validated_config(tmp_path: Path) -> None:
 
 
 def test_repr_and_redacted_hide_secrets() -> None:
-    config = load(overrides={
-        "stomp_pass": "hunter2",
-        "amqp_broker": "amqp://guest:s3cret@broker.example/",
-        "my.plugin.password": "opensesame",
-    })
+    config = load(
+        overrides={
+            "stomp_pass": "hunter2",
+            "amqp_broker": "amqp://guest:s3cret@broker.example/",
+            "my.plugin.password": "opensesame",
+        }
+    )
     for shown in (repr(config), str(config.redacted())):
         assert "hunter2" not in shown
         assert "s3cret" not in shown
@@ -267,7 +293,9 @@ def test_load_config_uses_the_file_moksha_config_names(tmp_path: Path) -> None:
 
 
 def test_misspelt_zmq_published_endpoints_is_accepted(tmp_path: Path) -> None:
-    ini = write_ini(tmp_path / "development.ini", "[app:main]\nzmq_published_endpoints = tcp://*:1\n")
+    ini = write_ini(
+        tmp_path / "development.ini", "[app:main]\nzmq_published_endpoints = tcp://*:1\n"
+    )
     config = load(ini)
     assert config.zmq_publish_endpoints == ("tcp://*:1",)
     assert "zmq_published_endpoints" not in config.extras

@@ -21,6 +21,7 @@ class Doubler(Consumer):
 
 
 def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_plugin_author=DOUBLER + source)
     return pytester.runpytest("-p", "no:cacheprovider", *args)
 

@@ -145,95 +145,300 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("moksha.backends", "backends", _words, (),
-        "Backend names to use; empty means chosen from the broker keys, memory when none."),
-    Key("amqp_broker", "amqp_broker", _optional_text, None,
-        "AMQP broker: an amqp:// or amqps:// URL, or the original user/password@host[:port]."),
-    Key("amqp_exchange", "amqp_exchange", _text, "amq.topic",
-        "AMQP topic exchange messages are published to and consumed from."),
-    Key("amqp_prefetch", "amqp_prefetch", _integer(1), 100,
-        "How many unacknowledged AMQP messages the broker may send ahead."),
-    Key("stomp_uri", "stomp_uri", _optional_text, None,
-        "STOMP broker(s) as host:port, several separated by commas for failover."),
-    Key("stomp_broker", "stomp_broker", _optional_text, None,
-        "STOMP broker host, used with stomp_port when stomp_uri is not set."),
+    Key(
+        "moksha.backends",
+        "backends",
+        _words,
+        (),
+        "Backend names to use; empty means chosen from the broker keys, memory when none.",
+    ),
+    Key(
+        "amqp_broker",
+        "amqp_broker",
+        _optional_text,
+        None,
+        "AMQP broker: an amqp:// or amqps:// URL, or the original user/password@host[:port].",
+    ),
+    Key(
+        "amqp_exchange",
+        "amqp_exchange",
+        _text,
+        "amq.topic",
+        "AMQP topic exchange messages are published to and consumed from.",
+    ),
+    Key(
+        "amqp_prefetch",
+        "amqp_prefetch",
+        _integer(1),
+        100,
+        "How many unacknowledged AMQP messages the broker may send ahead.",
+    ),
+    Key(
+        "stomp_uri",
+        "stomp_uri",
+        _optional_text,
+        None,
+        "STOMP broker(s) as host:port, several separated by commas for failover.",
+    ),
+    Key(
+        "stomp_broker",
+        "stomp_broker",
+        _optional_text,
+        None,
+        "STOMP broker host, used with stomp_port when stomp_uri is not set.",
+    ),
     Key("stomp_port", "stomp_port", _integer(1, 65535), 61613, "STOMP broker port."),
     Key("stomp_user", "stomp_user", _optional_text, None, "STOMP login."),
     Key("stomp_pass", "stomp_pass", _optional_text, None, "STOMP passcode.", secret=True),
-    Key("stomp_ssl_key", "stomp_ssl_key", _optional_text, None,
-        "Path to the client key for STOMP over TLS."),
-    Key("stomp_ssl_crt", "stomp_ssl_crt", _optional_text, None,
-        "Path to the client certificate for STOMP over TLS."),
-    Key("stomp_ack_mode", "stomp_ack_mode", _one_of("auto", "client-individual"), "auto",
-        "STOMP subscription ack mode."),
-    Key("stomp_send_explicit_nacks", "stomp_send_explicit_nacks", _boolean, True,
-        "Send NACK frames for messages a consumer failed to handle."),
+    Key(
+        "stomp_ssl_key",
+        "stomp_ssl_key",
+        _optional_text,
+        None,
+        "Path to the client key for STOMP over TLS.",
+    ),
+    Key(
+        "stomp_ssl_crt",
+        "stomp_ssl_crt",
+        _optional_text,
+        None,
+        "Path to the client certificate for STOMP over TLS.",
+    ),
+    Key(
+        "stomp_ack_mode",
+        "stomp_ack_mode",
+        _one_of("auto", "client-individual"),
+        "auto",
+        "STOMP subscription ack mode.",
+    ),
+    Key(
+        "stomp_send_explicit_nacks",
+        "stomp_send_explicit_nacks",
+        _boolean,
+        True,
+        "Send NACK frames for messages a consumer failed to handle.",
+    ),
     Key("zmq_enabled", "zmq_enabled", _boolean, False, "Use the ZeroMQ backend."),
-    Key("zmq_publish_endpoints", "zmq_publish_endpoints", _words, (),
+    Key(
+        "zmq_publish_endpoints",
+        "zmq_publish_endpoints",
+        _words,
+        (),
         "ZeroMQ endpoints to publish on, e.g. tcp://*:6543.",
-        aliases=("zmq_published_endpoints",)),
-    Key("zmq_subscribe_endpoints", "zmq_subscribe_endpoints", _words, (),
-        "ZeroMQ endpoints to subscribe to."),
-    Key("zmq_subscribe_method", "zmq_subscribe_method", _one_of("connect", "bind"), "connect",
-        "Whether ZeroMQ subscribers connect to or bind the subscribe endpoints."),
-    Key("zmq_strict", "zmq_strict", _boolean, True,
+        aliases=("zmq_published_endpoints",),
+    ),
+    Key(
+        "zmq_subscribe_endpoints",
+        "zmq_subscribe_endpoints",
+        _words,
+        (),
+        "ZeroMQ endpoints to subscribe to.",
+    ),
+    Key(
+        "zmq_subscribe_method",
+        "zmq_subscribe_method",
+        _one_of("connect", "bind"),
+        "connect",
+        "Whether ZeroMQ subscribers connect to or bind the subscribe endpoints.",
+    ),
+    Key(
+        "zmq_strict",
+        "zmq_strict",
+        _boolean,
+        True,
         "True: ZeroMQ patterns follow the AMQP rules like every backend; false: a pattern "
-        "without wildcards also matches the topics it prefixes (the original's default)."),
-    Key("moksha.workers_per_consumer", "workers_per_consumer", _integer(1), 1,
-        "How many messages each consumer handles at once."),
-    Key("moksha.blocking_mode", "blocking_mode", _boolean, True,
-        "Publish waits for the backend to accept the message."),
-    Key("moksha.consumer_backlog", "consumer_backlog", _integer(1), 10000,
-        "Messages queued per consumer before the hub applies back-pressure."),
-    Key("moksha.max_retries", "max_retries", _integer(0), 3,
-        "How often a message is retried after its consumer fails."),
-    Key("moksha.shutdown_timeout", "shutdown_timeout", _seconds, 5.0,
-        "Seconds the hub waits for consumers to finish when stopping."),
-    Key("moksha.reconnect_delay", "reconnect_delay", _seconds, 0.5,
-        "First wait before reconnecting to a broker; doubles per failed attempt."),
-    Key("moksha.reconnect_max_delay", "reconnect_max_delay", _seconds, 10.0,
-        "Longest wait between two reconnection attempts."),
-    Key("moksha.publish_timeout", "publish_timeout", _seconds, 30.0,
-        "How long a publish may wait for a broker connection before it fails."),
-    Key("moksha.dead_letter_topic", "dead_letter_topic", _text, "{topic}.dead",
-        "Where a message goes once its retries are used up; {topic} is its topic."),
-    Key("amqp_durable_queues", "amqp_durable_queues", _boolean, True,
+        "without wildcards also matches the topics it prefixes (the original's default).",
+    ),
+    Key(
+        "moksha.workers_per_consumer",
+        "workers_per_consumer",
+        _integer(1),
+        1,
+        "How many messages each consumer handles at once.",
+    ),
+    Key(
+        "moksha.blocking_mode",
+        "blocking_mode",
+        _boolean,
+        True,
+        "Publish waits for the backend to accept the message.",
+    ),
+    Key(
+        "moksha.consumer_backlog",
+        "consumer_backlog",
+        _integer(1),
+        10000,
+        "Messages queued per consumer before the hub applies back-pressure.",
+    ),
+    Key(
+        "moksha.max_retries",
+        "max_retries",
+        _integer(0),
+        3,
+        "How often a message is retried after its consumer fails.",
+    ),
+    Key(
+        "moksha.shutdown_timeout",
+        "shutdown_timeout",
+        _seconds,
+        5.0,
+        "Seconds the hub waits for consumers to finish when stopping.",
+    ),
+    Key(
+        "moksha.reconnect_delay",
+        "reconnect_delay",
+        _seconds,
+        0.5,
+        "First wait before reconnecting to a broker; doubles per failed attempt.",
+    ),
+    Key(
+        "moksha.reconnect_max_delay",
+        "reconnect_max_delay",
+        _seconds,
+        10.0,
+        "Longest wait between two reconnection attempts.",
+    ),
+    Key(
+        "moksha.publish_timeout",
+        "publish_timeout",
+        _seconds,
+        30.0,
+        "How long a publish may wait for a broker connection before it fails.",
+    ),
+    Key(
+        "moksha.dead_letter_topic",
+        "dead_letter_topic",
+        _text,
+        "{topic}.dead",
+        "Where a message goes once its retries are used up; {topic} is its topic.",
+    ),
+    Key(
+        "amqp_durable_queues",
+        "amqp_durable_queues",
+        _boolean,
+        True,
         "One durable queue per consumer class (shared work, kept while down); "
-        "false: exclusive auto-delete queues (fan-out, nothing kept)."),
-    Key("amqp_queue_prefix", "amqp_queue_prefix", _text, "moksha",
-        "Prefix of the queue names the hub declares."),
-    Key("amqp_heartbeat", "amqp_heartbeat", _integer(0), 60,
-        "AMQP heartbeat interval in seconds (0 disables)."),
-    Key("stomp_destination_prefix", "stomp_destination_prefix", _text, "/topic/",
-        "Prefix turning a topic into a STOMP destination."),
-    Key("stomp_vhost", "stomp_vhost", _text, "/",
-        "Virtual host sent as the STOMP host header (RabbitMQ: '/')."),
-    Key("stomp_heartbeat", "stomp_heartbeat", _integer(0), 10000,
-        "STOMP heart-beat interval in milliseconds (0 disables)."),
-    Key("zmq_hwm", "zmq_hwm", _integer(0), 10000,
-        "ZeroMQ high-water mark of each socket, in messages (0: no limit)."),
-    Key("zmq_reconnect_ivl", "zmq_reconnect_ivl", _integer(0), 100,
-        "ZeroMQ reconnect interval in milliseconds."),
-    Key("zmq_reconnect_ivl_max", "zmq_reconnect_ivl_max", _integer(0), 5000,
-        "ZeroMQ longest reconnect interval in milliseconds (backoff cap)."),
-    Key("zmq_tcp_keepalive", "zmq_tcp_keepalive", _boolean, False,
-        "Enable TCP keepalive on ZeroMQ sockets."),
-    Key("zmq_tcp_keepalive_idle", "zmq_tcp_keepalive_idle", _integer(1), 60,
-        "Seconds of idleness before the first TCP keepalive probe."),
-    Key("zmq_tcp_keepalive_intvl", "zmq_tcp_keepalive_intvl", _integer(1), 10,
-        "Seconds between TCP keepalive probes."),
-    Key("zmq_tcp_keepalive_cnt", "zmq_tcp_keepalive_cnt", _integer(1), 5,
-        "Unanswered TCP keepalive probes before the connection is dropped."),
-    Key("moksha.livesocket.backend", "livesocket_backend", _optional_text, None,
-        "Live socket server to run, e.g. websocket; none when unset."),
-    Key("moksha.livesocket.websocket.port", "livesocket_websocket_port", _integer(0, 65535),
-        9998, "Port of the WebSocket live socket; 0 picks a free one."),
-    Key("moksha.livesocket.websocket.interface", "livesocket_websocket_interface", _text,
-        "127.0.0.1", "Interface the WebSocket live socket listens on."),
-    Key("moksha.monitoring.socket", "monitoring_socket", _optional_text, None,
-        "Endpoint the hub publishes monitoring data on."),
-    Key("moksha.monitoring.socket.mode", "monitoring_socket_mode", _optional_text, None,
-        "File mode of the monitoring socket, e.g. 770."),
+        "false: exclusive auto-delete queues (fan-out, nothing kept).",
+    ),
+    Key(
+        "amqp_queue_prefix",
+        "amqp_queue_prefix",
+        _text,
+        "moksha",
+        "Prefix of the queue names the hub declares.",
+    ),
+    Key(
+        "amqp_heartbeat",
+        "amqp_heartbeat",
+        _integer(0),
+        60,
+        "AMQP heartbeat interval in seconds (0 disables).",
+    ),
+    Key(
+        "stomp_destination_prefix",
+        "stomp_destination_prefix",
+        _text,
+        "/topic/",
+        "Prefix turning a topic into a STOMP destination.",
+    ),
+    Key(
+        "stomp_vhost",
+        "stomp_vhost",
+        _text,
+        "/",
+        "Virtual host sent as the STOMP host header (RabbitMQ: '/').",
+    ),
+    Key(
+        "stomp_heartbeat",
+        "stomp_heartbeat",
+        _integer(0),
+        10000,
+        "STOMP heart-beat interval in milliseconds (0 disables).",
+    ),
+    Key(
+        "zmq_hwm",
+        "zmq_hwm",
+        _integer(0),
+        10000,
+        "ZeroMQ high-water mark of each socket, in messages (0: no limit).",
+    ),
+    Key(
+        "zmq_reconnect_ivl",
+        "zmq_reconnect_ivl",
+        _integer(0),
+        100,
+        "ZeroMQ reconnect interval in milliseconds.",
+    ),
+    Key(
+        "zmq_reconnect_ivl_max",
+        "zmq_reconnect_ivl_max",
+        _integer(0),
+        5000,
+        "ZeroMQ longest reconnect interval in milliseconds (backoff cap).",
+    ),
+    Key(
+        "zmq_tcp_keepalive",
+        "zmq_tcp_keepalive",
+        _boolean,
+        False,
+        "Enable TCP keepalive on ZeroMQ sockets.",
+    ),
+    Key(
+        "zmq_tcp_keepalive_idle",
+        "zmq_tcp_keepalive_idle",
+        _integer(1),
+        60,
+        "Seconds of idleness before the first TCP keepalive probe.",
+    ),
+    Key(
+        "zmq_tcp_keepalive_intvl",
+        "zmq_tcp_keepalive_intvl",
+        _integer(1),
+        10,
+        "Seconds between TCP keepalive probes.",
+    ),
+    Key(
+        "zmq_tcp_keepalive_cnt",
+        "zmq_tcp_keepalive_cnt",
+        _integer(1),
+        5,
+        "Unanswered TCP keepalive probes before the connection is dropped.",
+    ),
+    Key(
+        "moksha.livesocket.backend",
+        "livesocket_backend",
+        _optional_text,
+        None,
+        "Live socket server to run, e.g. websocket; none when unset.",
+    ),
+    Key(
+        "moksha.livesocket.websocket.port",
+        "livesocket_websocket_port",
+        _integer(0, 65535),
+        9998,
+        "Port of the WebSocket live socket; 0 picks a free one.",
+    ),
+    Key(
+        "moksha.livesocket.websocket.interface",
+        "livesocket_websocket_interface",
+        _text,
+        "127.0.0.1",
+        "Interface the WebSocket live socket listens on.",
+    ),
+    Key(
+        "moksha.monitoring.socket",
+        "monitoring_socket",
+        _optional_text,
+        None,
+        "Endpoint the hub publishes monitoring data on.",
+    ),
+    Key(
+        "moksha.monitoring.socket.mode",
+        "monitoring_socket_mode",
+        _optional_text,
+        None,
+        "File mode of the monitoring socket, e.g. 770.",
+    ),
 )
 
 _BY_NAME = {key.name: key for key in KEYS}
@@ -301,8 +506,7 @@ class Config(Mapping[str, Any]):
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
-    _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
-                                        compare=False)
+    _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
     def __getitem__(self, name: str) -> Any:
         key = _BY_NAME.get(_ALIASES.get(name, name))
@@ -321,8 +525,11 @@ class Config(Mapping[str, Any]):
         return sum(1 for _ in self)
 
     def __repr__(self) -> str:
-        changed = {name: value for name, value in self.redacted().items()
-                   if self._sources.get(name, "default") != "default"}
+        changed = {
+            name: value
+            for name, value in self.redacted().items()
+            if self._sources.get(name, "default") != "default"
+        }
         return f"Config({changed!r})"
 
     def source(self, key: str) -> str:
@@ -417,8 +624,11 @@ def _entries(values: Mapping[str, Any], source: str) -> list[_Entry]:
 
 
 def _environment_entries(environ: Mapping[str, str]) -> list[_Entry]:
-    return [(key.name, environ[key.env_var], f"environment {key.env_var}")
-            for key in KEYS if key.env_var in environ]
+    return [
+        (key.name, environ[key.env_var], f"environment {key.env_var}")
+        for key in KEYS
+        if key.env_var in environ
+    ]
 
 
 def _assemble(layers: Iterable[list[_Entry]], *, start: Config | None = None) -> Config:
@@ -450,26 +660,34 @@ def _read_ini(path: Path, named_by: str) -> list[_Entry]:
     """Read the settings section of an INI file as entries whose source is its path."""
     where = os.path.abspath(path)
     if not os.path.exists(where):
-        raise ConfigError(f"config file {where} (from {named_by}) does not exist; fix the path, "
-                          "or leave it unset to use the built-in defaults.", source=named_by)
+        raise ConfigError(
+            f"the config file {where} does not exist; give the path of an INI "
+            "file, or leave it out to use the built-in defaults.",
+            source=named_by,
+        )
     parser = _PasteParser(defaults={"here": os.path.dirname(where), "__file__": where})
     try:
         with open(where, encoding="utf-8") as file:
             parser.read_file(file)
-        section = next((name for name in _SECTIONS if parser.has_section(name)),
-                       configparser.DEFAULTSECT)
+        section = next(
+            (name for name in _SECTIONS if parser.has_section(name)), configparser.DEFAULTSECT
+        )
         values = dict(parser.items(section))
     except (configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {where} cannot be parsed: {exc}. Fix the file; write %% "
-                          "for a literal %.", source=where) from None
+        raise ConfigError(
+            f"config file {where} cannot be parsed: {exc}. Fix the file; write %% for a literal %.",
+            source=where,
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"config file {where} cannot be read: {exc.strerror}.",
-                          source=where) from None
+        raise ConfigError(
+            f"config file {where} cannot be read: {exc.strerror}.", source=where
+        ) from None
     return _entries({k: v for k, v in values.items() if k not in _INI_DEFAULTS}, where)
 
 
-def find_config_file(cwd: str | os.PathLike[str] | None = None, *,
-                     environ: Mapping[str, str] | None = None) -> Path | None:
+def find_config_file(
+    cwd: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Path | None:
     """Find the INI file to use when none is given.
 
     ``MOKSHA_CONFIG`` in the environment wins and is returned even if the file
@@ -493,9 +711,13 @@ def find_config_file(cwd: str | os.PathLike[str] | None = None, *,
     return next((path for path in candidates if path.is_file()), None)
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                overrides: Mapping[str, Any] | None = None, *,
-                environ: Mapping[str, str] | None = None, search: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    search: bool = True,
+) -> Config:
     """Read the configuration once: defaults, then file, then environment, then code.
 
     Args:

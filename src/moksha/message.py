@@ -151,7 +151,7 @@ class Message:
         return Message(self.topic, text, self.headers, self.id, self.timestamp_s)
 
     def to_dict(self) -> dict[str, Any]:
-        """The message as a JSON-ready dict (``topic``, ``body``, ``headers``, ``id``, ``timestamp``)."""
+        """The message as a JSON-ready dict: topic, body, headers, id and timestamp."""
         return {
             "topic": self.topic,
             "body": self.body,

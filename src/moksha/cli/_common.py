@@ -14,7 +14,6 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -22,7 +21,6 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from moksha.config import Config, load_config
-from moksha.errors import ConfigError
 from moksha.hub.loop_thread import new_event_loop
 
 __all__ = [
@@ -68,13 +66,7 @@ class CliState:
         Raises:
             ConfigError: the file is missing or a value in it is wrong.
         """
-        path = path or self.config_path
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(
-                f"the config file {path} does not exist; give the path of an INI file, "
-                "or leave it out to use development.ini, production.ini or the built-in defaults."
-            )
-        return load_config(path)
+        return load_config(path or self.config_path)
 
     def start_logging(self, ctx: click.Context, level: int = logging.WARNING) -> None:
         """Log to stderr at ``level`` (DEBUG under ``--debug``) until the command ends."""
@@ -123,7 +115,10 @@ def _logging_to_stderr(level: int) -> Iterator[None]:
     handler: logging.Handler
     if sys.stderr.isatty():
         handler = RichHandler(
-            console=Console(stderr=True), show_path=False, log_time_format="%H:%M:%S"
+            console=Console(stderr=True),
+            show_path=False,
+            log_time_format="%H:%M:%S",
+            omit_repeated_times=False,
         )
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:

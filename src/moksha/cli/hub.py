@@ -43,12 +43,7 @@ def hub_command(
 async def _serve(config: Config) -> None:
     # Created inside the running loop, the hub runs on it (no background thread).
     hub = CentralMokshaHub(config)
-    await hub.start()
-    try:
-        click.echo(banner(hub), err=True)
-        await hub.serve()
-    finally:
-        await hub.aclose()  # also after Ctrl-C before serve() took over the signals
+    await hub.serve(on_started=lambda: click.echo(banner(hub), err=True))
 
 
 def banner(hub: CentralMokshaHub) -> str:

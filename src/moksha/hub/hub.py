@@ -30,6 +30,7 @@ import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -345,7 +346,7 @@ class MokshaHub:
         try:
             loop = self._require_loop()
             if self._on_loop_thread():
-                raise MokshaError(f"this call blocks and you are on the hub's event loop: {instead}")
+                raise MokshaError(f"this call blocks and this is the hub's event loop: {instead}")
         except MokshaError:
             coro.close()
             raise
@@ -412,15 +413,21 @@ class CentralMokshaHub(MokshaHub):
         self._runners: list[tuple[ConsumerRunner, list[Subscription]]] = []
         super().__init__(config, backends=backends)
 
-    async def serve(self) -> None:
-        """Run until SIGINT or SIGTERM (or :meth:`aclose`), then shut down cleanly."""
-        if self.state is HubState.NEW:
-            await self.start()
+    async def serve(self, on_started: Callable[[], None] | None = None) -> None:
+        """Start, run until SIGINT or SIGTERM (or :meth:`aclose`), then shut down cleanly.
+
+        Args:
+            on_started: called once the plugins are running (e.g. to print a banner).
+        """
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM)
         for sig in signals:
             loop.add_signal_handler(sig, self._request_stop, sig)
         try:
+            if self.state is HubState.NEW:
+                await self.start()
+            if on_started is not None:
+                on_started()
             assert self._main is not None
             await asyncio.shield(self._main)
         finally:
@@ -490,8 +497,7 @@ class CentralMokshaHub(MokshaHub):
                     self._logged(run_polling_producer(producer)),
                     name=f"moksha producer {cls.__qualname__}",
                 )
-                loop = self._loop
-                producer._on_stop = lambda task=task: loop.call_soon_threadsafe(task.cancel)
+                producer._on_stop = partial(self._loop.call_soon_threadsafe, task.cancel)
             self.producers.append(producer)
             log.info("producer %s started", cls.__qualname__)
 

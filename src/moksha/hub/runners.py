@@ -13,6 +13,7 @@ that many at a time.  With one worker, messages are consumed in arrival order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import queue
@@ -183,10 +184,9 @@ class ConsumerRunner:
                 self._call_on_loop(_settle, done, error)
 
     def _call_on_loop(self, callback: Callable[..., None], *args: Any) -> None:
-        try:
+        # The loop may have closed while this worker was still busy.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop closed while this worker was still busy
-            pass
 
     async def _run_async(self) -> None:
         backlog = self._async_backlog

@@ -16,10 +16,43 @@ import pytest
 from moksha.config import load_config
 from moksha.hub.backends import Backend, backend_class
 from moksha.message import Message
-from support import TIMEOUT
+from support import TIMEOUT, require_service
+
+
+def amqp() -> dict[str, Any]:
+    require_service("RabbitMQ", 5672)
+    return {"moksha.backends": "amqp", "amqp_broker": "amqp://guest:guest@127.0.0.1:5672/"}
+
+
+def stomp() -> dict[str, Any]:
+    require_service("RabbitMQ STOMP", 61613)
+    return {
+        "moksha.backends": "stomp",
+        "stomp_uri": "127.0.0.1:61613",
+        "stomp_user": "guest",
+        "stomp_pass": "guest",
+    }
+
+
+def zeromq() -> dict[str, Any]:
+    import socket
+
+    with socket.socket() as probe:  # a free port for this test's PUB socket
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    return {
+        "moksha.backends": "zeromq",
+        "zmq_enabled": True,
+        "zmq_publish_endpoints": endpoint,
+        "zmq_subscribe_endpoints": endpoint,
+    }
+
 
 BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
     "memory": lambda: {"moksha.backends": "memory"},
+    "amqp": amqp,
+    "stomp": stomp,
+    "zeromq": zeromq,
 }
 
 

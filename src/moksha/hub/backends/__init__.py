@@ -28,6 +28,7 @@ __all__ = [
     "Backend",
     "Capabilities",
     "Handler",
+    "MemoryBackend",
     "Subscription",
     "available_backends",
     "backend_class",
