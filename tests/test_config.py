@@ -258,7 +258,7 @@ def test_redacted_masks_the_original_user_slash_password_broker_form() -> None:
 
 def test_missing_explicit_path_is_an_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.ini"
-    message = f"config file {missing} (from code) does not exist"
+    message = f"the config file {missing} does not exist"
     with pytest.raises(ConfigError, match=re.escape(message)):
         load(missing)
 

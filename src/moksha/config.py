@@ -660,8 +660,9 @@ def _read_ini(path: Path, named_by: str) -> list[_Entry]:
     """Read the settings section of an INI file as entries whose source is its path."""
     where = os.path.abspath(path)
     if not os.path.exists(where):
+        named = "" if named_by == "code" else f" (named by {named_by})"
         raise ConfigError(
-            f"the config file {where} does not exist; give the path of an INI "
+            f"the config file {where}{named} does not exist; give the path of an INI "
             "file, or leave it out to use the built-in defaults.",
             source=named_by,
         )

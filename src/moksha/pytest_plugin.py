@@ -17,6 +17,8 @@ on Moksha gets two fixtures:
 
 The example a plugin author copies::
 
+    from moksha.hub.api import Consumer
+
 
     class Doubler(Consumer):
         topic = "in.number"
@@ -31,7 +33,7 @@ The example a plugin author copies::
         assert moksha_hub.wait_for("out.double")[0].body == 42
 
 
-    async def test_doubler_from_async_code(moksha_hub):
+    async def test_doubler_from_async_code(moksha_hub):  # with pytest-asyncio
         moksha_hub.start(consumers=[Doubler])
         await moksha_hub.asend("in.number", 21)
         [doubled] = await moksha_hub.await_for("out.double")

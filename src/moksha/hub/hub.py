@@ -39,6 +39,7 @@ from moksha.errors import HubClosed, MokshaError
 from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer, Producer
 from moksha.hub.backends import Backend, Subscription, select_backends
+from moksha.hub import reactor
 from moksha.hub.loop_thread import LoopThread
 from moksha.hub.runners import ConsumerRunner, run_polling_producer
 from moksha.message import Message
@@ -130,6 +131,9 @@ class MokshaHub:
 
     async def _run(self, started: asyncio.Future[None]) -> None:
         assert self._stop_requested is not None
+        loop = asyncio.get_running_loop()
+        # Twisted-era plugins calling moksha.hub.reactor from worker threads find this loop.
+        reactor.attach(loop)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for backend in self.backends:
@@ -150,6 +154,7 @@ class MokshaHub:
             raise
         finally:
             self.state = HubState.CLOSED
+            reactor.detach(loop)
 
     async def _on_start(self) -> None:
         """Start what runs inside the hub (subclasses add plugins)."""

@@ -432,3 +432,26 @@ def test_passcode_never_in_repr(protocol: ClientProtocol) -> None:
     for thing in (client, protocol, Frame("CONNECT", {"passcode": "hunter2"})):
         assert "hunter2" not in repr(thing)  # ...but never shown
     assert "login='guest'" in repr(client)
+
+
+def test_content_length_can_be_left_out_unless_the_body_needs_it() -> None:
+    # RabbitMQ copies a SEND's content-length into the AMQP headers consumers see.
+    plain = encode_frame(Frame("SEND", {"destination": "/q/a"}, b'{"a":1}'), content_length=False)
+    assert plain == b'SEND\ndestination:/q/a\n\n{"a":1}\0'
+    with_nul = encode_frame(Frame("SEND", {"destination": "/q/a"}, b"a\0b"), content_length=False)
+    assert b"content-length:3\n" in with_nul
+    assert parse(with_nul)[0].body == b"a\0b"
+
+
+def test_send_without_content_length_and_transaction_frames(protocol: ClientProtocol) -> None:
+    protocol.send("/topic/a", b"{}", content_length=False)
+    protocol.begin("t1", receipt="r1")
+    protocol.commit("t1")
+    protocol.abort("t2")
+    assert parse(protocol.data_to_send()) == [
+        Frame("SEND", {"destination": "/topic/a"}, b"{}"),
+        Frame("BEGIN", {"transaction": "t1", "receipt": "r1"}),
+        Frame("COMMIT", {"transaction": "t1"}),
+        Frame("ABORT", {"transaction": "t2"}),
+    ]
+    assert protocol.pending_receipts == {"r1"}

@@ -104,7 +104,7 @@ class Frame:
         return f"Frame(command={self.command!r}, headers={headers!r}, body={self.body!r})"
 
 
-def encode_frame(frame: Frame, *, escape: bool = True) -> bytes:
+def encode_frame(frame: Frame, *, escape: bool = True, content_length: bool = True) -> bytes:
     """Serialize ``frame`` to wire bytes.
 
     A ``content-length`` header is appended whenever the body is not empty, so
@@ -115,6 +115,10 @@ def encode_frame(frame: Frame, *, escape: bool = True) -> bytes:
         escape: escape ``\\``, CR, LF and ``:`` in header names and values as
             STOMP 1.2 requires.  CONNECT, STOMP and CONNECTED frames are never
             escaped (the spec exempts them); pass ``False`` for STOMP 1.0 peers.
+        content_length: ``False`` leaves ``content-length`` out unless the body
+            holds a NUL byte, which only ``content-length`` can carry.  STOMP
+            allows this; it matters because RabbitMQ copies a SEND's
+            ``content-length`` into the AMQP headers its consumers see.
 
     Returns:
         The frame, terminated by its NUL byte.
@@ -128,7 +132,7 @@ def encode_frame(frame: Frame, *, escape: bool = True) -> bytes:
         raise StompProtocolError(f"cannot encode unknown STOMP command {frame.command!r}")
     headers = dict(frame.headers)
     length = headers.get("content-length")
-    if length is None and frame.body:
+    if length is None and frame.body and (content_length or b"\0" in frame.body):
         headers["content-length"] = str(len(frame.body))
     elif length is not None and length != str(len(frame.body)):
         raise StompProtocolError(
@@ -451,13 +455,41 @@ class ClientProtocol:
         body: bytes,
         headers: Mapping[str, str] | None = None,
         receipt: str | None = None,
+        *,
+        content_length: bool = True,
     ) -> None:
         """Queue a SEND frame of ``body`` to ``destination``.
+
+        ``content_length=False`` sends no ``content-length`` header unless the
+        body holds a NUL byte (see :func:`encode_frame`).
 
         Raises:
             StompProtocolError: not connected, or a header cannot be encoded.
         """
-        self._send("SEND", {"destination": destination}, headers, body=body, receipt=receipt)
+        self._send(
+            "SEND",
+            {"destination": destination},
+            headers,
+            body=body,
+            receipt=receipt,
+            content_length=content_length,
+        )
+
+    def begin(self, transaction: str, receipt: str | None = None) -> None:
+        """Queue BEGIN of ``transaction``.
+
+        Raises:
+            StompProtocolError: not connected.
+        """
+        self._send("BEGIN", {"transaction": transaction}, receipt=receipt)
+
+    def commit(self, transaction: str, receipt: str | None = None) -> None:
+        """Queue COMMIT of ``transaction`` (see :meth:`begin`)."""
+        self._send("COMMIT", {"transaction": transaction}, receipt=receipt)
+
+    def abort(self, transaction: str, receipt: str | None = None) -> None:
+        """Queue ABORT of ``transaction`` (see :meth:`begin`)."""
+        self._send("ABORT", {"transaction": transaction}, receipt=receipt)
 
     def ack(self, message: Frame | str, receipt: str | None = None) -> None:
         """Acknowledge a MESSAGE frame, or the value of its ``ack`` header.
@@ -499,6 +531,7 @@ class ClientProtocol:
         *,
         body: bytes = b"",
         receipt: str | None = None,
+        content_length: bool = True,
     ) -> None:
         self._require_connected(f"a {command} frame")
         for name, value in (extra or {}).items():
@@ -507,7 +540,9 @@ class ClientProtocol:
             if receipt in self._pending:
                 raise StompProtocolError(f"receipt id {receipt!r} is already pending")
             headers["receipt"] = receipt
-        self._outgoing += encode_frame(Frame(command, headers, body))
+        self._outgoing += encode_frame(
+            Frame(command, headers, body), content_length=content_length
+        )
         if receipt is not None:
             self._pending.add(receipt)
 

@@ -1,0 +1,157 @@
+"""Where the AMQP backend connects: ``amqp_broker`` in both spellings, parsed once.
+
+``amqp_broker`` accepts:
+
+* an ``amqp://`` or ``amqps://`` URL, e.g.
+  ``amqp://user:password@host:5672/vhost?heartbeat=30``; its query options
+  are aio-pika's and aiormq's (``heartbeat``, ``name``, ``cafile``,
+  ``certfile``, ``keyfile``, ``no_verify_ssl``, ...) and are passed through
+  untouched;
+* the original Moksha form ``user/password@host[:port]`` (also ``host`` and
+  ``host:port`` alone), which becomes ``amqp://user:password@host:port/``.
+  Without a user, aiormq logs in as ``guest``/``guest``, RabbitMQ's default
+  account (the one that only works from localhost).
+
+Options that come from other configuration keys are declared in
+:data:`CONFIG_OPTIONS` and added to the URL's query unless the URL already
+sets them, so a URL always wins over a key.
+
+Passwords never reach a log line or a ``repr``: :class:`BrokerAddress` shows
+itself with the password masked (``amqp://guest:***@host:5672/``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from yarl import URL
+
+from moksha.errors import ConfigError
+
+if TYPE_CHECKING:
+    from moksha.config import Config
+
+__all__ = ["CONFIG_OPTIONS", "BrokerAddress", "broker_address", "parse_broker"]
+
+DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
+
+CONFIG_OPTIONS: tuple[tuple[str, Callable[[Config], str]], ...] = (
+    ("heartbeat", lambda config: str(config.amqp_heartbeat)),
+)
+"""URL query options filled from configuration keys: (option, value from the config)."""
+
+# The original qpid-style address: [user[/password]@]host[:port], host may be [IPv6].
+_SLASH_FORM = re.compile(
+    r"(?:(?P<user>[^/@\s]+)(?:/(?P<password>[^@\s]*))?@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/@\s\[\]]+)(?::(?P<port>\d{1,5}))?"
+)
+_EXPECTED = (
+    "expected an amqp:// or amqps:// URL (amqp://user:password@host:5672/vhost) "
+    "or the original user/password@host[:port] form"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """A parsed broker address; prints and logs with the password masked.
+
+    Attributes:
+        url: the full URL aio-pika connects to, options included.
+    """
+
+    url: URL
+
+    @property
+    def display(self) -> str:
+        """The URL without its password or options, for log lines and error messages."""
+        url = self.url.with_query(None)
+        if url.password is not None:
+            url = url.with_password("***")
+        return str(url)
+
+    def scrub(self, text: str) -> str:
+        """Return ``text`` with this address's password masked, for foreign error messages."""
+        password = self.url.password
+        return text.replace(password, "***") if password else text
+
+    def __str__(self) -> str:
+        return self.display
+
+    def __repr__(self) -> str:
+        return f"BrokerAddress({self.display!r})"
+
+
+def parse_broker(value: str, options: Mapping[str, str] | None = None) -> BrokerAddress:
+    """Parse an ``amqp_broker`` value (either spelling) into a :class:`BrokerAddress`.
+
+    Args:
+        value: the configured broker address.
+        options: URL query options to add when the value does not set them.
+
+    Returns:
+        The address; its URL has a scheme, a host, a port and a path.
+
+    Raises:
+        ValueError: the value is neither a usable URL nor ``user/password@host[:port]``.
+    """
+    value = value.strip()
+    if "://" in value:
+        url = _parse_url(value)
+    else:
+        url = _parse_slash_form(value)
+    missing = {name: text for name, text in (options or {}).items() if name not in url.query}
+    return BrokerAddress(url.update_query(missing) if missing else url)
+
+
+def broker_address(config: Config) -> BrokerAddress:
+    """The broker address ``config`` names, with the options of :data:`CONFIG_OPTIONS`.
+
+    Raises:
+        ConfigError: ``amqp_broker`` is unset or cannot be parsed (names the key and its source).
+    """
+    if config.amqp_broker is None:
+        raise ConfigError("is not set; the AMQP backend needs a broker", key="amqp_broker")
+    options = {name: value(config) for name, value in CONFIG_OPTIONS}
+    try:
+        return parse_broker(config.amqp_broker, options)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="amqp_broker", source=config.source("amqp_broker")) from None
+
+
+def _parse_url(value: str) -> URL:
+    try:
+        url = URL(value)
+        port = url.port  # yarl checks the port lazily
+    except ValueError as exc:
+        raise ValueError(f"{_EXPECTED}; this URL cannot be parsed ({exc})") from None
+    if url.scheme not in DEFAULT_PORTS:
+        raise ValueError(f"{_EXPECTED}; the scheme {url.scheme!r} is not one of them")
+    if not url.host:
+        raise ValueError(f"{_EXPECTED}; the URL names no host")
+    if port is None:
+        url = url.with_port(DEFAULT_PORTS[url.scheme])
+    elif not 0 < port < 65536:
+        raise ValueError(f"{_EXPECTED}; the port is not a number from 1 to 65535")
+    if not url.path:
+        url = url.with_path("/")  # aiormq reads an empty path as the default vhost too
+    return url
+
+
+def _parse_slash_form(value: str) -> URL:
+    match = _SLASH_FORM.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{_EXPECTED}; the value matches neither")
+    port = int(match["port"] or DEFAULT_PORTS["amqp"])
+    if not 0 < port < 65536:
+        raise ValueError(f"{_EXPECTED}; the port is not a number from 1 to 65535")
+    return URL.build(
+        scheme="amqp",
+        user=match["user"],
+        password=match["password"] if match["user"] else None,
+        host=match["host"].strip("[]"),
+        port=port,
+        path="/",
+    )
