@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import platform
@@ -36,7 +35,8 @@ from typing import Any
 import zmq
 
 from moksha.config import load_config
-from moksha.hub.backends.zeromq import ZeroMQBackend, encode_frames
+from moksha.hub.backends.zeromq import ZeroMQBackend
+from moksha.hub.backends.zeromq_wire import encode_frames
 from moksha.message import Message
 
 TOPIC = "bench.zeromq.event"
@@ -155,11 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.messages < 2 or args.repeat < 1:
         parser.error("--messages must be at least 2 and --repeat at least 1")
-    size = len(make_frames(1)[0][1])
-    print(f"python {platform.python_version()}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}")
+    size = statistics.mean(len(frames[1]) for frames in make_frames(args.messages))
+    print(
+        f"python {platform.python_version()}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
+    )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores; messages: {args.messages} "
-        f"(body {size} bytes), repeat: {args.repeat} (median)"
+        f"(body {size:.0f} bytes on average), repeat: {args.repeat} (median)"
     )
     began = time.perf_counter()
     baseline: list[float] = []

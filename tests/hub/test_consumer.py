@@ -172,7 +172,8 @@ def test_an_exception_is_counted_and_the_hub_goes_on(memory_config, a_topic, inb
                 raise ValueError("cannot handle bad")
             inbox(message.body)
 
-    with CentralMokshaHub(memory_config, [Flaky], []) as hub:
+    config = {**memory_config, "moksha.max_retries": 0}
+    with CentralMokshaHub(config, [Flaky], []) as hub:
         hub.send_message(a_topic, "bad")
         hub.send_message(a_topic, "good")
         assert inbox.wait(1) == ["good"]
@@ -219,17 +220,20 @@ def test_hooks_run_in_order(memory_config, a_topic, inbox):
 
 def test_stats_as_the_original_reported_them(memory_config, a_topic, inbox):
     release = threading.Event()
+    working = threading.Event()
 
     class Slow(Consumer):
         topic = a_topic
 
         def consume(self, message):
+            working.set()
             release.wait(TIMEOUT)
             inbox(message.body)
 
     with CentralMokshaHub(memory_config, [Slow], []) as hub:
         for i in range(3):
             hub.send_message(a_topic, i)
+        assert working.wait(TIMEOUT)
         consumer = hub.consumers[0]
         stats = consumer.__json__()
         # One taken by the worker, two waiting.

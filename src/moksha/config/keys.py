@@ -283,6 +283,13 @@ KEYS: tuple[Key, ...] = (
         "How long a publish may wait for a broker connection before it fails.",
     ),
     Key(
+        "moksha.retry_delay",
+        "retry_delay",
+        _seconds,
+        0.1,
+        "Pause before consuming a failed message again; doubles with each attempt.",
+    ),
+    Key(
         "moksha.dead_letter_topic",
         "dead_letter_topic",
         _text,

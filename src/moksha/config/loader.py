@@ -64,6 +64,7 @@ class Config(Mapping[str, Any]):
     reconnect_delay: float
     reconnect_max_delay: float
     publish_timeout: float
+    retry_delay: float
     dead_letter_topic: str
     amqp_durable_queues: bool
     amqp_queue_prefix: str

@@ -3,6 +3,12 @@
 ``from moksha.hub import MokshaHub, CentralMokshaHub`` as in the original.
 """
 
-from moksha.hub.hub import CentralMokshaHub, HubState, MokshaHub
+from moksha.hub.hub import (
+    DEAD_LETTER_HEADER,
+    ORIGIN_HEADER,
+    CentralMokshaHub,
+    HubState,
+    MokshaHub,
+)
 
-__all__ = ["CentralMokshaHub", "HubState", "MokshaHub"]
+__all__ = ["DEAD_LETTER_HEADER", "ORIGIN_HEADER", "CentralMokshaHub", "HubState", "MokshaHub"]

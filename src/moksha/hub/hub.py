@@ -28,29 +28,38 @@ import contextlib
 import enum
 import inspect
 import logging
+import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
 from moksha.config import Config
-from moksha.errors import HubClosed, MokshaError
+from moksha.errors import ConfigError, HubClosed, MokshaError
+from moksha.hub import reactor
 from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer, Producer
 from moksha.hub.backends import Backend, Subscription, select_backends
-from moksha.hub import reactor
+from moksha.hub.handling import ATTEMPT_HEADER
 from moksha.hub.loop_thread import LoopThread
 from moksha.hub.runners import ConsumerRunner, run_polling_producer
-from moksha.message import Message
+from moksha.message import Message, new_message_id
 from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS, load_plugin_classes
 from moksha.topics import topics_of
 
-__all__ = ["CentralMokshaHub", "HubState", "MokshaHub"]
+__all__ = ["DEAD_LETTER_HEADER", "ORIGIN_HEADER", "CentralMokshaHub", "HubState", "MokshaHub"]
 
 log = logging.getLogger("moksha.hub")
 
 Callback = Callable[[Message], Awaitable[None] | None]
+
+ORIGIN_HEADER = "moksha-origin"
+"""Set on what a hub with several backends publishes: the hub's id (bridges skip it)."""
+
+DEAD_LETTER_HEADER = "moksha-dead-letter"
+"""Set on a dead letter: the topic it failed on."""
 
 
 class HubState(enum.Enum):
@@ -95,6 +104,12 @@ class MokshaHub:
         if backends is None:
             backends = [cls(self.config) for cls in select_backends(self.config)]
         self.backends: list[Backend] = list(backends)
+        if not self.backends:
+            raise ConfigError("a hub needs at least one backend", key="moksha.backends")
+        self.hub_id = f"{socket.gethostname()}:{os.getpid()}:{new_message_id()}"
+        # Subscriptions go to the first backend; with several, bridges feed it the others'.
+        self._receiving = self.backends[0]
+        self._bridging = len(self.backends) > 1
         self.topics: dict[str, list[Callback]] = {}
         self.state = HubState.NEW
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -244,13 +259,18 @@ class MokshaHub:
         """
         if self.state is not HubState.RUNNING and self.state is not HubState.STOPPING:
             raise HubClosed(f"cannot publish on {topic!r}: the hub is {self.state.value}")
+        if self._bridging:
+            headers = {**(headers or {}), ORIGIN_HEADER: self.hub_id}
         if jsonify:
             message = Message(topic, body, headers)
         else:
             message = Message(topic, headers=headers, payload=body)
+        await self._send(message)
+        return message
+
+    async def _send(self, message: Message) -> None:
         for backend in self.backends:
             await backend.publish(message)
-        return message
 
     def send_message(
         self,
@@ -311,8 +331,7 @@ class MokshaHub:
                 log.exception("subscriber %r failed on %s", callback, message.topic)
 
         subscriptions = self._callback_subscriptions.setdefault(callback, [])
-        for backend in self.backends:
-            subscriptions.append(await backend.subscribe([pattern], handler))
+        subscriptions.append(await self._receiving.subscribe([pattern], handler))
         self.topics.setdefault(pattern, []).append(callback)
 
     async def aunsubscribe(self, callback: Callback) -> None:
@@ -416,6 +435,7 @@ class CentralMokshaHub(MokshaHub):
         self.consumers: list[Consumer] = []
         self.producers: list[Producer] = []
         self._runners: list[tuple[ConsumerRunner, list[Subscription]]] = []
+        self._bridges: list[Subscription] = []
         super().__init__(config, backends=backends)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
@@ -446,8 +466,60 @@ class CentralMokshaHub(MokshaHub):
             self._stop_requested.set()
 
     async def _on_start(self) -> None:
+        await self._start_bridges()
         await self._start_consumers()
         await self._start_producers()
+
+    async def _start_bridges(self) -> None:
+        """Forward what others publish on one backend to every other backend.
+
+        Messages published by a hub carry its id in the ``moksha-origin``
+        header and went to all its backends already: they are not forwarded,
+        so nothing echoes between brokers.
+        """
+        if not self._bridging:
+            return
+        for source in self.backends:
+            if not source.capabilities.cross_process:
+                continue  # only this hub publishes there
+            targets = [backend for backend in self.backends if backend is not source]
+            subscription = await source.subscribe(["#"], partial(self._bridge, targets))
+            self._bridges.append(subscription)
+            log.info("bridging %s to %s", source.name, ", ".join(t.name for t in targets))
+
+    async def _bridge(self, targets: list[Backend], message: Message) -> None:
+        if ORIGIN_HEADER in message.headers:
+            return
+        forwarded = Message(
+            message.topic,
+            headers={**message.headers, ORIGIN_HEADER: self.hub_id},
+            id=message.id,
+            timestamp=message.timestamp_s,
+            payload=message.payload,
+        )
+        for target in targets:
+            await target.publish(forwarded)
+
+    async def _dead_letter(
+        self, message: Message, error: BaseException, attempts: int, consumer: str
+    ) -> None:
+        """Publish a message that failed for good on its dead-letter topic."""
+        if DEAD_LETTER_HEADER in message.headers:
+            log.error("%s: dead letter %s failed as well; dropped", consumer, message.id)
+            return
+        description = f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
+        headers = {
+            **message.headers,
+            DEAD_LETTER_HEADER: message.topic,
+            "moksha-original-id": message.id,
+            "moksha-error": description,
+            "moksha-attempts": str(attempts),
+            "moksha-consumer": consumer,
+        }
+        headers.pop(ATTEMPT_HEADER, None)
+        topic = self.config.dead_letter_topic.format(topic=message.topic)
+        await self._send(Message(topic, headers=headers, payload=message.payload))
+        log.warning("%s: message %s sent to %s", consumer, message.id, topic)
 
     async def _start_consumers(self) -> None:
         classes = self._consumer_classes
@@ -465,21 +537,16 @@ class CentralMokshaHub(MokshaHub):
             if not patterns:
                 log.warning("consumer %s has no topic: it will receive nothing", cls.__qualname__)
             runner = ConsumerRunner(
-                consumer,
-                workers=self.config.workers_per_consumer,
-                backlog=self.config.consumer_backlog,
-                loop=self._loop,
+                consumer, config=self.config, loop=self._loop, dead_letter=self._dead_letter
             )
             runner.start(self._tasks)
+            backend = self._receiving
+            wait_for_consume = backend.capabilities.acknowledgements and self.config.blocking_mode
+            handler = runner.process if wait_for_consume else runner.deliver
             group = f"{cls.__module__}.{cls.__qualname__}"
             subscriptions = []
-            for backend in self.backends:
-                wait_for_consume = (
-                    backend.capabilities.acknowledgements and self.config.blocking_mode
-                )
-                handler = runner.process if wait_for_consume else runner.deliver
-                if patterns:
-                    subscriptions.append(await backend.subscribe(patterns, handler, group=group))
+            if patterns:
+                subscriptions.append(await backend.subscribe(patterns, handler, group=group))
             for pattern in patterns:
                 self.topics.setdefault(pattern, []).append(consumer.consume)
             self.consumers.append(consumer)
@@ -508,15 +575,32 @@ class CentralMokshaHub(MokshaHub):
 
     async def _on_stop(self) -> None:
         timeout = self.config.shutdown_timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         for producer in self.producers:
             await self._call_stop_hook(producer)
+        await self._settle_until(deadline)
         for _, subscriptions in self._runners:
             for subscription in subscriptions:
                 await subscription.cancel()
-        await asyncio.gather(*(runner.stop(timeout) for runner, _ in self._runners))
+        for subscription in self._bridges:
+            await subscription.cancel()
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        await asyncio.gather(*(runner.stop(remaining) for runner, _ in self._runners))
         for consumer in self.consumers:
             await self._call_stop_hook(consumer)
         await super()._on_stop()
+
+    async def _settle_until(self, deadline: float) -> None:
+        """Wait (at most until ``deadline``) until consumers have nothing left to do.
+
+        Subscriptions stay open meanwhile, so what consumers publish to each
+        other while finishing their backlog still arrives.
+        """
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            if not self._background and all(runner.idle for runner, _ in self._runners):
+                return
+            await asyncio.sleep(0.01)
 
     @staticmethod
     async def _call_stop_hook(plugin: Consumer | Producer) -> None:

@@ -1,5 +1,8 @@
 """Running plugins: each consumer behind a bounded backlog, each polling producer on a timer.
 
+What happens to each message inside a consumer (hooks, retries, dead
+letters) is :mod:`moksha.hub.handling`.
+
 Consumer backlog policy: a backlog holds at most ``moksha.consumer_backlog``
 messages.  When it is full, delivery *waits* for room, which slows the
 publisher (memory bus) or stops taking deliveries from the broker (prefetch),
@@ -22,8 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from moksha.config import Config
 from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer
+from moksha.hub.handling import DeadLetter, MessageHandler
 from moksha.message import Message
 
 __all__ = ["ConsumerRunner", "run_polling_producer"]
@@ -49,23 +54,32 @@ def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
 
 
 class ConsumerRunner:
-    """Feeds one consumer instance: backlog, workers, hooks and statistics.
+    """Feeds one consumer instance: its backlog and its workers.
 
     Args:
         consumer: the consumer instance.
-        workers: worker threads (plain ``consume``) or concurrent calls (``async def``).
-        backlog: the most messages waiting for this consumer.
+        config: supplies ``moksha.workers_per_consumer`` (worker threads for a
+            plain ``consume``, concurrent calls for an ``async def``),
+            ``moksha.consumer_backlog`` and the retry settings.
         loop: the hub's event loop.
+        dead_letter: publishes a message that failed for good.
     """
 
     def __init__(
-        self, consumer: Consumer, *, workers: int, backlog: int, loop: asyncio.AbstractEventLoop
+        self,
+        consumer: Consumer,
+        *,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        dead_letter: DeadLetter,
     ) -> None:
         self.consumer = consumer
         self.name = type(consumer).__name__
         self.is_async = inspect.iscoroutinefunction(consumer.consume)
-        self.workers = workers
+        self.workers = config.workers_per_consumer
+        self._handler = MessageHandler(consumer, config, dead_letter, loop)
         self._loop = loop
+        backlog = config.consumer_backlog
         self._task: asyncio.Task[None] | None = None
         self._threads: list[threading.Thread] = []
         self._threads_running = 0
@@ -106,6 +120,13 @@ class ConsumerRunner:
         error = await done
         if error is not None:
             raise error
+
+    @property
+    def idle(self) -> bool:
+        """Whether every message handed to this consumer has been dealt with."""
+        if self.is_async:
+            return self._async_backlog._unfinished_tasks == 0  # type: ignore[attr-defined]
+        return self._thread_backlog.unfinished_tasks == 0
 
     async def stop(self, timeout: float) -> int:
         """Let the backlog drain for at most ``timeout`` seconds, then stop.
@@ -169,7 +190,7 @@ class ConsumerRunner:
 
     def _run_thread(self) -> None:
         backlog = self._thread_backlog
-        handle = self._handle_sync
+        handle = self._handler.handle_sync
         while True:
             item = backlog.get()
             if self._space_waiters:
@@ -182,6 +203,7 @@ class ConsumerRunner:
             error = handle(message)
             if done is not None:
                 self._call_on_loop(_settle, done, error)
+            backlog.task_done()
 
     def _call_on_loop(self, callback: Callable[..., None], *args: Any) -> None:
         # The loop may have closed while this worker was still busy.
@@ -192,85 +214,26 @@ class ConsumerRunner:
         backlog = self._async_backlog
         if self.workers == 1:
             while (item := await backlog.get()) is not _STOP:
-                error = await self._handle_async(item[0])
+                error = await self._handler.handle_async(item[0])
                 if item[1] is not None:
                     _settle(item[1], error)
+                backlog.task_done()
             return
         slots = asyncio.Semaphore(self.workers)
 
         async def one(item: _Item) -> None:
             try:
-                error = await self._handle_async(item[0])
+                error = await self._handler.handle_async(item[0])
                 if item[1] is not None:
                     _settle(item[1], error)
             finally:
                 slots.release()
+                backlog.task_done()
 
         async with asyncio.TaskGroup() as running:
             while (item := await backlog.get()) is not _STOP:
                 await slots.acquire()
                 running.create_task(one(item))
-
-    # The hooks, in the order the original Moksha called them.
-
-    def _begin(self, message: Message) -> Message | None:
-        consumer = self.consumer
-        consumer.headcount_out += 1
-        if not consumer.jsonify:
-            message = message.raw()
-        try:
-            consumer.validate(message)
-        except Exception as exc:
-            log.warning("%s rejected a message on %s: %s", self.name, message.topic, exc)
-            return None
-        try:
-            consumer.pre_consume(message)
-        except Exception:
-            log.exception("%s.pre_consume failed on %s", self.name, message.topic)
-        return message
-
-    def _end(self, message: Message, started: float, error: BaseException | None) -> None:
-        consumer = self.consumer
-        if error is not None:
-            consumer._exception_count += 1
-            log.error(
-                "%s.consume failed on %s (message %s)",
-                self.name,
-                message.topic,
-                message.id,
-                exc_info=error,
-            )
-        try:
-            consumer.post_consume(message)
-        except Exception:
-            log.exception("%s.post_consume failed on %s", self.name, message.topic)
-        consumer._times.append(time.perf_counter() - started)
-
-    def _handle_sync(self, message: Message) -> BaseException | None:
-        started = time.perf_counter()
-        prepared = self._begin(message)
-        if prepared is None:
-            return None
-        error = None
-        try:
-            self.consumer.consume(prepared)
-        except Exception as exc:
-            error = exc
-        self._end(prepared, started, error)
-        return error
-
-    async def _handle_async(self, message: Message) -> BaseException | None:
-        started = time.perf_counter()
-        prepared = self._begin(message)
-        if prepared is None:
-            return None
-        error = None
-        try:
-            await self.consumer.consume(prepared)
-        except Exception as exc:
-            error = exc
-        self._end(prepared, started, error)
-        return error
 
 
 async def run_polling_producer(producer: PollingProducer) -> None:

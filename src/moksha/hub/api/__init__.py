@@ -5,7 +5,7 @@ the original Moksha, as do ``moksha.hub.api.consumer`` and
 ``moksha.hub.api.producer``.
 """
 
-from moksha.hub.api.consumer import Consumer
+from moksha.hub.api.consumer import Consumer, Drop, Nack
 from moksha.hub.api.producer import PollingProducer, Producer
 
-__all__ = ["Consumer", "PollingProducer", "Producer"]
+__all__ = ["Consumer", "Drop", "Nack", "PollingProducer", "Producer"]

@@ -19,7 +19,9 @@ as the only argument.
 ``moksha.workers_per_consumer`` at a time, in order when that is 1) or an
 ``async def`` (run on the event loop, at most ``moksha.workers_per_consumer``
 at a time).  An exception in any hook is logged and counted and never stops
-the hub.
+the hub.  When ``consume`` raises, the message is retried (``moksha.max_retries``
+times) and then sent to the dead-letter topic; raise :class:`Drop` to discard
+it instead, :class:`Nack` to dead-letter it at once.
 """
 
 from __future__ import annotations
@@ -34,12 +36,20 @@ if TYPE_CHECKING:
     from moksha.hub.hub import MokshaHub
     from moksha.message import Message
 
-__all__ = ["Consumer"]
+__all__ = ["Consumer", "Drop", "Nack"]
 
 log = logging.getLogger("moksha.hub")
 
 # How many processing times __json__ reports at most (the newest).
 TIMES_KEPT = 1000
+
+
+class Drop(Exception):
+    """Raise from ``consume`` to discard the message: no retry, no dead letter."""
+
+
+class Nack(Exception):
+    """Raise from ``consume`` to reject the message: straight to the dead-letter topic."""
 
 
 class Consumer:

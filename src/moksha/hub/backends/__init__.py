@@ -83,7 +83,7 @@ def select_backends(config: Config) -> list[type[Backend]]:
     if config.backends:
         return [backend_class(name) for name in config.backends]
     chosen: list[type[Backend]] = []
-    for name in available_backends():
+    for name in sorted(available_backends()):  # a stable order: the first one receives
         if name == MemoryBackend.name:
             continue
         try:

@@ -1,15 +1,10 @@
 """The AMQP 0-9-1 backend (RabbitMQ), on aio-pika's robust connection.
 
-Wire format (so non-Moksha programs interoperate both ways): a message is
-published to the topic exchange ``amqp_exchange`` (default ``amq.topic``;
-another name is declared as a durable topic exchange) with routing key = topic,
-body = :attr:`Message.payload`, ``content_type`` ``application/json``
-(``application/octet-stream`` when the payload is not JSON), ``message_id``,
-``timestamp`` (whole seconds: AMQP's resolution), the user headers as AMQP
-headers, persistent delivery mode, not mandatory.  A received message is built
-from the routing key, the body bytes, the headers (values as ``str``), the
-message id and the timestamp; foreign publishers may omit the last two, which
-then become a new id and "now".
+Wire format (so non-Moksha programs interoperate both ways): messages are
+published, with publisher confirms and not mandatory, to the topic exchange
+``amqp_exchange`` (default ``amq.topic``; another name is declared as a durable
+topic exchange), routing key = topic, JSON body, id, timestamp and headers in
+the AMQP properties; :mod:`moksha.hub.backends.amqp_options` has the details.
 
 Options: ``amqp_broker`` (see :mod:`moksha.hub.backends.amqp_options`),
 ``amqp_exchange``, ``amqp_prefetch`` (unacked deliveries per subscription),
@@ -27,8 +22,9 @@ capability describes the default, grouped case.
 Connection: the first connection is retried here, with one WARNING line per
 failed attempt and a backoff from ``reconnect_delay`` doubling up to
 ``reconnect_max_delay``; after that aio-pika's robust connection reconnects
-(every ``reconnect_delay``, logging its own line per failed attempt, password
-masked) and re-declares exchanges, queues, bindings, prefetch and consumers.
+(at once, then with the same backoff, logging its own line per failed attempt,
+password masked) and re-declares exchanges, queues, bindings, prefetch and
+consumers.
 Deliveries are acked after the handler returns and nacked with requeue when it
 raises; they are handled one at a time per subscription, in order.
 """
@@ -37,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -54,7 +49,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, DeliveryError
 
 from moksha.errors import BackendError, BackendUnavailable
-from moksha.hub.backends.amqp_options import broker_address
+from moksha.hub.backends.amqp_options import broker_address, from_amqp, to_amqp
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
 from moksha.message import Message
 
@@ -70,8 +65,6 @@ _CANCEL_TIMEOUT = 5.0  # basic.cancel + channel.close when a subscription ends
 # A channel can fail a publish a moment before its connection reports the loss;
 # pause this long before retrying so that moment is not spent spinning.
 _RETRY_PAUSE = 0.05
-_JSON = "application/json"
-_BINARY = "application/octet-stream"
 
 
 def _refused(exc: BaseException) -> bool:
@@ -84,41 +77,6 @@ async def _discard(channel: AbstractRobustChannel) -> None:
     with contextlib.suppress(*CONNECTION_EXCEPTIONS):
         async with asyncio.timeout(_CANCEL_TIMEOUT):
             await channel.close()
-
-
-def _content_type(payload: bytes) -> str:
-    # Message does not say whether its payload is JSON, so look (see the lead's notes).
-    try:
-        json.loads(payload)
-    except ValueError:
-        return _BINARY
-    return _JSON
-
-
-def _outgoing(message: Message) -> aio_pika.Message:
-    payload = message.payload
-    return aio_pika.Message(
-        payload,
-        headers=dict(message.headers),
-        content_type=_content_type(payload),
-        message_id=message.id,
-        timestamp=message.timestamp,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )
-
-
-def _incoming(delivery: AbstractIncomingMessage) -> Message:
-    headers = {
-        str(name): value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-        for name, value in (delivery.headers or {}).items()
-    }
-    return Message(
-        delivery.routing_key or "",
-        headers=headers,
-        id=delivery.message_id,
-        timestamp=delivery.timestamp,
-        payload=delivery.body,
-    )
 
 
 class _AMQPSubscription(Subscription):
@@ -165,6 +123,9 @@ class _AMQPSubscription(Subscription):
         except BaseException:
             await _discard(channel)
             raise
+        if self.cancelled:  # cancel() ran while this was being set up
+            await _discard(channel)
+            return
         self._channel, self._queue = channel, queue
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"moksha-amqp {queue.name}")
@@ -180,7 +141,7 @@ class _AMQPSubscription(Subscription):
             except aio_pika.exceptions.ChannelInvalidStateError:
                 continue  # the broker redelivers it on the restored channel
             try:
-                await self._handler(_incoming(delivery))
+                await self._handler(from_amqp(delivery))
             except Exception as exc:
                 log.debug("amqp: handler failed on %s (%s); requeued", delivery.routing_key, exc)
                 settle = delivery.nack(requeue=True)
@@ -238,14 +199,16 @@ class AMQPBackend(Backend):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.address = broker_address(config)
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: aio_pika.RobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._subscriptions: dict[_AMQPSubscription, None] = {}  # ordered set
         self._supervisor: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # connected, publish channel open, subscriptions applied
         self._tried = asyncio.Event()  # the first connection attempt has an outcome
         self._wake = asyncio.Event()  # (re)connected: apply what is pending
+        self._slow_down: asyncio.TimerHandle | None = None  # next backoff step while down
         self._last_error: BaseException | None = None
+        self._base_interval: float = config.reconnect_delay
 
     @classmethod
     def configured(cls, config: Config) -> bool:
@@ -267,13 +230,15 @@ class AMQPBackend(Backend):
         if self._supervisor is None:
             self._tried.clear()
             self._supervisor = asyncio.create_task(self._supervise(), name="moksha-amqp")
+        supervisor = self._supervisor  # close() may drop it meanwhile
         tried = asyncio.create_task(self._tried.wait())
         try:
-            await asyncio.wait({tried, self._supervisor}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({tried, supervisor}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             tried.cancel()
-        if self._supervisor.done() and not self._supervisor.cancelled():
-            error = self._supervisor.exception()
+            await asyncio.gather(tried, return_exceptions=True)
+        if supervisor.done() and not supervisor.cancelled():
+            error = supervisor.exception()
             raise BackendError(f"amqp: the connection to {self.address} failed: {error}") from error
 
     async def close(self) -> None:
@@ -283,6 +248,9 @@ class AMQPBackend(Backend):
         for subscription in subscriptions:
             subscription.cancelled = True
             await subscription.stop()
+        if self._slow_down is not None:
+            self._slow_down.cancel()
+            self._slow_down = None
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.cancel()
@@ -304,7 +272,7 @@ class AMQPBackend(Backend):
             BackendUnavailable: no confirmed publish within ``moksha.publish_timeout``.
             BackendError: the broker refused the message.
         """
-        outgoing = _outgoing(message)
+        outgoing = to_amqp(message)
         try:
             async with asyncio.timeout(self.config.publish_timeout):
                 while True:
@@ -327,8 +295,8 @@ class AMQPBackend(Backend):
             reason = f" ({self._reason(self._last_error)})" if self._last_error else ""
             raise BackendUnavailable(
                 f"amqp: could not publish to {self.address} within "
-                f"{self.config.publish_timeout:g}s: the broker is not reachable{reason}. Check "
-                "that RabbitMQ is running and that amqp_broker names it."
+                f"{self.config.publish_timeout:g}s: not connected{reason}. Check that RabbitMQ "
+                "is running and that amqp_broker names it."
             ) from None
 
     async def subscribe(
@@ -372,6 +340,7 @@ class AMQPBackend(Backend):
 
     async def _supervise(self) -> None:
         connection = await self._first_connection()
+        self._base_interval = connection.reconnect_interval
         connection.close_callbacks.add(self._on_lost)
         connection.reconnect_callbacks.add(self._on_reconnected)
         self._connection = connection
@@ -382,15 +351,18 @@ class AMQPBackend(Backend):
             await self._wake.wait()
             self._wake.clear()
 
-    async def _first_connection(self) -> AbstractRobustConnection:
+    async def _first_connection(self) -> aio_pika.RobustConnection:
         delay = self.config.reconnect_delay
         while True:  # until connected, or close() cancels it
             connection = aio_pika.RobustConnection(self.address.url)
             try:
                 await connection.connect(timeout=_CONNECT_TIMEOUT)
                 return connection
-            except CONNECTION_EXCEPTIONS as exc:
+            except BaseException as exc:
+                # Also when cancelled: an attempt left open would retry forever on its own.
                 await connection.close()
+                if not isinstance(exc, CONNECTION_EXCEPTIONS):
+                    raise
                 self._last_error = exc
                 log.warning(
                     "amqp: cannot reach %s (%s); retrying in %gs",
@@ -430,9 +402,14 @@ class AMQPBackend(Backend):
                         self._reason(exc),
                     )
         except CONNECTION_EXCEPTIONS as exc:
-            # Lost again (or refused) while setting up: the next reconnection retries.
+            # Lost again, or the exchange refused: the next reconnection tries again.
             self._last_error = exc
-            log.warning("amqp: could not set up on %s: %s", self.address, self._reason(exc))
+            log.warning(
+                "amqp: could not set up exchange %r and queues on %s (%s)",
+                self.config.amqp_exchange,
+                self.address,
+                self._reason(exc),
+            )
             return
         self._ready.set()
 
@@ -446,9 +423,33 @@ class AMQPBackend(Backend):
         self._ready.clear()
         if exc is not None:
             self._last_error = exc
+        if self._slow_down is None and self._supervisor is not None:
+            loop = asyncio.get_running_loop()
+            self._slow_down = loop.call_later(self.config.reconnect_delay, self._back_off)
+
+    def _back_off(self) -> None:
+        """Double aio-pika's reconnect interval (up to the maximum) while the outage lasts.
+
+        aio-pika retries at a fixed ``reconnect_interval`` and reads the attribute
+        before each wait, so doubling it on this timer spaces the attempts (and
+        their log lines) out the way the first connection's are.
+        """
+        connection = self._connection
+        if connection is None or self._ready.is_set():
+            self._slow_down = None
+            return
+        doubled = max(connection.reconnect_interval * 2, self.config.reconnect_delay)
+        interval = min(doubled, self.config.reconnect_max_delay)
+        connection.reconnect_interval = interval
+        self._slow_down = asyncio.get_running_loop().call_later(interval, self._back_off)
 
     def _on_reconnected(self, _connection: object) -> None:
         log.info("amqp: reconnected to %s", self.address)
+        if self._slow_down is not None:
+            self._slow_down.cancel()
+            self._slow_down = None
+        if self._connection is not None:
+            self._connection.reconnect_interval = self._base_interval
         self._wake.set()
 
     def _reason(self, exc: BaseException) -> str:

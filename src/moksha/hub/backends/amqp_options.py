@@ -1,12 +1,12 @@
-"""Where the AMQP backend connects: ``amqp_broker`` in both spellings, parsed once.
+"""The AMQP backend's data: the broker address and the wire format, without I/O.
 
-``amqp_broker`` accepts:
+Broker address. ``amqp_broker`` accepts:
 
 * an ``amqp://`` or ``amqps://`` URL, e.g.
   ``amqp://user:password@host:5672/vhost?heartbeat=30``; its query options
   are aio-pika's and aiormq's (``heartbeat``, ``name``, ``cafile``,
-  ``certfile``, ``keyfile``, ``no_verify_ssl``, ...) and are passed through
-  untouched;
+  ``certfile``, ``keyfile``, ``no_verify_ssl``, ``reconnect_interval``, ...)
+  and are passed through untouched;
 * the original Moksha form ``user/password@host[:port]`` (also ``host`` and
   ``host:port`` alone), which becomes ``amqp://user:password@host:port/``.
   Without a user, aiormq logs in as ``guest``/``guest``, RabbitMQ's default
@@ -14,29 +14,49 @@
 
 Options that come from other configuration keys are declared in
 :data:`CONFIG_OPTIONS` and added to the URL's query unless the URL already
-sets them, so a URL always wins over a key.
+sets them, so a URL always wins over a key.  Passwords never reach a log line
+or a ``repr``: :class:`BrokerAddress` shows itself with the password masked
+(``amqp://guest:***@host:5672/``).
 
-Passwords never reach a log line or a ``repr``: :class:`BrokerAddress` shows
-itself with the password masked (``amqp://guest:***@host:5672/``).
+Wire format (:func:`to_amqp`, :func:`from_amqp`): routing key = topic, body =
+:attr:`Message.payload`, ``content_type`` ``application/json`` or, when the
+payload is not JSON, ``application/octet-stream``; ``message_id``;
+``timestamp`` in whole seconds (AMQP's resolution); user headers as AMQP
+headers; persistent delivery mode.  Received header values become ``str``; a
+missing id or timestamp becomes a new id or "now".
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
 from yarl import URL
 
 from moksha.errors import ConfigError
+from moksha.message import Message
 
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["CONFIG_OPTIONS", "BrokerAddress", "broker_address", "parse_broker"]
+__all__ = [
+    "CONFIG_OPTIONS",
+    "BrokerAddress",
+    "broker_address",
+    "content_type",
+    "from_amqp",
+    "parse_broker",
+    "to_amqp",
+]
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
+JSON = "application/json"
+BINARY = "application/octet-stream"
 
 CONFIG_OPTIONS: tuple[tuple[str, Callable[[Config], str]], ...] = (
     ("heartbeat", lambda config: str(config.amqp_heartbeat)),
@@ -155,4 +175,42 @@ def _parse_slash_form(value: str) -> URL:
         host=match["host"].strip("[]"),
         port=port,
         path="/",
+    )
+
+
+def content_type(payload: bytes) -> str:
+    """``application/json`` when ``payload`` is JSON, else ``application/octet-stream``."""
+    # Message does not record whether it was built from a raw payload, so look.
+    try:
+        json.loads(payload)
+    except ValueError:
+        return BINARY
+    return JSON
+
+
+def to_amqp(message: Message) -> aio_pika.Message:
+    """The AMQP message carrying ``message`` (publish it with routing key = ``message.topic``)."""
+    payload = message.payload
+    return aio_pika.Message(
+        payload,
+        headers=dict(message.headers),
+        content_type=content_type(payload),
+        message_id=message.id,
+        timestamp=message.timestamp,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+def from_amqp(delivery: AbstractIncomingMessage) -> Message:
+    """The :class:`Message` a delivery carries; its body is decoded on first access."""
+    headers = {
+        str(name): value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        for name, value in (delivery.headers or {}).items()
+    }
+    return Message(
+        delivery.routing_key or "",
+        headers=headers,
+        id=delivery.message_id,
+        timestamp=delivery.timestamp,
+        payload=delivery.body,
     )

@@ -52,7 +52,6 @@ because RabbitMQ copies it into the AMQP headers.
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -156,7 +155,9 @@ def _brokers(config: Config) -> tuple[tuple[Broker, ...], str | None, str | None
             continue
         scheme, sep, rest = text.partition("://")
         if sep and scheme.lower() not in _SCHEMES:
-            raise ConfigError(f"{scheme}:// is not a STOMP address; write host:port", key="stomp_uri")
+            raise ConfigError(
+                f"{scheme}:// is not a STOMP address; write host:port", key="stomp_uri"
+            )
         try:
             parts = urlsplit("//" + (rest if sep else text))
             host, port = parts.hostname, parts.port or config.stomp_port
@@ -257,6 +258,6 @@ def _timestamp(value: str | None) -> float | None:
     try:
         stamp = float(value)
     except ValueError:
-        return time.time()
+        return None  # not ours to reject: the message is stamped on arrival
     # Brokers other than RabbitMQ (ActiveMQ) stamp messages in milliseconds.
     return stamp / 1000 if stamp > _MILLISECOND_STAMPS else stamp

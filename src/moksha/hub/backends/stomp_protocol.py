@@ -540,9 +540,7 @@ class ClientProtocol:
             if receipt in self._pending:
                 raise StompProtocolError(f"receipt id {receipt!r} is already pending")
             headers["receipt"] = receipt
-        self._outgoing += encode_frame(
-            Frame(command, headers, body), content_length=content_length
-        )
+        self._outgoing += encode_frame(Frame(command, headers, body), content_length=content_length)
         if receipt is not None:
             self._pending.add(receipt)
 

@@ -17,23 +17,15 @@ Options (``moksha.config`` keys):
 * ``zmq_reconnect_ivl`` / ``zmq_reconnect_ivl_max`` -- ZeroMQ's own TCP reconnection.
 * ``zmq_tcp_keepalive`` (+ ``_idle``, ``_intvl``, ``_cnt``) -- TCP keepalive probes.
 
-Wire format, one ZeroMQ multipart message per Moksha message::
+Wire format: ``[topic, JSON body, meta]`` out, ``[topic, JSON body]`` (the
+original Moksha's) or that in, described in :mod:`moksha.hub.backends.zeromq_wire`.
+Malformed multiparts are logged at WARNING -- the first, then one line per 1000
+with the running count in :attr:`ZeroMQBackend.malformed` -- and dropped.
 
-    frame 1  topic, UTF-8 (ZeroMQ's subscription filter is a prefix of this frame)
-    frame 2  body: UTF-8 JSON (raw bytes when the message was published raw)
-    frame 3  optional: JSON {"id": str, "timestamp": seconds since the epoch,
-             "headers": {str: str}}
-
-The first two frames are the original Moksha's, so its hubs and any program
-sending ``[topic, json]`` interoperate both ways; such two-frame messages get a
-new id and the time of arrival.  Anything else (one frame, more than three, a
-topic that is not UTF-8, a third frame that is not that JSON object) is logged
-at WARNING -- the first one, then one line per 1000 with the running count in
-:attr:`ZeroMQBackend.malformed` -- and dropped.
-
-Delivery: the SUB socket subscribes to :func:`~moksha.topics.literal_prefix` of
-each pattern (reference-counted, unsubscribed when no pattern needs it) and a
-:class:`~moksha.topics.TopicRouter` decides which handlers get each message.
+Delivery: the SUB socket subscribes to the literal start of each pattern
+(``zeromq_wire.subscription_prefix``; reference-counted, unsubscribed when no
+pattern needs it any more) and a :class:`~moksha.topics.TopicRouter` decides
+which handlers get each message.
 One reader task waits until the socket is readable, then drains every ready
 message without waiting (awaiting each message separately is ~4x slower).
 There are no acknowledgements and no durable queues: every subscription gets
@@ -58,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import os
 from collections import Counter
@@ -70,13 +61,21 @@ import zmq.asyncio
 
 from moksha.errors import BackendError, BackendUnavailable, ConfigError
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.zeromq_wire import (
+    MalformedMessage,
+    decode_frames,
+    encode_frames,
+    loose_match,
+    reaches,
+    subscription_prefix,
+)
 from moksha.message import Message
 from moksha.topics import TopicRouter, literal_prefix
 
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["ZeroMQBackend", "decode_frames", "encode_frames", "loose_match"]
+__all__ = ["ZeroMQBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -99,86 +98,6 @@ _KEEPALIVE_OPTIONS = (
     (zmq.TCP_KEEPALIVE_INTVL, "zmq_tcp_keepalive_intvl"),
     (zmq.TCP_KEEPALIVE_CNT, "zmq_tcp_keepalive_cnt"),
 )
-_raw_decode = json.JSONDecoder().raw_decode
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-_ANY_HOST = frozenset({"0.0.0.0", "*", "::", "[::]"})
-
-
-class MalformedMessage(ValueError):
-    """A multipart message that is not ``[topic, body]`` or ``[topic, body, meta]``."""
-
-
-def encode_frames(message: Message) -> list[bytes]:
-    """The multipart frames carrying ``message``: ``[topic, body, meta]``."""
-    meta = {"id": message.id, "timestamp": message.timestamp_s, "headers": message.headers}
-    return [message.topic.encode(), message.payload, json.dumps(meta).encode()]
-
-
-def decode_frames(frames: Sequence[bytes]) -> Message:
-    """The message carried by two or three frames.
-
-    Raises:
-        MalformedMessage: the frames are not a Moksha (or original Moksha) message.
-    """
-    if not 2 <= len(frames) <= 3:
-        raise MalformedMessage(f"it has {len(frames)} frame(s), expected 2 or 3")
-    try:
-        topic = frames[0].decode()
-    except UnicodeDecodeError:
-        raise MalformedMessage("its topic frame is not UTF-8") from None
-    return _decode(topic, frames)
-
-
-def _decode(topic: str, frames: Sequence[bytes]) -> Message:
-    if len(frames) == 2:
-        return Message(topic, payload=frames[1])
-    try:
-        # raw_decode on str is ~2.5x faster than json.loads(bytes), which also
-        # guesses the encoding and skips whitespace; that is the fallback.
-        text = frames[2].decode()
-        try:
-            meta, end = _raw_decode(text)
-        except ValueError:
-            meta, end = json.loads(text), len(text)
-    except ValueError:
-        raise MalformedMessage("its third frame is not JSON") from None
-    if end != len(text) and text[end:].strip():
-        raise MalformedMessage("its third frame is not JSON")
-    id_ = meta.get("id") if isinstance(meta, dict) else None
-    timestamp = meta.get("timestamp") if isinstance(meta, dict) else None
-    headers = (meta.get("headers") or {}) if isinstance(meta, dict) else None
-    if (
-        not isinstance(headers, dict)
-        or not isinstance(id_, str | None)
-        or isinstance(timestamp, bool)
-        or not isinstance(timestamp, int | float | None)
-    ):
-        raise MalformedMessage('its third frame is not {"id", "timestamp", "headers"}')
-    if headers:
-        headers = {str(k): str(v) for k, v in headers.items()}
-    return Message(topic, headers=headers, id=id_, timestamp=timestamp, payload=frames[1])
-
-
-def loose_match(pattern: str, topic: str) -> bool:
-    """``zmq_strict = false`` only: a wildcard-free pattern matches the topics it prefixes."""
-    return topic.startswith(pattern)
-
-
-def _tcp_host_port(endpoint: str) -> tuple[str, str] | None:
-    if not endpoint.startswith("tcp://"):
-        return None
-    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
-    return host.rpartition(";")[2], port  # drop a "source;" part
-
-
-def _reaches(bound: str, target: str) -> bool:
-    """Whether connecting to ``target`` reaches a socket of ours bound at ``bound``."""
-    if bound == target:
-        return True
-    b, t = _tcp_host_port(bound), _tcp_host_port(target)
-    if b is None or t is None or b[1] != t[1]:
-        return False
-    return b[0] == t[0] or (t[0] in _LOOPBACK and (b[0] in _ANY_HOST or b[0] in _LOOPBACK))
 
 
 class _ZeroMQSubscription(Subscription):
@@ -261,22 +180,29 @@ class ZeroMQBackend(Backend):
             sub = self._socket(context, zmq.SUB)
             binds = config.zmq_subscribe_method == "bind"
             for endpoint in config.zmq_subscribe_endpoints:
-                self._attach(sub.bind if binds else sub.connect, endpoint, "zmq_subscribe_endpoints")
+                self._attach(
+                    sub.bind if binds else sub.connect, endpoint, "zmq_subscribe_endpoints"
+                )
         except BaseException:
             self._bound = ()
             context.destroy(linger=0)
             raise
-        if not config.zmq_publish_endpoints:
-            log.info("zeromq: no zmq_publish_endpoints, so what this hub publishes reaches nobody")
         self._context, self._pub, self._sub = context, pub, sub
-        self._own_links = 0 if binds else sum(
-            any(_reaches(b, e) for b in self._bound) for e in config.zmq_subscribe_endpoints
+        self._own_links = (
+            0
+            if binds
+            else sum(
+                any(reaches(b, e) for b in self._bound) for e in config.zmq_subscribe_endpoints
+            )
         )
         self._tasks = [
             asyncio.create_task(self._read(sub), name="zeromq reader"),
             asyncio.create_task(self._watch_subscriptions(pub), name="zeromq xpub watcher"),
         ]
-        log.info("zeromq: publishing on %s", ", ".join(self._bound) or "nothing")
+        if self._bound:
+            log.info("zeromq: publishing on %s", ", ".join(self._bound))
+        else:
+            log.info("zeromq: no zmq_publish_endpoints, so what this hub publishes reaches nobody")
         # Subscriptions made before connect; else a probe, so the SUB link is up on return.
         prefixes = list(self._prefixes)
         probe = b"\0moksha.probe." + os.urandom(6).hex().encode()
@@ -345,7 +271,7 @@ class ZeroMQBackend(Backend):
                 self._loose.append((pattern, handler))
             else:
                 self._router.add(pattern, handler)
-            prefix = literal_prefix(pattern).encode()
+            prefix = subscription_prefix(pattern)
             self._prefixes[prefix] += 1
             if self._sub is None:
                 continue  # applied by connect()
@@ -363,7 +289,7 @@ class ZeroMQBackend(Backend):
             self._loose.remove((pattern, handler))
         elif not self._router.remove(pattern, handler):
             return
-        prefix = literal_prefix(pattern).encode()
+        prefix = subscription_prefix(pattern)
         self._prefixes[prefix] -= 1
         if self._prefixes[prefix] <= 0:
             del self._prefixes[prefix]
@@ -466,7 +392,7 @@ class ZeroMQBackend(Backend):
             handlers = self._handlers(topic)
             if not handlers:
                 return
-            message = _decode(topic, frames)
+            message = decode_frames(frames, topic)
         except (MalformedMessage, UnicodeDecodeError) as exc:
             reason = str(exc) if isinstance(exc, MalformedMessage) else "its topic is not UTF-8"
             self.malformed += 1

@@ -1,0 +1,420 @@
+"""The STOMP 1.2 backend: RabbitMQ's STOMP plugin (or any STOMP 1.2 broker) over asyncio.
+
+The parts, one concept per module:
+
+- :mod:`~moksha.hub.backends.stomp_protocol`: frames and the client state
+  machine, sans I/O;
+- :mod:`~moksha.hub.backends.stomp_connection`: one connection (bytes,
+  heart-beats, receipts);
+- :mod:`~moksha.hub.backends.stomp_subscription`: deliveries to one handler
+  (queue, order, ACK/NACK);
+- :mod:`~moksha.hub.backends.stomp_outbox`: published messages kept until
+  confirmed;
+- :mod:`~moksha.hub.backends.stomp_options`: the options and the wire format;
+- this module: :class:`StompBackend`, which reconnects and ties them together.
+
+Connection
+    ``connect()`` starts a background task that connects and, whenever the
+    connection is lost, reconnects: to the brokers of ``stomp_uri`` in turn,
+    logging one WARNING per failed attempt and backing off from
+    ``reconnect_delay`` to ``reconnect_max_delay`` after each round.  A broker
+    that stays silent for twice the negotiated heart-beat interval is taken
+    for dead.  After reconnecting, every subscription is made again, then
+    every unconfirmed message is sent again.
+
+Subscribing
+    one SUBSCRIBE per pattern, to ``stomp_destination_prefix + pattern``,
+    confirmed by a receipt before ``subscribe`` returns (while disconnected it
+    returns at once and the subscription is made on connection).  With a
+    ``group``, all patterns feed one durable queue named ``moksha.stomp.<group>``
+    (RabbitMQ ``x-queue-name``), shared by every hub in the group and kept
+    while they are down; without one, each pattern gets the broker's
+    auto-delete queue, which disappears with the connection.  Deliveries are
+    filtered again with :class:`~moksha.topics.TopicRouter`, so patterns keep
+    the AMQP rules on any broker.  With ``stomp_ack_mode = client-individual``
+    a message is ACKed once its handler returned and NACKed (requeued) when it
+    raised; with ``auto`` the broker counts it delivered as soon as it sent
+    it, and this backend's ``capabilities.acknowledgements`` is False.
+
+Publishing
+    SEND to ``stomp_destination_prefix + topic``.  In blocking mode
+    (``moksha.blocking_mode``, the default) ``publish`` returns once the broker
+    confirmed the message with a receipt (one round trip, shared by concurrent
+    publishers); otherwise once the frame is written, receipts being asked for
+    in windows.  Either way the backend keeps each message until confirmed and
+    sends it again after a reconnection, so a consumer may see it twice: at
+    most the messages unconfirmed when the connection was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from moksha.errors import BackendError, BackendUnavailable, MessageError
+from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.stomp_connection import CONNECT_TIMEOUT, ConnectionLost, StompConnection
+from moksha.hub.backends.stomp_options import StompOptions, destination, send_headers
+from moksha.hub.backends.stomp_outbox import Outbox, Outgoing
+from moksha.hub.backends.stomp_protocol import Frame, StompServerError
+from moksha.hub.backends.stomp_subscription import StompSubscription
+
+if TYPE_CHECKING:
+    from moksha.config import Config
+    from moksha.message import Message
+
+__all__ = ["StompBackend"]
+
+log = logging.getLogger(__name__)
+
+
+class StompBackend(Backend):
+    """Publish and subscribe through a STOMP 1.2 broker (see the module docstring).
+
+    Args:
+        config: read for the ``stomp_*`` keys, ``reconnect_delay``,
+            ``reconnect_max_delay``, ``publish_timeout``, ``shutdown_timeout``
+            and ``consumer_backlog`` (the bound of each subscription's queue).
+
+    Raises:
+        ConfigError: a broker address or TLS file is wrong.
+    """
+
+    name = "stomp"
+    capabilities = Capabilities(
+        acknowledgements=True, native_wildcards=True, durable=True, cross_process=True
+    )
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.options = StompOptions.from_config(config)
+        # With ack mode "auto" there is nothing to acknowledge: say so per instance.
+        self.capabilities = replace(  # type: ignore[misc]
+            StompBackend.capabilities, acknowledgements=self.options.client_acks
+        )
+        self._connection: StompConnection | None = None
+        self._ready = asyncio.Event()  # set while _connection is subscribed and usable
+        self._attempted = asyncio.Event()  # set once the first round of attempts ended
+        self._lock = asyncio.Lock()  # one (re)subscription at a time
+        self._subscriptions: list[StompSubscription] = []
+        self._routes: dict[str, StompSubscription] = {}  # STOMP subscription id -> ours
+        self._ids = itertools.count(1)
+        self._outbox = Outbox()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @classmethod
+    def configured(cls, config: Config) -> bool:
+        """Whether ``stomp_uri`` or ``stomp_broker`` is set."""
+        return bool(config.stomp_uri or config.stomp_broker)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a broker connection is up and every subscription made on it."""
+        return self._ready.is_set()
+
+    def _brokers(self) -> str:
+        return ", ".join(map(str, self.options.brokers))
+
+    # -- connection ---------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Start connecting; return once connected or once every broker failed once.
+
+        Never raises for an unreachable broker: a background task keeps trying
+        (see the module docstring) until :meth:`close`.
+        """
+        if self._supervisor is not None:
+            return
+        self._closing = False
+        self._attempted.clear()
+        self._supervisor = asyncio.create_task(self._supervise(), name="moksha stomp connection")
+        await self._attempted.wait()
+
+    async def _supervise(self) -> None:
+        try:
+            await self._reconnect_forever()
+        except Exception:
+            log.exception("stomp: the connection task failed; no more reconnections")
+            raise
+        finally:
+            self._attempted.set()  # never leave connect() waiting
+
+    async def _reconnect_forever(self) -> None:
+        brokers = self.options.brokers
+        delay = self.config.reconnect_delay
+        failures = 0
+        for attempt in itertools.count():  # until close() cancels this task
+            broker = brokers[attempt % len(brokers)]
+            try:
+                connection = await StompConnection.open(broker, self.options, self._on_message)
+            except (OSError, TimeoutError, MessageError) as exc:
+                failures += 1
+                if failures % len(brokers):
+                    following = brokers[(attempt + 1) % len(brokers)]
+                    log.warning(
+                        "stomp: cannot reach %s (%s); trying %s next", broker, _why(exc), following
+                    )
+                    continue
+                log.warning(
+                    "stomp: cannot reach %s (%s); retrying in %.3gs", broker, _why(exc), delay
+                )
+                self._attempted.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_max_delay)
+                continue
+            failures = 0
+            reason = await self._serve(connection)
+            if self._closing:
+                return
+            log.warning("stomp: lost the connection to %s (%s); reconnecting", broker, _why(reason))
+            if isinstance(reason, StompServerError):
+                # What the broker refused may be refused again: do not hammer it.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_max_delay)
+            else:
+                delay = self.config.reconnect_delay
+
+    async def _serve(self, connection: StompConnection) -> BaseException:
+        """Subscribe on a new connection, publish what awaits confirmation, run until lost."""
+        try:
+            async with self._lock:
+                self._connection = connection
+                self._routes.clear()
+                receipts = [r for sub in self._subscriptions for r in self._apply(connection, sub)]
+                await self._confirm(connection, receipts)
+                self._outbox.resend(connection)
+                self._ready.set()
+            self._attempted.set()
+            log.info("stomp: connected to %s", connection.broker)
+            return await connection.lost
+        except (ConnectionLost, StompServerError) as exc:
+            return exc
+        finally:
+            self._ready.clear()
+            self._connection = None
+            self._outbox.progress.set()  # wake publishers waiting for its receipts
+            await connection.close()
+
+    async def close(self) -> None:
+        """Disconnect (waiting up to ``shutdown_timeout`` for the broker's receipt) and stop.
+
+        Messages the broker did not confirm by then are logged as possibly lost.
+        """
+        self._closing = True
+        connection = self._connection
+        if connection is not None and self._ready.is_set():
+            try:
+                await connection.disconnect(self.config.shutdown_timeout)
+            except (ConnectionLost, StompServerError, TimeoutError) as exc:
+                log.warning("stomp: no clean disconnect from %s (%s)", connection.broker, exc)
+            else:
+                self._outbox.confirm_all()  # the DISCONNECT receipt covers every SEND before it
+        self._ready.clear()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        for sub in list(self._subscriptions):
+            await sub.stop()
+        self._subscriptions.clear()
+        self._routes.clear()
+        lost = self._outbox.abandon(
+            BackendUnavailable(f"stomp: closed before {self._brokers()} confirmed the message")
+        )
+        if lost:
+            log.warning(
+                "stomp: %d published message(s) were not confirmed by %s before closing "
+                "and may be lost",
+                lost,
+                self._brokers(),
+            )
+
+    async def _confirm(
+        self, connection: StompConnection, receipts: list[asyncio.Future[None]]
+    ) -> None:
+        """Wait for receipts; a broker that does not answer in time is taken for dead."""
+        try:
+            async with asyncio.timeout(self.config.publish_timeout):
+                results = await asyncio.gather(*receipts, return_exceptions=True)
+        except TimeoutError:
+            why = f"no receipt within publish_timeout={self.config.publish_timeout}s"
+            connection.fail(TimeoutError(why))
+            raise ConnectionLost(why) from None
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    # -- publishing -------------------------------------------------------
+
+    async def publish(self, message: Message) -> None:
+        """Send ``message`` to ``stomp_destination_prefix + message.topic``.
+
+        In blocking mode, return once the broker confirmed it; otherwise once
+        it is written.  It is sent again after a reconnection until confirmed,
+        so it may arrive twice.
+
+        Raises:
+            MessageError: a header has a reserved name or cannot be encoded.
+            BackendUnavailable: no broker connection, or no confirmation, within
+                ``publish_timeout`` (the message may still arrive later).
+            BackendError: the broker never confirmed it, over several connections.
+        """
+        loop = asyncio.get_running_loop()
+        out = Outgoing(
+            destination(self.options.prefix, message.topic),
+            message.payload,
+            send_headers(message),
+            loop.create_future() if self.config.blocking_mode else None,
+        )
+        deadline = loop.time() + self.config.publish_timeout
+        while True:  # each turn waits for a new connection or a receipt, until the deadline
+            connection = await self._usable_connection(message.topic, deadline)
+            if self._outbox.full and not connection.paused:
+                await self._wait_for(self._outbox.progress, message.topic, deadline)
+                continue
+            try:
+                self._outbox.transmit(connection, out)
+            except ConnectionLost:
+                if connection is self._connection:
+                    self._ready.clear()  # before the supervisor notices: do not spin on it
+                continue
+            break
+        if out.confirmed is None:
+            await connection.drain()
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(out.confirmed)
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"cannot publish on {message.topic!r}: the STOMP broker at {self._brokers()} did "
+                f"not confirm it within publish_timeout={self.config.publish_timeout}s (it is "
+                "kept and sent again on reconnection, so it may still arrive)"
+            ) from None
+
+    async def _usable_connection(self, topic: str, deadline: float) -> StompConnection:
+        if self._supervisor is None or self._closing:
+            raise BackendUnavailable(
+                f"cannot publish on {topic!r}: the STOMP backend is not connected "
+                "(connect() was not called, or close() was)"
+            )
+        while True:  # until the deadline
+            connection = self._connection
+            if self._ready.is_set() and connection is not None:
+                return connection
+            await self._wait_for(self._ready, topic, deadline)
+
+    async def _wait_for(self, event: asyncio.Event, topic: str, deadline: float) -> None:
+        if event is self._outbox.progress:
+            event.clear()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await event.wait()
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"cannot publish on {topic!r}: no working connection to the STOMP broker at "
+                f"{self._brokers()} within publish_timeout={self.config.publish_timeout}s; "
+                "check that it runs and that stomp_uri, stomp_user and stomp_pass are right"
+            ) from None
+
+    # -- subscribing ------------------------------------------------------
+
+    async def subscribe(
+        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+    ) -> Subscription:
+        """Deliver messages whose topic matches one of ``patterns`` to ``handler``.
+
+        Returns once the broker confirmed every SUBSCRIBE, or at once while
+        disconnected (the subscription is then made on connection).
+
+        Raises:
+            BackendError: the broker refused the subscription (an ERROR frame).
+        """
+        sub = StompSubscription(
+            tuple(patterns),
+            handler,
+            group,
+            options=self.options,
+            backlog=self.config.consumer_backlog,
+            current=lambda: self._connection,
+            cancel=self._cancel,
+        )
+        self._subscriptions.append(sub)
+        refused: StompServerError | None = None
+        async with self._lock:
+            connection = self._connection
+            if self._ready.is_set() and connection is not None and sub.connection is not connection:
+                try:
+                    await self._confirm(connection, self._apply(connection, sub))
+                except ConnectionLost:
+                    pass  # made again on reconnection
+                except StompServerError as exc:
+                    refused, broker = exc, connection.broker
+        if refused is not None:
+            await self._cancel(sub)
+            destinations = ", ".join(destination(self.options.prefix, p) for p in sub.patterns)
+            details = f" ({refused.details})" if refused.details else ""
+            raise BackendError(
+                f"stomp: the broker at {broker} refused the subscription to {destinations}: "
+                f"{refused.message}{details}"
+            ) from refused
+        return sub
+
+    def _apply(
+        self, connection: StompConnection, sub: StompSubscription
+    ) -> list[asyncio.Future[None]]:
+        """Send the SUBSCRIBE frames of ``sub``; return their receipts."""
+        headers = sub.headers()
+        receipts = []
+        for pattern in sub.patterns:
+            sid = str(next(self._ids))
+            self._routes[sid] = sub
+            receipts.append(
+                connection.subscribe(
+                    destination(self.options.prefix, pattern), sid, self.options.ack_mode, headers
+                )
+            )
+        sub.connection = connection
+        return receipts
+
+    async def _on_message(self, connection: StompConnection, frame: Frame) -> None:
+        """Called by the connection's reader for each MESSAGE frame."""
+        sub = self._routes.get(frame.headers.get("subscription", ""))
+        if sub is None or sub.cancelled:
+            if self.options.client_acks:
+                connection.nack(frame)  # give it back to the queue's other consumers
+            return
+        await sub.deliver(connection, frame)
+
+    async def _cancel(self, sub: StompSubscription) -> None:
+        if sub.cancelled:
+            return
+        sub.cancelled = True
+        if sub in self._subscriptions:
+            self._subscriptions.remove(sub)
+        async with self._lock:
+            ids = [sid for sid, routed in self._routes.items() if routed is sub]
+            connection = self._connection
+            if connection is not None and sub.connection is connection:
+                with contextlib.suppress(ConnectionLost, StompServerError):
+                    await self._confirm(connection, [connection.unsubscribe(sid) for sid in ids])
+            for sid in ids:
+                del self._routes[sid]
+        await sub.stop()
+
+
+def _why(exc: BaseException) -> str:
+    """A one-line reason for a log line (never holds the passcode: it is not in any error)."""
+    if isinstance(exc, StompServerError):
+        said = [exc.message, exc.details.partition("\n")[0]]
+        return "the broker sent ERROR: " + ": ".join(part for part in said if part)
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {CONNECT_TIMEOUT:.0f}s"
+    return str(exc) or type(exc).__name__

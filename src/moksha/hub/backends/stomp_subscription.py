@@ -1,0 +1,158 @@
+"""One STOMP subscription: its bounded queue of deliveries and the task that handles them.
+
+The connection's reader must never wait for a handler (it also reads the
+broker's heart-beats and receipts), so each MESSAGE frame is queued on its
+subscription and a task per subscription hands the messages to the handler,
+in the order they arrived.  A handler slower than the inflow fills the queue
+(``moksha.consumer_backlog`` deliveries); the reader then stops reading, which
+pushes back on the broker through TCP, and the connection's watchdog knows
+the silence is ours (:attr:`StompConnection.paused`).
+
+With ``client-individual`` acks, a message is ACKed after its handler
+returned, NACKed when it raised (if ``stomp_send_explicit_nacks``), and a
+delivery whose connection was lost meanwhile is skipped: the broker delivers
+it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from moksha.hub.backends.base import Handler, Subscription
+from moksha.hub.backends.stomp_options import message_from_frame
+from moksha.topics import TopicRouter
+
+if TYPE_CHECKING:
+    from moksha.hub.backends.stomp_connection import StompConnection
+    from moksha.hub.backends.stomp_options import StompOptions
+    from moksha.hub.backends.stomp_protocol import Frame
+
+__all__ = ["GROUP_QUEUE_PREFIX", "StompSubscription"]
+
+log = logging.getLogger(__name__)
+
+GROUP_QUEUE_PREFIX = "moksha.stomp."
+"""Prefix of the durable queue a consumer group shares (RabbitMQ ``x-queue-name``)."""
+
+_Delivery = tuple["StompConnection | None", "Frame | None"]
+_WAKE_UP: _Delivery = (None, None)  # unblocks a dispatcher whose subscription was cancelled
+
+
+class StompSubscription(Subscription):
+    """Deliveries for ``handler`` of messages matching ``patterns``; made by the backend.
+
+    Args:
+        patterns: topic patterns, each one SUBSCRIBE.
+        handler: awaited once per message.
+        group: consumer-group name, or None.
+        options: the backend's options (ack mode, prefix, prefetch).
+        backlog: how many deliveries may wait for the handler.
+        current: returns the backend's current connection (acks go only there).
+        cancel: the backend's way to cancel this subscription.
+    """
+
+    def __init__(
+        self,
+        patterns: tuple[str, ...],
+        handler: Handler,
+        group: str | None,
+        *,
+        options: StompOptions,
+        backlog: int,
+        current: Callable[[], StompConnection | None],
+        cancel: Callable[[StompSubscription], Awaitable[None]],
+    ) -> None:
+        self.patterns = patterns
+        self.handler = handler
+        self.group = group
+        self.connection: StompConnection | None = None  # the one its SUBSCRIBEs went to
+        self.cancelled = False
+        self._options = options
+        self._current = current
+        self._cancel = cancel
+        self._queue: asyncio.Queue[_Delivery] = asyncio.Queue(backlog)
+        self._router: TopicRouter[bool] = TopicRouter()
+        for pattern in patterns:
+            self._router.add(pattern, True)
+        self._task = asyncio.create_task(self._dispatch(), name=f"moksha stomp {patterns}")
+
+    async def cancel(self) -> None:
+        """UNSUBSCRIBE; queued deliveries are handed back (NACKed) or dropped."""
+        await self._cancel(self)
+
+    def headers(self) -> dict[str, str]:
+        """The SUBSCRIBE headers besides destination, id and ack."""
+        headers: dict[str, str] = {}
+        if self.group is not None:
+            # RabbitMQ: one durable queue, bound to every pattern, shared by the group.
+            headers["durable"] = "true"
+            headers["auto-delete"] = "false"
+            headers["x-queue-name"] = GROUP_QUEUE_PREFIX + self.group
+        if self._options.client_acks:
+            headers["prefetch-count"] = str(self._options.prefetch)
+        return headers
+
+    async def deliver(self, connection: StompConnection, frame: Frame) -> None:
+        """Queue a MESSAGE frame; wait (pausing the connection's reader) while the queue is full."""
+        if not self._queue.full():
+            self._queue.put_nowait((connection, frame))
+            return
+        connection.paused = True
+        try:
+            await self._queue.put((connection, frame))
+        finally:
+            connection.resumed()
+
+    async def _dispatch(self) -> None:
+        options = self._options
+        client_acks = options.client_acks
+        while True:  # until the subscription is cancelled
+            connection, frame = await self._queue.get()
+            if self.cancelled or connection is None or frame is None:
+                return
+            if client_acks and connection is not self._current():
+                continue  # its connection is gone: the broker delivers it again
+            message = message_from_frame(frame, options.prefix)
+            if not self._router.match(message.topic):
+                if client_acks:
+                    connection.ack(frame)  # the broker's matching is wider than ours
+                continue
+            try:
+                await self.handler(message)
+            except Exception as exc:
+                nack = client_acks and options.explicit_nacks
+                log.warning(
+                    "stomp: handler %r failed on %s (%r)%s",
+                    self.handler,
+                    message.topic,
+                    exc,
+                    "; nacked for redelivery" if nack else "",
+                )
+                if nack:
+                    connection.nack(frame)
+                continue
+            if client_acks:
+                connection.ack(frame)
+
+    async def stop(self) -> None:
+        """Hand back what waits in the queue and stop the dispatcher task."""
+        self.cancelled = True
+        while not self._queue.empty():
+            connection, frame = self._queue.get_nowait()
+            if self._options.client_acks and connection is not None and frame is not None:
+                connection.nack(frame)
+        task = self._task
+        if task.done():
+            return
+        if task is asyncio.current_task():
+            # Cancelled from its own handler: wake the dispatcher, which returns
+            # once the handler did.
+            self._queue.put_nowait(_WAKE_UP)
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
