@@ -25,7 +25,10 @@ from typing import Any
 
 from moksha.errors import MessageError
 
-__all__ = ["Message", "decode_body", "encode_body", "new_message_id"]
+__all__ = ["JSON", "Message", "decode_body", "encode_body", "new_message_id"]
+
+JSON = "application/json"
+BINARY = "application/octet-stream"
 
 _UNSET: Any = object()
 
@@ -84,9 +87,11 @@ class Message:
         timestamp: seconds since the epoch (UTC); now when omitted.
         payload: the encoded body, when the message comes from a wire (``body`` is
             then decoded from it on first access).
+        content_type: the payload's media type, when the wire says it; a message
+            built from ``body`` is always ``application/json``.
     """
 
-    __slots__ = ("_body", "_payload", "headers", "id", "timestamp_s", "topic")
+    __slots__ = ("_body", "_content_type", "_payload", "headers", "id", "timestamp_s", "topic")
 
     topic: str
     headers: dict[str, str]
@@ -102,9 +107,11 @@ class Message:
         timestamp: float | datetime | None = None,
         *,
         payload: bytes | str | None = None,
+        content_type: str | None = None,
     ) -> None:
         if body is _UNSET and payload is None:
             body = None
+        self._content_type = JSON if payload is None else content_type
         self.topic = topic
         self._body = body
         self._payload = payload
@@ -132,6 +139,21 @@ class Message:
         elif isinstance(self._payload, str):
             self._payload = self._payload.encode()
         return self._payload
+
+    @property
+    def content_type(self) -> str:
+        """The payload's media type: ``application/json`` unless it is not JSON.
+
+        When neither the sender nor the wire said, the payload is looked at once.
+        """
+        if self._content_type is None:
+            try:
+                json.loads(self.payload)
+            except ValueError:
+                self._content_type = BINARY
+            else:
+                self._content_type = JSON
+        return self._content_type
 
     @property
     def timestamp(self) -> datetime:

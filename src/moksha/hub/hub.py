@@ -496,6 +496,7 @@ class CentralMokshaHub(MokshaHub):
             id=message.id,
             timestamp=message.timestamp_s,
             payload=message.payload,
+            content_type=message.content_type,
         )
         for target in targets:
             await target.publish(forwarded)
@@ -518,7 +519,11 @@ class CentralMokshaHub(MokshaHub):
         }
         headers.pop(ATTEMPT_HEADER, None)
         topic = self.config.dead_letter_topic.format(topic=message.topic)
-        await self._send(Message(topic, headers=headers, payload=message.payload))
+        await self._send(
+            Message(
+                topic, headers=headers, payload=message.payload, content_type=message.content_type
+            )
+        )
         log.warning("%s: message %s sent to %s", consumer, message.id, topic)
 
     async def _start_consumers(self) -> None:

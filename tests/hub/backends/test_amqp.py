@@ -466,9 +466,9 @@ async def test_every_message_is_consumed_despite_cut_connections(rabbit, prefix,
     """At-least-once: 300 confirmed publishes, 3 cuts of every connection, none lost.
 
     Duplicate bound: a cut can cost at most the deliveries the subscriber had
-    received but not yet acked (``amqp_prefetch``) plus the publishes in flight
-    whose confirms were lost (``WINDOW``, sent again after reconnecting), so
-    duplicates <= 3 * (PREFETCH + WINDOW).
+    received but not yet acked (``prefetch`` = ``amqp_prefetch``) plus the
+    publishes in flight whose confirms were lost (``window``, sent again after
+    reconnecting), so duplicates <= 3 * (prefetch + window) = 90.
     """
     total, window, prefetch, cuts_at = 300, 10, 20, (75, 150, 225)
     group = prefix.replace(".", "-")

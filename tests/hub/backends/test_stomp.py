@@ -3,8 +3,9 @@
 Covers what the contract suite does not: options, the wire format seen by
 plain aio-pika clients (both ways), consumer groups, acknowledgements,
 failover, a broker down at start, connections cut mid-stream (at-least-once),
-heart-beats, and ERROR frames.  The heart-beat tests talk to a tiny fake
-broker instead, which can fall silent on purpose.
+and ERROR frames.  Heart-beats, other brokers' matching rules and TLS are
+tested against a tiny fake broker (:class:`FakeBroker`), which can fall silent
+or deliver what RabbitMQ would not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -414,6 +418,10 @@ async def test_an_error_frame_is_a_clear_error_and_the_backend_recovers(stomp, p
         with pytest.raises(BackendError, match=r"refused the subscription to /foo/.*not a valid"):
             await backend.subscribe([f"{prefix}.x"], Received())
         await until(lambda: backend.connected)
+        # A refused SEND is tried again on a few connections, then reported.
+        with pytest.raises(BackendError, match=r"/foo/.*is not a valid destination"):
+            await backend.publish(Message(f"{prefix}.x", 1))
+        await until(lambda: backend.connected)
 
 
 class FakeBroker:
@@ -426,9 +434,13 @@ class FakeBroker:
     """
 
     def __init__(
-        self, heartbeat: str = "100,100", deliveries: Sequence[tuple[str, bytes, dict]] = ()
+        self,
+        heartbeat: str = "100,100",
+        deliveries: Sequence[tuple[str, bytes, dict]] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.connections = 0
+        self._tls = tls
         self.heartbeats = asyncio.Event()
         self._heartbeat = heartbeat
         self._deliveries = deliveries
@@ -436,7 +448,7 @@ class FakeBroker:
         self._writers: list[asyncio.StreamWriter] = []
 
     async def __aenter__(self) -> FakeBroker:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls)
         return self
 
     @property
@@ -503,6 +515,50 @@ async def test_a_broker_with_other_matching_rules_is_filtered_by_ours():
     assert [(m.topic, m.body) for m in received.messages] == [("a.b", 1), ("a.x", 3)]
     assert received.messages[0].id == "fake-0"  # no amqp-message-id: the broker's id
     assert received.messages[1].timestamp_s == 1700000000.5
+
+
+@pytest.fixture
+def tls_files(tmp_path) -> tuple[str, str]:
+    """A self-signed key and certificate for 127.0.0.1, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    key, crt = str(tmp_path / "key.pem"), str(tmp_path / "crt.pem")
+    command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    command += " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+    subprocess.run([*command.split(), "-keyout", key, "-out", crt], check=True, capture_output=True)
+    return key, crt
+
+
+def tls_server(key: str, crt: str) -> ssl.SSLContext:
+    """A server context that also demands a client certificate signed by ``crt``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(crt, key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(crt)
+    return context
+
+
+async def test_tls_with_a_client_certificate(tls_files, monkeypatch):
+    key, crt = tls_files
+    monkeypatch.setenv("SSL_CERT_FILE", crt)  # the "system" CA store now trusts the broker
+    received = Received()
+    deliveries = [("/topic/secure.x", b"1", {})]
+    async with (
+        FakeBroker("0,0", deliveries, tls=tls_server(key, crt)) as broker,
+        backend_for(broker.port, stomp_ssl_key=key, stomp_ssl_crt=crt) as backend,
+    ):
+        await backend.subscribe(["secure.*"], received)
+        await received.wait(1)
+    assert received.bodies == [1]
+
+
+async def test_tls_verifies_the_broker_certificate(tls_files, caplog):
+    key, crt = tls_files  # not trusted by the system CA store
+    async with FakeBroker("0,0", tls=tls_server(key, crt)) as broker:
+        backend = backend_for(broker.port, stomp_ssl_key=key, stomp_ssl_crt=crt, **FAST_RETRIES)
+        async with backend:
+            assert not backend.connected
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
 
 
 async def test_closing_while_the_broker_is_down_leaves_nothing_running():

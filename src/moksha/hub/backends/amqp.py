@@ -24,9 +24,11 @@ failed attempt and a backoff from ``reconnect_delay`` doubling up to
 ``reconnect_max_delay``; after that aio-pika's robust connection reconnects
 (at once, then with the same backoff, logging its own line per failed attempt,
 password masked) and re-declares exchanges, queues, bindings, prefetch and
-consumers.
+consumers; a publish cut off by the loss is sent again once reconnected.
+
 Deliveries are acked after the handler returns and nacked with requeue when it
-raises; they are handled one at a time per subscription, in order.
+raises; they are handled one at a time per subscription, in order (see
+:mod:`moksha.hub.backends.amqp_subscription`).
 """
 
 from __future__ import annotations
@@ -34,22 +36,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import aio_pika
-from aio_pika.abc import (
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractRobustChannel,
-    AbstractRobustConnection,
-    AbstractRobustQueue,
-)
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, DeliveryError
+from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from moksha.errors import BackendError, BackendUnavailable
-from moksha.hub.backends.amqp_options import broker_address, from_amqp, to_amqp
+from moksha.hub.backends.amqp_options import broker_address, to_amqp
+from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
 from moksha.message import Message
 
@@ -61,123 +57,9 @@ __all__ = ["AMQPBackend"]
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT = 10.0  # one attempt: TCP connect and AMQP handshake
-_CANCEL_TIMEOUT = 5.0  # basic.cancel + channel.close when a subscription ends
 # A channel can fail a publish a moment before its connection reports the loss;
 # pause this long before retrying so that moment is not spent spinning.
 _RETRY_PAUSE = 0.05
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether the broker said no (retrying cannot help), as opposed to a lost connection."""
-    return isinstance(exc, AMQPChannelError | DeliveryError)
-
-
-async def _discard(channel: AbstractRobustChannel) -> None:
-    """Close a channel that failed to set up, so the robust connection does not restore it."""
-    with contextlib.suppress(*CONNECTION_EXCEPTIONS):
-        async with asyncio.timeout(_CANCEL_TIMEOUT):
-            await channel.close()
-
-
-class _AMQPSubscription(Subscription):
-    """One consumer on its own channel, with a worker that handles deliveries in order."""
-
-    def __init__(
-        self, backend: AMQPBackend, patterns: Sequence[str], handler: Handler, queue: str | None
-    ) -> None:
-        self.patterns = tuple(patterns)
-        self._backend = backend
-        self._handler = handler
-        self._durable_queue = queue
-        self._channel: AbstractRobustChannel | None = None
-        self._queue: AbstractRobustQueue | None = None
-        self._tag: str | None = None
-        # Bounded by the broker: at most amqp_prefetch unacked deliveries per channel,
-        # plus those of a channel lost meanwhile, which the worker drops unhandled.
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
-        self.cancelled = False
-
-    @property
-    def started(self) -> bool:
-        return self._channel is not None
-
-    async def start(self, connection: AbstractRobustConnection) -> None:
-        """Open the channel, declare and bind the queue, consume; undone if any step fails."""
-        config = self._backend.config
-        channel = connection.channel(publisher_confirms=False)
-        try:
-            # Bounded: opening a channel on a connection that just died waits forever.
-            async with asyncio.timeout(_CONNECT_TIMEOUT):
-                await channel.initialize()
-                await channel.set_qos(prefetch_count=config.amqp_prefetch)
-                exchange = await self._backend.declare_exchange(channel)
-                if self._durable_queue is not None:
-                    queue = await channel.declare_queue(self._durable_queue, durable=True)
-                else:
-                    name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
-                    queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
-                for pattern in self.patterns:
-                    await queue.bind(exchange, routing_key=pattern)
-                self._tag = await queue.consume(self._deliver)
-        except BaseException:
-            await _discard(channel)
-            raise
-        if self.cancelled:  # cancel() ran while this was being set up
-            await _discard(channel)
-            return
-        self._channel, self._queue = channel, queue
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._work(), name=f"moksha-amqp {queue.name}")
-
-    async def _deliver(self, delivery: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(delivery)
-
-    async def _work(self) -> None:
-        while True:
-            delivery = await self._inbox.get()
-            try:
-                delivery.channel  # noqa: B018 - raises when the delivering channel is gone
-            except aio_pika.exceptions.ChannelInvalidStateError:
-                continue  # the broker redelivers it on the restored channel
-            try:
-                await self._handler(from_amqp(delivery))
-            except Exception as exc:
-                log.debug("amqp: handler failed on %s (%s); requeued", delivery.routing_key, exc)
-                settle = delivery.nack(requeue=True)
-            else:
-                settle = delivery.ack()
-            try:
-                await settle
-            except CONNECTION_EXCEPTIONS:
-                # The channel died while the handler ran: the broker redelivers the
-                # message on the new one, so it may be handled twice (at-least-once).
-                log.debug("amqp: could not settle %s; it will be redelivered", delivery.routing_key)
-
-    async def stop(self) -> None:
-        """Stop handling deliveries (those not yet acked go back to the queue with the channel)."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-
-    async def cancel(self) -> None:
-        if self.cancelled:
-            return
-        self.cancelled = True
-        self._backend.forget(self)
-        channel, queue, tag = self._channel, self._queue, self._tag
-        self._channel = self._queue = self._tag = None
-        # Whatever happens to the broker calls, the handler is not called again.
-        await self.stop()
-        if channel is None:
-            return
-        # An exclusive auto-delete queue goes away with its consumer; a durable one stays.
-        with contextlib.suppress(*CONNECTION_EXCEPTIONS):
-            async with asyncio.timeout(_CANCEL_TIMEOUT):
-                if queue is not None and tag is not None:
-                    await queue.cancel(tag)
-                await channel.close()
 
 
 class AMQPBackend(Backend):
@@ -201,7 +83,7 @@ class AMQPBackend(Backend):
         self.address = broker_address(config)
         self._connection: aio_pika.RobustConnection | None = None
         self._exchange: AbstractExchange | None = None
-        self._subscriptions: dict[_AMQPSubscription, None] = {}  # ordered set
+        self._subscriptions: dict[AMQPSubscription, None] = {}  # ordered set
         self._supervisor: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # connected, publish channel open, subscriptions applied
         self._tried = asyncio.Event()  # the first connection attempt has an outcome
@@ -284,12 +166,15 @@ class AMQPBackend(Backend):
                         await exchange.publish(outgoing, message.topic, mandatory=False)
                         return
                     except CONNECTION_EXCEPTIONS as exc:
-                        if _refused(exc):
+                        if refused(exc):
                             raise BackendError(
                                 f"amqp: {self.address} refused a message on {message.topic!r}: "
                                 f"{self._reason(exc)}"
                             ) from exc
                         self._last_error = exc
+                        log.debug(
+                            "amqp: publish on %s interrupted (%s); retrying", message.topic, exc
+                        )
                     await asyncio.sleep(_RETRY_PAUSE)
         except TimeoutError:
             reason = f" ({self._reason(self._last_error)})" if self._last_error else ""
@@ -312,13 +197,15 @@ class AMQPBackend(Backend):
         queue = None
         if group is not None and self.config.amqp_durable_queues:
             queue = f"{self.config.amqp_queue_prefix}.{group}"
-        subscription = _AMQPSubscription(self, patterns, handler, queue)
+        subscription = AMQPSubscription(
+            patterns, handler, queue, self.config, self.declare_exchange, self.forget
+        )
         self._subscriptions[subscription] = None
         if self._ready.is_set() and self._connection is not None:
             try:
                 await subscription.start(self._connection)
             except CONNECTION_EXCEPTIONS as exc:
-                if _refused(exc):
+                if refused(exc):
                     self.forget(subscription)
                     raise BackendError(
                         f"amqp: {self.address} refused the subscription to {list(patterns)}: "
@@ -334,7 +221,7 @@ class AMQPBackend(Backend):
             return await channel.get_exchange(name)  # the broker forbids declaring amq.*
         return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
 
-    def forget(self, subscription: _AMQPSubscription) -> None:
+    def forget(self, subscription: AMQPSubscription) -> None:
         """Drop a cancelled subscription so it is not set up again."""
         self._subscriptions.pop(subscription, None)
 
@@ -384,7 +271,7 @@ class AMQPBackend(Backend):
                         await channel.initialize()
                         self._exchange = await self.declare_exchange(channel)
                 except BaseException:
-                    await _discard(channel)
+                    await discard(channel)
                     raise
             for subscription in list(self._subscriptions):
                 if subscription.started or subscription.cancelled:
@@ -392,7 +279,7 @@ class AMQPBackend(Backend):
                 try:
                     await subscription.start(connection)
                 except CONNECTION_EXCEPTIONS as exc:
-                    if not _refused(exc):
+                    if not refused(exc):
                         raise
                     self.forget(subscription)
                     log.error(

@@ -28,7 +28,6 @@ missing id or timestamp becomes a new id or "now".
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,15 +47,12 @@ __all__ = [
     "CONFIG_OPTIONS",
     "BrokerAddress",
     "broker_address",
-    "content_type",
     "from_amqp",
     "parse_broker",
     "to_amqp",
 ]
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
-JSON = "application/json"
-BINARY = "application/octet-stream"
 
 CONFIG_OPTIONS: tuple[tuple[str, Callable[[Config], str]], ...] = (
     ("heartbeat", lambda config: str(config.amqp_heartbeat)),
@@ -178,23 +174,12 @@ def _parse_slash_form(value: str) -> URL:
     )
 
 
-def content_type(payload: bytes) -> str:
-    """``application/json`` when ``payload`` is JSON, else ``application/octet-stream``."""
-    # Message does not record whether it was built from a raw payload, so look.
-    try:
-        json.loads(payload)
-    except ValueError:
-        return BINARY
-    return JSON
-
-
 def to_amqp(message: Message) -> aio_pika.Message:
     """The AMQP message carrying ``message`` (publish it with routing key = ``message.topic``)."""
-    payload = message.payload
     return aio_pika.Message(
-        payload,
+        message.payload,
         headers=dict(message.headers),
-        content_type=content_type(payload),
+        content_type=message.content_type,
         message_id=message.id,
         timestamp=message.timestamp,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -213,4 +198,5 @@ def from_amqp(delivery: AbstractIncomingMessage) -> Message:
         id=delivery.message_id,
         timestamp=delivery.timestamp,
         payload=delivery.body,
+        content_type=delivery.content_type,
     )

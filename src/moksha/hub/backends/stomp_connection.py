@@ -285,9 +285,8 @@ class StompConnection:
             if future is not None and not future.done():
                 future.set_result(None)
         elif command == "ERROR":
-            error = self.protocol.error or StompServerError(frame)
-            log.error("stomp: %s sent an ERROR frame: %s", self.broker, error)
-            raise error
+            # Raised to end the reader; the backend logs it with the loss of the connection.
+            raise self.protocol.error or StompServerError(frame)
 
     async def _beat(self, interval: float) -> None:
         while self.is_open:

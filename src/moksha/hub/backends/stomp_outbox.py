@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from moksha.errors import BackendError
 from moksha.hub.backends.stomp_connection import ConnectionLost
+from moksha.hub.backends.stomp_protocol import StompServerError
 
 if TYPE_CHECKING:
     from moksha.hub.backends.stomp_connection import StompConnection
@@ -89,6 +90,7 @@ class Outbox:
         self._since_sync = 0
         self._last_sync: int | None = None  # seq covered by the newest outstanding receipt
         self._sync_scheduled = False
+        self._refusal: StompServerError | None = None  # the broker's last ERROR
         self.progress = asyncio.Event()
         """Set whenever messages were confirmed or the connection changed."""
 
@@ -131,8 +133,13 @@ class Outbox:
         receipt.add_done_callback(partial(self._confirmed, seq))
 
     def _confirmed(self, seq: int, receipt: asyncio.Future[None]) -> None:
-        if receipt.cancelled() or receipt.exception() is not None:
-            return  # the connection is gone: resend() takes over
+        if receipt.cancelled():
+            return
+        error = receipt.exception()
+        if error is not None:  # the connection is gone: resend() takes over
+            if isinstance(error, StompServerError):
+                self._refusal = error
+            return
         items = self._items
         while items and items[0].seq <= seq:
             items.popleft().settle()
@@ -152,13 +159,12 @@ class Outbox:
             out = pending[0]
             if out.resends >= MAX_RESENDS:
                 pending.popleft()
-                log.error(
-                    "stomp: dropping a message for %s: connections were lost %d times before "
-                    "the broker confirmed it (does the broker refuse it?)",
-                    out.destination,
-                    out.resends + 1,
-                )
-                out.settle(BackendError(f"stomp: the broker never confirmed {out.destination}"))
+                why = f"{out.resends + 1} connections were lost before the broker confirmed it"
+                if self._refusal is not None:
+                    said = self._refusal.details.partition("\n")[0] or self._refusal.message
+                    why += f"; the broker last said: {said}"
+                log.error("stomp: dropping a message for %s: %s", out.destination, why)
+                out.settle(BackendError(f"stomp: could not send to {out.destination}: {why}"))
                 continue
             try:
                 self.transmit(connection, out)

@@ -1,0 +1,173 @@
+"""One AMQP subscription: a consumer on its own channel, handled in order.
+
+Each subscription opens a robust channel with ``basic.qos(amqp_prefetch)``,
+declares its queue (the durable ``<amqp_queue_prefix>.<group>``, or an
+exclusive auto-delete ``<amqp_queue_prefix>.exclusive.<uuid>``), binds it to
+the exchange with each pattern and consumes it.  aio-pika restores all of that
+after a reconnection.  aio-pika calls the consumer once per delivery in a task
+of its own; the subscription puts deliveries in an inbox and one worker awaits
+the handler for each in turn, so messages are handled in order, then acks
+(handler returned) or nacks with requeue (handler raised).  A delivery whose
+channel died before it was handled is dropped: the broker redelivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustQueue,
+)
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, DeliveryError
+
+from moksha.hub.backends.amqp_options import from_amqp
+from moksha.hub.backends.base import Handler, Subscription
+
+if TYPE_CHECKING:
+    from moksha.config import Config
+
+__all__ = ["AMQPSubscription", "discard", "refused"]
+
+log = logging.getLogger(__name__)
+
+SETUP_TIMEOUT = 10.0  # opening a channel on a connection that just died waits forever
+CANCEL_TIMEOUT = 5.0  # basic.cancel + channel.close when a subscription ends
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether the broker said no (retrying cannot help), as opposed to a lost connection."""
+    return isinstance(exc, AMQPChannelError | DeliveryError)
+
+
+async def discard(channel: AbstractRobustChannel) -> None:
+    """Close a channel that failed to set up, so the robust connection does not restore it."""
+    with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+        async with asyncio.timeout(CANCEL_TIMEOUT):
+            await channel.close()
+
+
+class AMQPSubscription(Subscription):
+    """One consumer on its own channel, with a worker that handles deliveries in order.
+
+    Args:
+        patterns: topic patterns, bound as routing keys.
+        handler: awaited once per delivery.
+        queue: the durable queue's name, or None for an exclusive auto-delete queue.
+        config: the backend's configuration (prefetch, queue prefix).
+        declare_exchange: returns the configured exchange on a channel.
+        forget: called once when the subscription is cancelled.
+    """
+
+    def __init__(
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        queue: str | None,
+        config: Config,
+        declare_exchange: Callable[[AbstractRobustChannel], Awaitable[AbstractExchange]],
+        forget: Callable[[AMQPSubscription], None],
+    ) -> None:
+        self.patterns = tuple(patterns)
+        self._handler = handler
+        self._config = config
+        self._declare_exchange = declare_exchange
+        self._forget = forget
+        self._durable_queue = queue
+        self._channel: AbstractRobustChannel | None = None
+        self._queue: AbstractRobustQueue | None = None
+        self._tag: str | None = None
+        # Bounded by the broker: at most amqp_prefetch unacked deliveries per channel,
+        # plus those of a channel lost meanwhile, which the worker drops unhandled.
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.cancelled = False
+
+    @property
+    def started(self) -> bool:
+        return self._channel is not None
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        """Open the channel, declare and bind the queue, consume; undone if any step fails."""
+        config = self._config
+        channel = connection.channel(publisher_confirms=False)
+        try:
+            async with asyncio.timeout(SETUP_TIMEOUT):
+                await channel.initialize()
+                await channel.set_qos(prefetch_count=config.amqp_prefetch)
+                exchange = await self._declare_exchange(channel)
+                if self._durable_queue is not None:
+                    queue = await channel.declare_queue(self._durable_queue, durable=True)
+                else:
+                    name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
+                    queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+                for pattern in self.patterns:
+                    await queue.bind(exchange, routing_key=pattern)
+                self._tag = await queue.consume(self._deliver)
+        except BaseException:
+            await discard(channel)
+            raise
+        if self.cancelled:  # cancel() ran while this was being set up
+            await discard(channel)
+            return
+        self._channel, self._queue = channel, queue
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name=f"moksha-amqp {queue.name}")
+
+    async def _deliver(self, delivery: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait(delivery)
+
+    async def _work(self) -> None:
+        while True:
+            delivery = await self._inbox.get()
+            try:
+                delivery.channel  # noqa: B018 - raises when the delivering channel is gone
+            except aio_pika.exceptions.ChannelInvalidStateError:
+                continue  # the broker redelivers it on the restored channel
+            try:
+                await self._handler(from_amqp(delivery))
+            except Exception as exc:
+                log.debug("amqp: handler failed on %s (%s); requeued", delivery.routing_key, exc)
+                settle = delivery.nack(requeue=True)
+            else:
+                settle = delivery.ack()
+            try:
+                await settle
+            except CONNECTION_EXCEPTIONS:
+                # The channel died while the handler ran: the broker redelivers the
+                # message on the new one, so it may be handled twice (at-least-once).
+                log.debug("amqp: could not settle %s; it will be redelivered", delivery.routing_key)
+
+    async def stop(self) -> None:
+        """Stop handling deliveries (those not yet acked go back to the queue with the channel)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    async def cancel(self) -> None:
+        if self.cancelled:
+            return
+        self.cancelled = True
+        self._forget(self)
+        channel, queue, tag = self._channel, self._queue, self._tag
+        self._channel = self._queue = self._tag = None
+        # Whatever happens to the broker calls, the handler is not called again.
+        await self.stop()
+        if channel is None:
+            return
+        # An exclusive auto-delete queue goes away with its consumer; a durable one stays.
+        with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                if queue is not None and tag is not None:
+                    await queue.cancel(tag)
+                await channel.close()
