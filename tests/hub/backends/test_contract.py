@@ -91,9 +91,10 @@ class Received:
 
 async def marker(backend: Backend, received: Received, topic: str) -> None:
     """Publish a marker and wait for it: whatever was published before has arrived."""
-    count = len(received.messages)
     await backend.publish(Message(topic, "marker"))
-    await received.wait(count + 1)
+    async with asyncio.timeout(TIMEOUT):
+        while not any(m.body == "marker" for m in received.messages):
+            await received.wait(len(received.messages) + 1)
     assert received.messages[-1].body == "marker"
     received.messages.pop()
 
