@@ -47,10 +47,11 @@ def encode_body(body: Any) -> bytes:
     """Encode a body to UTF-8 JSON.
 
     Raises:
-        MessageError: the body holds something JSON cannot represent.
+        MessageError: the body holds something JSON cannot represent (NaN and
+            infinities included: no other JSON parser accepts them).
     """
     try:
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise MessageError(
             f"cannot encode the message body as JSON ({exc}); send JSON values "
@@ -59,21 +60,21 @@ def encode_body(body: Any) -> bytes:
 
 
 def decode_body(payload: bytes | str) -> Any:
-    """Decode a JSON payload; a payload that is not JSON passes through.
+    """Decode a UTF-8 JSON payload; a payload that is not JSON passes through.
 
     Returns the JSON value, else the payload as ``str`` when it is UTF-8 text,
     else the ``bytes`` unchanged.
     """
-    try:
-        return json.loads(payload)
-    except (ValueError, TypeError):
-        pass
     if isinstance(payload, bytes):
         try:
-            return payload.decode()
+            # Decode first: json.loads would guess UTF-16/32 for some byte strings.
+            payload = payload.decode()
         except UnicodeDecodeError:
             return payload
-    return payload
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
 
 
 class Message:

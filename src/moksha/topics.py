@@ -39,8 +39,8 @@ _CACHE_SIZE = 8192
 
 
 def split(topic: str) -> list[str]:
-    """Split a topic or pattern into words."""
-    return topic.split(".")
+    """Split a topic or pattern into words; the empty topic has none."""
+    return topic.split(".") if topic else []
 
 
 def topics_of(topic: str | Iterable[str] | None) -> list[str]:
@@ -73,13 +73,16 @@ def literal_prefix(pattern: str) -> str:
     """The longest prefix of ``pattern`` before its first wildcard word.
 
     Backends that filter by prefix (ZeroMQ) subscribe to this and let
-    :func:`matches` decide the rest: ``a.b.*`` → ``a.b.``, ``#`` → ``""``,
-    a pattern without wildcards → itself.
+    :func:`matches` decide the rest: ``a.b.*`` → ``a.b.``, ``a.b.#`` → ``a.b``
+    (``#`` may match no word), ``#`` → ``""``, a pattern without wildcards → itself.
     """
     words = split(pattern)
     for i, word in enumerate(words):
         if word in (ONE_WORD, ANY_WORDS):
-            return ".".join(words[:i]) + "." if i else ""
+            literal = ".".join(words[:i])
+            if not literal or all(rest == ANY_WORDS for rest in words[i:]):
+                return literal  # '#' may match no word: the topic can end right here
+            return literal + "."
     return pattern
 
 

@@ -319,6 +319,13 @@ KEYS: tuple[Key, ...] = (
         "AMQP heartbeat interval in seconds (0 disables).",
     ),
     Key(
+        "stomp_prefetch",
+        "stomp_prefetch",
+        _integer(1),
+        100,
+        "prefetch-count of client-individual STOMP subscriptions (unacked messages in flight).",
+    ),
+    Key(
         "stomp_destination_prefix",
         "stomp_destination_prefix",
         _text,

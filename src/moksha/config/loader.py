@@ -69,6 +69,7 @@ class Config(Mapping[str, Any]):
     amqp_durable_queues: bool
     amqp_queue_prefix: str
     amqp_heartbeat: int
+    stomp_prefetch: int
     stomp_destination_prefix: str
     stomp_vhost: str
     stomp_heartbeat: int

@@ -69,7 +69,8 @@ class Backend(abc.ABC):
     """
 
     name: ClassVar[str]
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()
+    """What the backend offers; a class default that an instance may narrow from its config."""
 
     def __init__(self, config: Config) -> None:
         self.config = config

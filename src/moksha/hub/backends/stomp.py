@@ -94,7 +94,7 @@ class StompBackend(Backend):
         super().__init__(config)
         self.options = StompOptions.from_config(config)
         # With ack mode "auto" there is nothing to acknowledge: say so per instance.
-        self.capabilities = replace(  # type: ignore[misc]
+        self.capabilities = replace(
             StompBackend.capabilities, acknowledgements=self.options.client_acks
         )
         self._connection: StompConnection | None = None

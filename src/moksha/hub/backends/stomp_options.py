@@ -25,7 +25,7 @@ Options (keys of :mod:`moksha.config`):
     closes and the broker redelivers it.
 ``stomp_destination_prefix``
     destination = prefix + topic (``/topic/``).
-``stomp_prefetch`` (not a declared key yet; default 100)
+``stomp_prefetch``
     the ``prefetch-count`` of ``client-individual`` subscriptions.
 
 Wire format (RabbitMQ's STOMP plugin maps these headers to and from AMQP
@@ -125,7 +125,7 @@ class StompOptions:
         """Read the options from ``config``.
 
         Raises:
-            ConfigError: a broker address, the TLS files or ``stomp_prefetch`` are wrong.
+            ConfigError: a broker address or the TLS files are wrong.
         """
         brokers, login, passcode = _brokers(config)
         return cls(
@@ -137,7 +137,7 @@ class StompOptions:
             ack_mode=config.stomp_ack_mode,
             explicit_nacks=config.stomp_send_explicit_nacks,
             prefix=config.stomp_destination_prefix,
-            prefetch=_prefetch(config),
+            prefetch=config.stomp_prefetch,
             ssl=_ssl_context(config),
         )
 
@@ -170,17 +170,6 @@ def _brokers(config: Config) -> tuple[tuple[Broker, ...], str | None, str | None
     if not brokers:
         raise ConfigError("lists no broker; write host:port[,host:port]", key="stomp_uri")
     return tuple(brokers), login, passcode
-
-
-def _prefetch(config: Config) -> int:
-    value = config.get("stomp_prefetch", 100)
-    try:
-        prefetch = int(value)
-    except (TypeError, ValueError):
-        prefetch = 0
-    if prefetch < 1:
-        raise ConfigError(f"must be a whole number >= 1, not {value!r}", key="stomp_prefetch")
-    return prefetch
 
 
 def _ssl_context(config: Config) -> ssl.SSLContext | None:
