@@ -57,3 +57,12 @@ def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; CI must run every broker test (see .ci/run)")
     pytest.skip(f"{message}; start it to run this test")
+
+
+def free_endpoint() -> str:
+    """A tcp:// endpoint on 127.0.0.1 with a port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"

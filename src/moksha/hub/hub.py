@@ -29,6 +29,7 @@ import enum
 import inspect
 import logging
 import os
+import re
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -69,6 +70,14 @@ class HubState(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     CLOSED = "closed"
+
+
+def group_name(cls: type) -> str:
+    """The consumer group of a consumer class: its dotted path, in characters brokers accept.
+
+    Hubs running the same class share the work of its group.
+    """
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", f"{cls.__module__}.{cls.__qualname__}")
 
 
 def _in_running_loop() -> bool:
@@ -544,14 +553,18 @@ class CentralMokshaHub(MokshaHub):
             runner = ConsumerRunner(
                 consumer, config=self.config, loop=self._loop, dead_letter=self._dead_letter
             )
-            runner.start(self._tasks)
             backend = self._receiving
             wait_for_consume = backend.capabilities.acknowledgements and self.config.blocking_mode
             handler = runner.process if wait_for_consume else runner.deliver
-            group = f"{cls.__module__}.{cls.__qualname__}"
             subscriptions = []
-            if patterns:
-                subscriptions.append(await backend.subscribe(patterns, handler, group=group))
+            try:
+                if patterns:
+                    subscription = await backend.subscribe(patterns, handler, group=group_name(cls))
+                    subscriptions.append(subscription)
+            except MokshaError:
+                log.exception("consumer %s cannot subscribe to %s", cls.__qualname__, patterns)
+                continue
+            runner.start(self._tasks)
             for pattern in patterns:
                 self.topics.setdefault(pattern, []).append(consumer.consume)
             self.consumers.append(consumer)

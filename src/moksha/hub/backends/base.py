@@ -113,9 +113,10 @@ class Backend(abc.ABC):
         Args:
             patterns: topic patterns (``*`` one word, ``#`` zero or more).
             handler: awaited once per message.
-            group: a consumer-group name; subscriptions sharing a group on a
-                backend with durable queues share the work (each message is
-                handled once per group).  Ignored where it means nothing.
+            group: a consumer-group name (letters, digits, ``.``, ``_``, ``-``,
+                ``:``); subscriptions sharing a group on a backend with durable
+                queues share the work (each message is handled once per
+                group).  Ignored where it means nothing.
         """
 
     @property
