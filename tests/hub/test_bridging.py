@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from moksha.hub import ORIGIN_HEADER, CentralMokshaHub
 from moksha.hub.api import Consumer
+from moksha.hub.hub import group_name
 from support import TIMEOUT, free_endpoint, require_service
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -103,7 +104,8 @@ async def test_each_message_reaches_consumers_and_other_backends_once(world):
         "zmq_publish_endpoints": world.hub_endpoint,
         "zmq_subscribe_endpoints": world.foreign_endpoint,
     }
-    async with CentralMokshaHub(config, [recorder(world)], []) as hub:
+    consumer = recorder(world)
+    async with CentralMokshaHub(config, [consumer], []) as hub:
         # The hub's SUB subscribes to everything (its bridge): wait until the
         # foreign publisher has heard it, so nothing it sends is lost.
         async with asyncio.timeout(TIMEOUT):
@@ -137,6 +139,7 @@ async def test_each_message_reaches_consumers_and_other_backends_once(world):
         for where in world.seen:
             await world.until(where, "last")
 
+    await world.amqp.queue_delete(f"moksha.{group_name(consumer)}")
     assert sorted(world.seen["consumer"]) == ["from amqp", "from the hub", "from zmq", "last"]
     assert sorted(world.seen["amqp"]) == ["from amqp", "from the hub", "from zmq", "last"]
     # The foreign ZeroMQ message came from ZeroMQ: it is not sent back there.
