@@ -65,6 +65,11 @@ class Sink:
 
     At the ``n``-th message it records the time and calls ``done`` (which wakes
     the event loop: directly for async consumers, thread-safely for threads).
+
+    Both sides reach :meth:`work` through one wrapper of the same kind, so they
+    do the same work per message: the baseline's reader calls
+    ``consume(body)`` (:meth:`consume` / :meth:`aconsume`), the hub calls the
+    consumer's ``consume(message)``, which calls ``work(message.body)``.
     """
 
     def __init__(self, n: int, done: Callable[[], None]) -> None:
@@ -74,15 +79,18 @@ class Sink:
         self.finished_at = 0.0
         self._done = done
 
-    def consume(self, body: dict[str, Any]) -> None:
+    def work(self, body: dict[str, Any]) -> None:
         self.total += body["seq"]
         self.count += 1
         if self.count == self.n:
             self.finished_at = time.perf_counter()
             self._done()
 
+    def consume(self, body: dict[str, Any]) -> None:
+        self.work(body)
+
     async def aconsume(self, body: dict[str, Any]) -> None:
-        self.consume(body)
+        self.work(body)
 
 
 def _timeout(n: int) -> float:
@@ -203,7 +211,7 @@ def _consumer_class(sink: Sink, is_async: bool) -> type[Consumer]:
             topic = TOPIC
 
             async def consume(self, message: Message) -> None:
-                await sink.aconsume(message.body)
+                sink.work(message.body)
 
         return AsyncBenchConsumer
 
@@ -211,7 +219,7 @@ def _consumer_class(sink: Sink, is_async: bool) -> type[Consumer]:
         topic = TOPIC
 
         def consume(self, message: Message) -> None:
-            sink.consume(message.body)
+            sink.work(message.body)
 
     return SyncBenchConsumer
 
@@ -241,8 +249,16 @@ async def hub_run(bodies: Sequence[dict[str, Any]], is_async: bool) -> float:
 @dataclass
 class Result:
     case: str
-    baseline: float
-    hub: float
+    baseline_runs: list[float]
+    hub_runs: list[float]
+
+    @property
+    def baseline(self) -> float:
+        return statistics.median(self.baseline_runs)
+
+    @property
+    def hub(self) -> float:
+        return statistics.median(self.hub_runs)
 
     @property
     def ratio(self) -> float:
@@ -268,7 +284,7 @@ async def run_case(
         ]
         for rates, run in runs if r % 2 == 0 else runs[::-1]:
             rates.append(await _measure(run))
-    return Result(case, statistics.median(base_rates), statistics.median(hub_rates))
+    return Result(case, base_rates, hub_rates)
 
 
 async def main_async(n: int, repeat: int) -> list[Result]:
@@ -298,7 +314,7 @@ def _loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop],
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000, help="messages per run")
+    parser.add_argument("--messages", type=int, default=200_000, help="messages per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument(
         "--loop",
@@ -326,6 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{res.case:<24} {res.baseline:>16,.0f} {res.hub:>12,.0f} {res.ratio:>7.2f}"
             f"  >= {TARGET:.2f} {verdict}"
         )
+    print("\nevery run, msgs/s (spread shows noise; compare medians within one run only):")
+    for res in results:
+        for side, runs in (("baseline", res.baseline_runs), ("hub", res.hub_runs)):
+            print(f"  {res.case:<24} {side:<8} " + " ".join(f"{r:>10,.0f}" for r in runs))
     print(f"\ntotal time {time.perf_counter() - began:.1f} s")
     return 0
 

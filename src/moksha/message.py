@@ -92,11 +92,10 @@ class Message:
             built from ``body`` is always ``application/json``.
     """
 
-    __slots__ = ("_body", "_content_type", "_payload", "headers", "id", "timestamp_s", "topic")
+    __slots__ = ("_body", "_content_type", "_id", "_payload", "_seq", "headers", "timestamp_s", "topic")
 
     topic: str
     headers: dict[str, str]
-    id: str
     timestamp_s: float
 
     def __init__(
@@ -117,13 +116,22 @@ class Message:
         self._body = body
         self._payload = payload
         self.headers = dict(headers) if headers else {}
-        self.id = id or f"{_ID_PREFIX}-{next(_ID_COUNTER)}"
+        # The id's text is made when first read: most in-process messages never need it.
+        self._id = id
+        self._seq = next(_ID_COUNTER)
         if timestamp is None:
             self.timestamp_s = time.time()
         elif isinstance(timestamp, datetime):
             self.timestamp_s = timestamp.timestamp()
         else:
             self.timestamp_s = float(timestamp)
+
+    @property
+    def id(self) -> str:
+        """The message's unique id."""
+        if not self._id:
+            self._id = f"{_ID_PREFIX}-{self._seq}"
+        return self._id
 
     @property
     def body(self) -> Any:

@@ -35,7 +35,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from moksha.config import Config
 from moksha.errors import ConfigError, HubClosed, MokshaError
@@ -49,6 +49,9 @@ from moksha.hub.runners import ConsumerRunner, run_polling_producer
 from moksha.message import Message, new_message_id
 from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS, load_plugin_classes
 from moksha.topics import topics_of
+
+if TYPE_CHECKING:
+    from moksha.livesocket import LiveSocket, LiveSocketServer
 
 __all__ = ["DEAD_LETTER_HEADER", "ORIGIN_HEADER", "CentralMokshaHub", "HubState", "MokshaHub"]
 
@@ -120,7 +123,8 @@ class MokshaHub:
         self._receiving = self.backends[0]
         self._bridging = len(self.backends) > 1
         self.topics: dict[str, list[Callback]] = {}
-        self.state = HubState.NEW
+        self._state = HubState.NEW
+        self._accepting = False  # derived from the state, read on every publish
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: LoopThread | None = None
         self._main: asyncio.Task[None] | None = None
@@ -137,6 +141,16 @@ class MokshaHub:
                 raise
 
     # -- life cycle -------------------------------------------------------
+
+    @property
+    def state(self) -> HubState:
+        """Where the hub is in its life."""
+        return self._state
+
+    @state.setter
+    def state(self, state: HubState) -> None:
+        self._state = state
+        self._accepting = state in (HubState.RUNNING, HubState.STOPPING)
 
     async def start(self) -> None:
         """Connect the backends and start what the hub runs.
@@ -266,7 +280,7 @@ class MokshaHub:
             MessageError: the body cannot be encoded.
             BackendError: a backend failed to send it.
         """
-        if self.state is not HubState.RUNNING and self.state is not HubState.STOPPING:
+        if not self._accepting:
             raise HubClosed(f"cannot publish on {topic!r}: the hub is {self.state.value}")
         if self._bridging:
             headers = {**(headers or {}), ORIGIN_HEADER: self.hub_id}
@@ -274,7 +288,10 @@ class MokshaHub:
             message = Message(topic, body, headers)
         else:
             message = Message(topic, headers=headers, payload=body)
-        await self._send(message)
+        for backend in self.backends:
+            waiting = backend.offer(message)
+            if waiting is not None:
+                await waiting
         return message
 
     async def _send(self, message: Message) -> None:
@@ -363,7 +380,7 @@ class MokshaHub:
     # -- plumbing ---------------------------------------------------------
 
     def _require_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None or self.state not in (HubState.RUNNING, HubState.STOPPING):
+        if self._loop is None or not self._accepting:
             raise HubClosed(f"the hub is {self.state.value}; start it first (or create a new one)")
         return self._loop
 
@@ -429,6 +446,8 @@ class CentralMokshaHub(MokshaHub):
     Attributes:
         consumers: the running consumer instances.
         producers: the running producer instances.
+        livesocket: the live socket serving browsers, when enabled.
+        livesocket_url: where it listens (``http://host:port``), when enabled.
     """
 
     def __init__(
@@ -445,6 +464,9 @@ class CentralMokshaHub(MokshaHub):
         self.producers: list[Producer] = []
         self._runners: list[tuple[ConsumerRunner, list[Subscription]]] = []
         self._bridges: list[Subscription] = []
+        self.livesocket: LiveSocket | None = None
+        self.livesocket_url: str | None = None
+        self._livesocket_server: LiveSocketServer | None = None
         super().__init__(config, backends=backends)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
@@ -478,6 +500,33 @@ class CentralMokshaHub(MokshaHub):
         await self._start_bridges()
         await self._start_consumers()
         await self._start_producers()
+        await self._start_livesocket()
+
+    async def _start_livesocket(self) -> None:
+        """Serve browsers and other processes when ``moksha.livesocket.backend = websocket``."""
+        backend = self.config.livesocket_backend
+        if backend is None:
+            return
+        if backend != "websocket":
+            raise ConfigError(
+                f"{backend!r} is not a live-socket backend Moksha has; use websocket",
+                key="moksha.livesocket.backend",
+                source=self.config.source("moksha.livesocket.backend"),
+            )
+        from moksha.livesocket import LiveSocket, LiveSocketServer, listen, livesocket_app
+
+        assert self._tasks is not None
+        sock = listen(
+            self.config.livesocket_websocket_interface, self.config.livesocket_websocket_port
+        )
+        self.livesocket = LiveSocket(self, self.config)
+        await self.livesocket.start()
+        self._livesocket_server = LiveSocketServer(
+            livesocket_app(self.livesocket), sock, self.livesocket.policy.max_frame_bytes
+        )
+        self._tasks.create_task(self._livesocket_server.serve(), name="moksha live socket")
+        self.livesocket_url = self._livesocket_server.url
+        log.info("live socket listening on %s", self.livesocket_url)
 
     async def _start_bridges(self) -> None:
         """Forward what others publish on one backend to every other backend.
@@ -594,6 +643,9 @@ class CentralMokshaHub(MokshaHub):
     async def _on_stop(self) -> None:
         timeout = self.config.shutdown_timeout
         deadline = asyncio.get_running_loop().time() + timeout
+        if self.livesocket is not None and self._livesocket_server is not None:
+            await self.livesocket.aclose()
+            self._livesocket_server.stop()
         for producer in self.producers:
             await self._call_stop_hook(producer)
         await self._settle_until(deadline)

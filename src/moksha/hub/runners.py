@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from moksha.config import Config
@@ -37,14 +37,24 @@ log = logging.getLogger("moksha.hub")
 
 _STOP: Any = object()
 
-# A backlog entry: the message, and the future to settle once it was consumed
-# (None when nobody waits for the outcome).
-_Item = tuple[Message, "asyncio.Future[BaseException | None] | None"]
 
 
-def _settle(done: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
-    if not done.done():
-        done.set_result(error)
+class _Awaited:
+    """A backlog entry whose sender waits for the outcome (see :meth:`ConsumerRunner.process`)."""
+
+    __slots__ = ("done", "message")
+
+    def __init__(self, message: Message, done: asyncio.Future[BaseException | None]) -> None:
+        self.message = message
+        self.done = done
+
+    def settle(self, error: BaseException | None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
+
+
+# A backlog entry: a message, or one whose sender waits for the outcome.
+_Item = Message | _Awaited
 
 
 def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
@@ -83,6 +93,9 @@ class ConsumerRunner:
         self._task: asyncio.Task[None] | None = None
         self._threads: list[threading.Thread] = []
         self._threads_running = 0
+        # Messages put in the backlog, and those each worker finished (for `idle`).
+        self._handed = 0
+        self._finished = [0] * self.workers
         self._threads_exited = asyncio.Event()
         self._space_waiters: list[asyncio.Future[None]] = []
         self._async_backlog: asyncio.Queue[_Item] = asyncio.Queue(backlog)
@@ -97,16 +110,28 @@ class ConsumerRunner:
             return
         for i in range(self.workers):
             thread = threading.Thread(
-                target=self._run_thread, name=f"moksha {self.name}-{i}", daemon=True
+                target=self._run_thread, args=(i,), name=f"moksha {self.name}-{i}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
         self._threads_running = len(self._threads)
 
-    async def deliver(self, message: Message) -> None:
-        """Queue ``message``; return once it is in the backlog (waits while it is full)."""
+    def deliver(self, message: Message) -> Awaitable[None] | None:
+        """Queue ``message`` (a backend :data:`~moksha.hub.backends.Handler`).
+
+        Returns None once it is in the backlog, or, when the backlog is full,
+        an awaitable that waits for room.
+        """
         self.consumer.headcount_in += 1
-        await self._put((message, None))
+        try:
+            if self.is_async:
+                self._async_backlog.put_nowait(message)
+            else:
+                self._thread_backlog.put_nowait(message)
+        except (asyncio.QueueFull, queue.Full):
+            return self._put(message)
+        self._handed += 1
+        return None
 
     async def process(self, message: Message) -> None:
         """Queue ``message`` and return once it was consumed.
@@ -114,19 +139,17 @@ class ConsumerRunner:
         Raises:
             Exception: whatever ``consume`` raised, so the backend can nack.
         """
-        done: asyncio.Future[BaseException | None] = self._loop.create_future()
         self.consumer.headcount_in += 1
-        await self._put((message, done))
-        error = await done
+        item = _Awaited(message, self._loop.create_future())
+        await self._put(item)
+        error = await item.done
         if error is not None:
             raise error
 
     @property
     def idle(self) -> bool:
         """Whether every message handed to this consumer has been dealt with."""
-        if self.is_async:
-            return self._async_backlog._unfinished_tasks == 0  # type: ignore[attr-defined]
-        return self._thread_backlog.unfinished_tasks == 0
+        return self._handed == sum(self._finished)
 
     async def stop(self, timeout: float) -> int:
         """Let the backlog drain for at most ``timeout`` seconds, then stop.
@@ -165,11 +188,10 @@ class ConsumerRunner:
             self._threads_exited.set()
 
     async def _put(self, item: _Item) -> None:
+        if item is not _STOP:
+            self._handed += 1
         if self.is_async:
-            try:
-                self._async_backlog.put_nowait(item)
-            except asyncio.QueueFull:
-                await self._async_backlog.put(item)
+            await self._async_backlog.put(item)
             return
         backlog = self._thread_backlog
         while True:
@@ -188,9 +210,10 @@ class ConsumerRunner:
             except queue.Full:
                 await waiter
 
-    def _run_thread(self) -> None:
+    def _run_thread(self, index: int) -> None:
         backlog = self._thread_backlog
         handle = self._handler.handle_sync
+        finished = self._finished
         while True:
             item = backlog.get()
             if self._space_waiters:
@@ -199,11 +222,18 @@ class ConsumerRunner:
             if item is _STOP:
                 self._call_on_loop(self._thread_exited)
                 return
-            message, done = item
-            error = handle(message)
-            if done is not None:
-                self._call_on_loop(_settle, done, error)
-            backlog.task_done()
+            if type(item) is _Awaited:
+                self._call_on_loop(item.settle, handle(item.message))
+            else:
+                handle(item)
+            finished[index] += 1  # only this worker writes its slot: no lock needed
+
+    async def _handle_async(self, item: _Item) -> None:
+        if type(item) is _Awaited:
+            item.settle(await self._handler.handle_async(item.message))
+        else:
+            await self._handler.handle_async(item)
+        self._finished[0] += 1
 
     def _call_on_loop(self, callback: Callable[..., None], *args: Any) -> None:
         # The loop may have closed while this worker was still busy.
@@ -213,22 +243,23 @@ class ConsumerRunner:
     async def _run_async(self) -> None:
         backlog = self._async_backlog
         if self.workers == 1:
+            # _handle_async, inlined: one coroutine less per message on the common path.
+            handle = self._handler.handle_async
+            finished = self._finished
             while (item := await backlog.get()) is not _STOP:
-                error = await self._handler.handle_async(item[0])
-                if item[1] is not None:
-                    _settle(item[1], error)
-                backlog.task_done()
+                if type(item) is _Awaited:
+                    item.settle(await handle(item.message))
+                else:
+                    await handle(item)
+                finished[0] += 1
             return
         slots = asyncio.Semaphore(self.workers)
 
         async def one(item: _Item) -> None:
             try:
-                error = await self._handler.handle_async(item[0])
-                if item[1] is not None:
-                    _settle(item[1], error)
+                await self._handle_async(item)
             finally:
                 slots.release()
-                backlog.task_done()
 
         async with asyncio.TaskGroup() as running:
             while (item := await backlog.get()) is not _STOP:

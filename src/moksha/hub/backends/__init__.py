@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from moksha.errors import ConfigError, PluginError
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription, deliver
 from moksha.hub.backends.memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "Subscription",
     "available_backends",
     "backend_class",
+    "deliver",
     "select_backends",
 ]
 

@@ -31,7 +31,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, DeliveryError
 
 from moksha.hub.backends.amqp_options import from_amqp
-from moksha.hub.backends.base import Handler, Subscription
+from moksha.hub.backends.base import Handler, Subscription, deliver
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -134,7 +134,7 @@ class AMQPSubscription(Subscription):
             except aio_pika.exceptions.ChannelInvalidStateError:
                 continue  # the broker redelivers it on the restored channel
             try:
-                await self._handler(from_amqp(delivery))
+                await deliver(self._handler, from_amqp(delivery))
             except Exception as exc:
                 log.debug("amqp: handler failed on %s (%s); requeued", delivery.routing_key, exc)
                 settle = delivery.nack(requeue=True)

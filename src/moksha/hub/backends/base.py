@@ -2,10 +2,10 @@
 
 A backend is an async context manager: entering it connects, leaving it
 closes.  While connected it can :meth:`~Backend.publish` a
-:class:`~moksha.message.Message` and :meth:`~Backend.subscribe` a handler to
-topic patterns.  The handler is a coroutine function taking the message; a
-backend awaits it for each delivery, and a backend with acknowledgements acks
-the message when the handler returns and nacks it when the handler raises.
+:class:`~moksha.message.Message` and :meth:`~Backend.subscribe` a
+:data:`Handler` to topic patterns.  A backend hands each delivery to the
+handler with :func:`deliver`, and a backend with acknowledgements acks the
+message once that returns and nacks it when it raises.
 
 Patterns follow :mod:`moksha.topics` on every backend: a transport that cannot
 filter ``*`` / ``#`` itself filters with :class:`moksha.topics.TopicRouter`.
@@ -27,10 +27,22 @@ from moksha.message import Message
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["Backend", "Capabilities", "Handler", "Subscription"]
+__all__ = ["Backend", "Capabilities", "Handler", "Subscription", "deliver"]
 
-Handler = Callable[[Message], Awaitable[None]]
-"""Receives one delivered message; raising means "not processed"."""
+Handler = Callable[[Message], Awaitable[None] | None]
+"""Receives one delivered message; raising means "not processed".
+
+It returns an awaitable to wait on, or None when it finished at once (a fast
+path: queuing a message for a consumer costs no coroutine).  Backends call it
+through :func:`deliver`.
+"""
+
+
+async def deliver(handler: Handler, message: Message) -> None:
+    """Hand ``message`` to ``handler`` and wait until it is done with it."""
+    waiting = handler(message)
+    if waiting is not None:
+        await waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,15 @@ class Backend(abc.ABC):
         Raises:
             BackendError: the transport failed.
         """
+
+    def offer(self, message: Message) -> Awaitable[None] | None:
+        """Start publishing ``message``: None when that finished at once, else an awaitable.
+
+        The hub publishes through this; the default simply returns
+        :meth:`publish`'s coroutine.  A backend that can often finish without
+        waiting (the memory bus) overrides it to spare a coroutine per message.
+        """
+        return self.publish(message)
 
     @abc.abstractmethod
     async def subscribe(

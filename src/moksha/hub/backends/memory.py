@@ -8,11 +8,12 @@ through that hub's live socket.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription, deliver
 from moksha.message import Message
 from moksha.topics import TopicRouter
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["MemoryBackend"]
 
 log = logging.getLogger(__name__)
+
+_YIELD_EVERY = 256
 
 
 class _MemorySubscription(Subscription):
@@ -45,6 +48,7 @@ class MemoryBackend(Backend):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._router: TopicRouter[Handler] = TopicRouter()
+        self._published = 0
 
     async def connect(self) -> None:
         pass
@@ -53,11 +57,40 @@ class MemoryBackend(Backend):
         self._router = TopicRouter()
 
     async def publish(self, message: Message) -> None:
-        for handler in self._router.match(message.topic):
+        waiting = self.offer(message)
+        if waiting is not None:
+            await waiting
+
+    def offer(self, message: Message) -> Awaitable[None] | None:
+        """Hand ``message`` to each subscriber; None when every one took it at once."""
+        handlers = self._router.match(message.topic)
+        for index, handler in enumerate(handlers):
             try:
-                await handler(message)
+                waiting = handler(message)
             except Exception:
                 # Nothing to nack here: one failing subscriber must not cost the others.
+                log.exception("subscriber %r failed on %s", handler, message.topic)
+                continue
+            if waiting is not None:  # a full backlog: finish in order, waiting for room
+                return self._deliver_rest(message, waiting, handlers[index + 1 :])
+        # A publisher running ahead of its consumers gives them a turn every so
+        # often: messages then die young (cheap for the GC) and the loop stays responsive.
+        self._published += 1
+        if self._published % _YIELD_EVERY == 0:
+            return asyncio.sleep(0)
+        return None
+
+    async def _deliver_rest(
+        self, message: Message, waiting: Awaitable[None], handlers: Sequence[Handler]
+    ) -> None:
+        try:
+            await waiting
+        except Exception:
+            log.exception("a subscriber failed on %s", message.topic)
+        for handler in handlers:
+            try:
+                await deliver(handler, message)
+            except Exception:
                 log.exception("subscriber %r failed on %s", handler, message.topic)
 
     async def subscribe(

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from moksha.hub.backends.base import Handler, Subscription
+from moksha.hub.backends.base import Handler, Subscription, deliver
 from moksha.hub.backends.stomp_options import message_from_frame
 from moksha.topics import TopicRouter
 
@@ -122,7 +122,7 @@ class StompSubscription(Subscription):
                     connection.ack(frame)  # the broker's matching is wider than ours
                 continue
             try:
-                await self.handler(message)
+                await deliver(self.handler, message)
             except Exception as exc:
                 nack = client_acks and options.explicit_nacks
                 log.warning(

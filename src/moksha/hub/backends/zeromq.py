@@ -60,7 +60,7 @@ import zmq
 import zmq.asyncio
 
 from moksha.errors import BackendError, BackendUnavailable, ConfigError
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription, deliver
 from moksha.hub.backends.zeromq_wire import (
     MalformedMessage,
     decode_frames,
@@ -407,6 +407,6 @@ class ZeroMQBackend(Backend):
             return
         for handler in handlers:
             try:
-                await handler(message)
+                await deliver(handler, message)
             except Exception:
                 log.exception("zeromq: subscriber %r failed on %s", handler, message.topic)

@@ -1,0 +1,293 @@
+"""The live socket's HTTP face: WebSocket, SSE, publish, the JS client, the original embed.
+
+Routes of :func:`livesocket_app` (mount it anywhere; the hub serves it on
+``moksha.livesocket.websocket.port`` when ``moksha.livesocket.backend =
+websocket``):
+
+=============================  ==================================================
+``/`` (WebSocket)              the original's endpoint: subscribe, receive, publish
+``/livesocket/ws``             the same, for pages that also serve HTML at ``/``
+``/livesocket/sse``            Server-Sent Events: ``?topic=PATTERN`` (repeatable),
+                               ``Last-Event-ID`` (or ``?since=``) to resume
+``/livesocket/publish``        ``POST {"topic", "body", "headers"}``: other processes
+                               publish (loopback clients, or a token granting the topic)
+``/livesocket/moksha.js``      the JavaScript client (``moksha.mjs``: as an ES module)
+``/livesocket?topic=&callback=``  the original embed: calls ``callback(json)`` per message
+``/livesocket/status``         clients, subscriptions and drops, as JSON
+=============================  ==================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator
+from importlib.resources import files
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from moksha.errors import ConfigError, MokshaError
+from moksha.livesocket.fanout import Client, LiveSocket
+from moksha.livesocket.protocol import (
+    Close,
+    Publish,
+    Reply,
+    Session,
+    Subscribe,
+    Unsubscribe,
+    origin_allowed,
+    token_grants,
+)
+
+__all__ = ["LiveSocketServer", "client_script", "listen", "livesocket_app"]
+
+log = logging.getLogger("moksha.livesocket")
+
+SSE_RETRY_MS = 2000
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def livesocket_app(live: LiveSocket) -> Starlette:
+    """The Starlette application serving ``live``'s clients."""
+    routes = [
+        WebSocketRoute("/", _websocket),
+        WebSocketRoute("/livesocket/ws", _websocket),
+        Route("/livesocket/sse", _sse),
+        Route("/livesocket/publish", _publish, methods=["POST"]),
+        Route("/livesocket/moksha.js", _client_script),
+        Route("/livesocket/moksha.mjs", _client_script),
+        Route("/livesocket/status", _status),
+        Route("/livesocket", _embed),
+    ]
+    app = Starlette(routes=routes)
+    app.state.live = live
+    return app
+
+
+def _live(scope_owner: Request | WebSocket) -> LiveSocket:
+    live: LiveSocket = scope_owner.app.state.live
+    return live
+
+
+async def _apply(live: LiveSocket, client: Client, actions: list[Any]) -> Close | None:
+    """Carry out what the protocol session decided; return a Close when the client must go."""
+    for action in actions:
+        if isinstance(action, Subscribe):
+            await live.subscribe(client, action.pattern, action.since)
+        elif isinstance(action, Unsubscribe):
+            live.unsubscribe(client, action.pattern)
+        elif isinstance(action, Publish):
+            try:
+                await live.hub.publish(action.topic, action.body)
+            except MokshaError as exc:
+                client.outbox.put_control(_error_frame(str(exc)))
+        elif isinstance(action, Reply):
+            client.outbox.put_control(action.frame)
+        elif isinstance(action, Close):
+            return action
+    return None
+
+
+def _error_frame(text: str) -> str:
+    return json.dumps({"topic": "__error__", "body": {"error": text}})
+
+
+async def _websocket(websocket: WebSocket) -> None:
+    live = _live(websocket)
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(live.policy, origin, websocket.headers.get("host")):
+        log.warning("refused a WebSocket from origin %s", origin)
+        await websocket.close(code=1008, reason="origin not allowed")
+        return
+    await websocket.accept()
+    session = Session(live.policy, token=websocket.query_params.get("token"))
+    client = live.connect(session)
+    writer = asyncio.create_task(_write_websocket(websocket, client))
+    close: Close | None = None
+    try:
+        while close is None and client.close_code is None:
+            text = await websocket.receive_text()
+            close = await _apply(live, client, session.receive(text))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        live.disconnect(client)
+        await writer
+    if close is not None:
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=close.code, reason=close.reason)
+
+
+async def _write_websocket(websocket: WebSocket, client: Client) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        while frames := await client.outbox.get_batch():
+            for frame in frames:
+                await websocket.send_text(frame)
+        if client.close_code is not None:
+            await websocket.close(code=client.close_code, reason="client too slow: queue full")
+
+
+async def _sse(request: Request) -> Response:
+    live = _live(request)
+    patterns = request.query_params.getlist("topic")
+    if not patterns:
+        return JSONResponse({"error": "name at least one ?topic=PATTERN"}, status_code=400)
+    session = Session(live.policy, token=request.query_params.get("token"))
+    since = request.headers.get("last-event-id") or request.query_params.get("since")
+    client = live.connect(session, kind="sse")
+    errors = []
+    for pattern in patterns:
+        body: Any = {"pattern": pattern, "since": since} if since else pattern
+        frame = json.dumps({"topic": "__topic_subscribe__", "body": body})
+        close = await _apply(live, client, session.receive(frame))
+        if close is not None:
+            errors.append(close.reason)
+    if errors:
+        live.disconnect(client)
+        return JSONResponse({"error": "; ".join(errors)}, status_code=400)
+    return StreamingResponse(
+        _sse_stream(live, client),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse_stream(live: LiveSocket, client: Client) -> AsyncIterator[str]:
+    try:
+        yield f"retry: {SSE_RETRY_MS}\n\n"
+        while frames := await client.outbox.get_batch():
+            yield "".join(_sse_event(frame) for frame in frames)
+    finally:
+        live.disconnect(client)
+
+
+def _sse_event(frame: str) -> str:
+    # The frame is one line of JSON; its id (when it has one) doubles as the SSE id.
+    event_id = json.loads(frame).get("id")
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}data: {frame}\n\n"
+
+
+async def _publish(request: Request) -> Response:
+    live = _live(request)
+    try:
+        data = await request.json()
+        topic, body = data["topic"], data.get("body")
+        headers = {str(k): str(v) for k, v in (data.get("headers") or {}).items()}
+        if not isinstance(topic, str) or not topic:
+            raise ValueError("topic must be a non-empty string")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return JSONResponse({"error": f"expected {{topic, body, headers}}: {exc}"}, status_code=400)
+    client_host = request.client.host if request.client else None
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if client_host not in _LOOPBACK and not token_grants(live.policy, token, topic):
+        return JSONResponse(
+            {"error": "publishing over HTTP needs a loopback client or a token granting the topic"},
+            status_code=403,
+        )
+    try:
+        message = await live.hub.publish(topic, body, headers=headers)
+    except MokshaError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503)
+    return JSONResponse({"id": message.id, "topic": topic})
+
+
+def client_script(name: str = "moksha.js") -> str:
+    """The JavaScript client's source (``moksha.mjs``: its ES-module face)."""
+    return files("moksha.livesocket").joinpath("static", name).read_text()
+
+
+async def _client_script(request: Request) -> Response:
+    return Response(
+        client_script(request.url.path.rpartition("/")[2]),
+        media_type="text/javascript",
+        # Public code: pages on other origins may import it as a module, a CORS fetch.
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+async def _embed(request: Request) -> Response:
+    topic = request.query_params.get("topic")
+    callback = request.query_params.get("callback")
+    if not topic or not callback or not callback.replace("_", "a").replace(".", "a").isalnum():
+        return Response(
+            "/* moksha: use /livesocket?topic=PATTERN&callback=functionName */",
+            status_code=400,
+            media_type="text/javascript",
+        )
+    as_json = request.query_params.get("json", "true").lower() != "false"
+    call = (
+        f"moksha.subscribe({json.dumps(topic)}, function (message) {{"
+        f" window.{callback}({'message.body' if as_json else 'JSON.stringify(message.body)'}); }});"
+    )
+    return Response(f"{client_script()}\n{call}\n", media_type="text/javascript")
+
+
+async def _status(request: Request) -> Response:
+    return JSONResponse(_live(request).stats())
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0 = a free port).
+
+    Raises:
+        ConfigError: the address cannot be used (in use, not this machine's).
+    """
+    try:
+        sock = socket.create_server((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another port "
+            "or stop what uses it",
+            key="moksha.livesocket.websocket.port",
+        ) from exc
+    sock.setblocking(False)
+    return sock
+
+
+class LiveSocketServer:
+    """Serves an ASGI app (the live socket, or the whole web app) on a socket, under uvicorn.
+
+    Signals are left to the hub, which owns SIGINT/SIGTERM.
+
+    Args:
+        app: the ASGI application.
+        sock: a listening socket (see :func:`listen`).
+        max_frame: the largest WebSocket frame accepted, in bytes.
+    """
+
+    def __init__(self, app: Any, sock: socket.socket, max_frame: int) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            ws_max_size=max_frame,
+            timeout_graceful_shutdown=2,
+        )
+        self._server = Server(config)
+        self.sock = sock
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+    async def serve(self) -> None:
+        """Serve until :meth:`stop`."""
+        await self._server.serve(sockets=[self.sock])
+
+    def stop(self) -> None:
+        """Ask the server to finish (it closes its connections, then :meth:`serve` returns)."""
+        self._server.should_exit = True
