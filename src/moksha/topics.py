@@ -54,19 +54,19 @@ def topics_of(topic: str | Iterable[str] | None) -> list[str]:
 
 def matches(pattern: str, topic: str) -> bool:
     """Whether ``topic`` matches ``pattern`` under the AMQP rules."""
-    return _match_words(split(pattern), 0, split(topic), 0)
-
-
-def _match_words(pattern: list[str], p: int, topic: list[str], t: int) -> bool:
-    while p < len(pattern):
-        word = pattern[p]
+    words = split(topic)
+    # The positions in the topic that the pattern words read so far can reach.
+    reachable = {0}
+    for word in split(pattern):
         if word == ANY_WORDS:
-            return any(_match_words(pattern, p + 1, topic, k) for k in range(t, len(topic) + 1))
-        if t == len(topic) or (word != ONE_WORD and word != topic[t]):
+            reachable = set(range(min(reachable), len(words) + 1))
+        elif word == ONE_WORD:
+            reachable = {t + 1 for t in reachable if t < len(words)}
+        else:
+            reachable = {t + 1 for t in reachable if t < len(words) and words[t] == word}
+        if not reachable:
             return False
-        p += 1
-        t += 1
-    return t == len(topic)
+    return len(words) in reachable
 
 
 def literal_prefix(pattern: str) -> str:
@@ -169,28 +169,39 @@ class TopicRouter(Generic[T]):
             return self._cache[topic]
         except KeyError:
             pass
-        found: dict[int, _Route[T]] = {}
-        self._walk(self._root, split(topic), 0, found)
+        found = self._collect(split(topic))
         result = tuple(found[k].value for k in sorted(found))
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
         self._cache[topic] = result
         return result
 
-    def _walk(self, node: _Node[T], words: list[str], i: int, found: dict[int, _Route[T]]) -> None:
-        children = node.children
-        hash_node = children.get(ANY_WORDS)
-        if hash_node is not None:
-            # '#' swallows zero or more of the remaining words.
-            for j in range(i, len(words) + 1):
-                self._walk(hash_node, words, j, found)
-        if i == len(words):
-            for route in node.routes:
-                found[route.order] = route
-            return
-        literal = children.get(words[i])
-        if literal is not None:
-            self._walk(literal, words, i + 1, found)
-        star = children.get(ONE_WORD)
-        if star is not None:
-            self._walk(star, words, i + 1, found)
+    def _collect(self, words: list[str]) -> dict[int, _Route[T]]:
+        """The routes whose pattern matches ``words``, by registration order.
+
+        A walk over (trie node, topic position) states, each visited once, so
+        patterns with several ``#`` cost polynomial, not exponential, time.
+        """
+        found: dict[int, _Route[T]] = {}
+        seen: set[tuple[int, int]] = set()
+        stack = [(self._root, 0)]
+        while stack:
+            node, i = stack.pop()
+            if (id(node), i) in seen:
+                continue
+            seen.add((id(node), i))
+            children = node.children
+            hash_node = children.get(ANY_WORDS)
+            if hash_node is not None:  # '#' swallows zero or more of the remaining words
+                stack.extend((hash_node, j) for j in range(i, len(words) + 1))
+            if i == len(words):
+                for route in node.routes:
+                    found[route.order] = route
+                continue
+            literal = children.get(words[i])
+            if literal is not None:
+                stack.append((literal, i + 1))
+            star = children.get(ONE_WORD)
+            if star is not None:
+                stack.append((star, i + 1))
+        return found

@@ -321,3 +321,22 @@ def test_server_sent_events_when_the_browser_has_no_websocket(
     assert page.evaluate("moksha.transport") == "sse"
     page.evaluate("moksha.send_message('demo.news', 'up')")
     assert "Server-Sent Events" in page.evaluate("errors")[0]["error"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server.py _sse sends no Access-Control-Allow-Origin for allowed origins "
+    "(and does not refuse others), so a cross-origin EventSource cannot read the stream",
+)
+def test_server_sent_events_from_another_origin(
+    start_hub: StartHub, page: Page, other_origin: Site
+) -> None:
+    hub = start_hub({"moksha.livesocket.allowed_origins": other_origin.url})
+    base = hub.livesocket_url
+    page.add_init_script("delete window.WebSocket")
+    page.goto(other_origin.page("sse.html", f'<script src="{base}/livesocket/moksha.js"></script>'))
+    page.evaluate(RECORD)
+    subscribe(page, hub, "demo.#")
+    hub.send_message("demo.news", "via SSE")
+    [message] = wait_seen(page, 1)
+    assert message["body"] == "via SSE"

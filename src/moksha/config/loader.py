@@ -83,6 +83,19 @@ class Config(Mapping[str, Any]):
     livesocket_backend: str | None
     livesocket_websocket_port: int
     livesocket_websocket_interface: str
+    livesocket_max_frame_bytes: int
+    livesocket_max_subscriptions: int
+    livesocket_max_messages_per_second: float
+    livesocket_publish_allow: tuple[str, ...]
+    livesocket_client2server: bool
+    livesocket_protected: tuple[str, ...]
+    livesocket_token_secret: str | None
+    livesocket_allowed_origins: tuple[str, ...]
+    livesocket_slow_policy: str
+    livesocket_queue_size: int
+    livesocket_history_size: int
+    livesocket_history_age: float
+    livesocket_history_url: str | None
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)

@@ -165,7 +165,12 @@ class MokshaHub:
         self._stop_requested = asyncio.Event()
         started: asyncio.Future[None] = self._loop.create_future()
         self._main = asyncio.create_task(self._run(started), name="moksha hub")
-        await started
+        try:
+            await started
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await self._main  # it failed too: collect it, the caller has the error
+            raise
 
     async def _run(self, started: asyncio.Future[None]) -> None:
         assert self._stop_requested is not None
@@ -188,6 +193,9 @@ class MokshaHub:
                     task.cancel()
         except BaseException as exc:
             if not started.done():
+                # The task group wraps what failed; the caller wants the error itself.
+                while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                    exc = exc.exceptions[0]
                 started.set_exception(exc)
             raise
         finally:

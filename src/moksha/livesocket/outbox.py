@@ -19,7 +19,7 @@ class Outbox:
     """Frames for one client, oldest first.
 
     Args:
-        size: the most frames waiting.
+        size: the most message frames waiting.
         conflate: when full, keep the newest frame per topic instead of refusing.
     """
 
@@ -27,36 +27,44 @@ class Outbox:
         self.size = size
         self.conflate = conflate
         self.dropped = 0
+        self.closed = False
+        self._control: deque[str] = deque()
         self._frames: deque[str] = deque()
-        # Once full under conflation: the newest frame of each topic, in arrival order.
+        # Under conflation, once full: the newest frame of each topic, in arrival order.
         self._latest: OrderedDict[str, str] = OrderedDict()
         self._ready = asyncio.Event()
-        self.closed = False
 
     def __len__(self) -> int:
+        """Message frames waiting (control frames aside)."""
         return len(self._frames) + len(self._latest)
 
     def put(self, topic: str, frame: str) -> bool:
         """Queue a message frame; False means the client is too slow and must be disconnected."""
         if len(self) < self.size and not self._latest:
             self._frames.append(frame)
-            self._ready.set()
-            return True
-        if not self.conflate:
+        elif not self.conflate:
             return False
-        if topic in self._latest:
-            self.dropped += 1
+        elif topic in self._latest:
+            self._latest[topic] = frame
             self._latest.move_to_end(topic)
-        elif len(self._latest) >= self.size:
-            self._latest.popitem(last=False)
             self.dropped += 1
-        self._latest[topic] = frame
+        else:
+            if len(self) >= self.size:  # make room: the oldest frame goes
+                if self._frames:
+                    self._frames.popleft()
+                else:
+                    self._latest.popitem(last=False)
+                self.dropped += 1
+            self._latest[topic] = frame
         self._ready.set()
         return True
 
     def put_control(self, frame: str) -> None:
-        """Queue a frame that must not be dropped (errors, recovery notices)."""
-        self._frames.append(frame)
+        """Queue a frame that is never dropped (replayed history, errors, notices).
+
+        Control frames go out before message frames queued at the same time.
+        """
+        self._control.append(frame)
         self._ready.set()
 
     def close(self) -> None:
@@ -66,14 +74,13 @@ class Outbox:
 
     async def get_batch(self) -> list[str]:
         """Wait for frames and take them all; an empty list once closed."""
-        while not self._frames and not self._latest:
+        while not (self._control or self._frames or self._latest):
             if self.closed:
                 return []
             self._ready.clear()
             await self._ready.wait()
-        batch = list(self._frames)
+        batch = [*self._control, *self._frames, *self._latest.values()]
+        self._control.clear()
         self._frames.clear()
-        if self._latest:
-            batch.extend(self._latest.values())
-            self._latest.clear()
+        self._latest.clear()
         return batch

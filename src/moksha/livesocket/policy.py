@@ -67,8 +67,9 @@ class LiveSocketPolicy:
             message per topic (True) or disconnect it (False, close 4008).
 
     Raises:
-        ConfigError: a value is out of range, a pattern is empty, the secret is
-            too short, or ``protected`` is set without ``token_secret``.
+        ConfigError: a value is out of range, a pattern is empty, an allowed
+            origin is not written as an origin, the secret is too short, or
+            ``protected`` is set without ``token_secret``.
     """
 
     max_frame_bytes: int = 65536

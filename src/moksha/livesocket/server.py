@@ -37,12 +37,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from moksha.errors import ConfigError, MokshaError
 from moksha.livesocket.fanout import Client, LiveSocket
 from moksha.livesocket.protocol import (
+    SUBSCRIBE,
     Close,
     Publish,
     Reply,
     Session,
     Subscribe,
     Unsubscribe,
+    error_frame,
     origin_allowed,
     token_grants,
 )
@@ -88,16 +90,12 @@ async def _apply(live: LiveSocket, client: Client, actions: list[Any]) -> Close 
             try:
                 await live.hub.publish(action.topic, action.body)
             except MokshaError as exc:
-                client.outbox.put_control(_error_frame(str(exc)))
+                client.outbox.put_control(error_frame(str(exc), None))
         elif isinstance(action, Reply):
             client.outbox.put_control(action.frame)
         elif isinstance(action, Close):
             return action
     return None
-
-
-def _error_frame(text: str) -> str:
-    return json.dumps({"topic": "__error__", "body": {"error": text}})
 
 
 async def _websocket(websocket: WebSocket) -> None:
@@ -111,13 +109,14 @@ async def _websocket(websocket: WebSocket) -> None:
     session = Session(live.policy, token=websocket.query_params.get("token"))
     client = live.connect(session)
     writer = asyncio.create_task(_write_websocket(websocket, client))
-    close: Close | None = None
     try:
+        close = await _apply(live, client, session.start())
         while close is None and client.close_code is None:
-            text = await websocket.receive_text()
-            close = await _apply(live, client, session.receive(text))
-    except WebSocketDisconnect:
-        pass
+            event = await websocket.receive()
+            if event["type"] == "websocket.disconnect":
+                break
+            data = event.get("text") if event.get("text") is not None else event.get("bytes", b"")
+            close = await _apply(live, client, session.receive(data))
     finally:
         live.disconnect(client)
         await writer
@@ -143,16 +142,20 @@ async def _sse(request: Request) -> Response:
     session = Session(live.policy, token=request.query_params.get("token"))
     since = request.headers.get("last-event-id") or request.query_params.get("since")
     client = live.connect(session, kind="sse")
-    errors = []
+    refused = [action.reason for action in session.start() if isinstance(action, Close)]
     for pattern in patterns:
         body: Any = {"pattern": pattern, "since": since} if since else pattern
-        frame = json.dumps({"topic": "__topic_subscribe__", "body": body})
-        close = await _apply(live, client, session.receive(frame))
-        if close is not None:
-            errors.append(close.reason)
-    if errors:
+        frame = json.dumps({"topic": SUBSCRIBE, "body": body})
+        for action in session.receive(frame):
+            if isinstance(action, Subscribe):
+                await live.subscribe(client, action.pattern, action.since)
+            elif isinstance(action, Reply):
+                refused.append(json.loads(action.frame)["body"]["error"])
+            elif isinstance(action, Close):
+                refused.append(action.reason)
+    if refused:
         live.disconnect(client)
-        return JSONResponse({"error": "; ".join(errors)}, status_code=400)
+        return JSONResponse({"error": "; ".join(refused)}, status_code=400)
     return StreamingResponse(
         _sse_stream(live, client),
         media_type="text/event-stream",

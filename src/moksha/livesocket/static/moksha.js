@@ -127,9 +127,14 @@
 
   function connect(options) {
     options = options || {};
-    if (options.url) {
+    if (options.url && baseOf(options.url) !== base) {
+      // Another hub: its event ids mean nothing here, and its WebSocket may well work.
       base = baseOf(options.url);
-      wsFailures = 0; wsOpened = false; moksha.transport = null; // a new hub: try WS again
+      newest = null;
+      subs.forEach(function (sub) {
+        sub.lastId = sub.epoch = null; sub.seq = -1; sub.sent = false;
+      });
+      wsFailures = 0; wsOpened = false; moksha.transport = null;
     }
     if ("token" in options) token = options.token || null;
     stopped = false;
@@ -167,8 +172,14 @@
   function openWebSocket() {
     moksha.transport = "websocket";
     setState("connecting");
-    var opened = false;
-    var socket = ws = new WebSocket(hubUrl().replace(/^http/, "ws") + "/livesocket/ws");
+    var opened = false, socket;
+    try {
+      socket = ws = new WebSocket(hubUrl().replace(/^http/, "ws") + "/livesocket/ws");
+    } catch (err) { // refused before trying, e.g. by the page's Content-Security-Policy
+      wsFailures += 1;
+      setState("closed");
+      return retry();
+    }
     socket.onopen = function () {
       opened = wsOpened = true;
       wsFailures = 0;
@@ -329,7 +340,11 @@
 
   if (global.addEventListener) {
     global.addEventListener("online", function () {
-      if (timer) { attempt = 0; open(); } // the network is back: no point waiting
+      // The network is back: no point waiting out the backoff, or an attempt begun offline.
+      if (stopped || moksha.state === "open" || !(timer || ws || es)) return;
+      drop();
+      attempt = 0;
+      open();
     });
   }
 
