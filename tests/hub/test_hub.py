@@ -162,3 +162,23 @@ def test_central_hub_without_plugins_installed(memory_config):
     with CentralMokshaHub(memory_config, consumers=[], producers=[]) as hub:
         assert hub.consumers == []
         assert hub.producers == []
+
+
+async def test_a_sync_call_starts_a_hub_made_where_a_loop_runs(memory_config, topic, inbox):
+    # Jupyter and Playwright's sync API run code while an event loop is running.
+    hub = MokshaHub(memory_config)
+    assert hub.state is HubState.NEW
+    hub.subscribe(topic, inbox)  # blocks this loop a moment, as a notebook cell would
+    hub.send_message(topic, 1)
+    assert inbox.wait(1)[0].body == 1
+    hub.close()
+    assert hub.state is HubState.CLOSED
+
+
+def test_closing_a_hub_never_started_is_harmless(memory_config):
+    async def make():
+        return MokshaHub(memory_config)
+
+    hub = asyncio.run(make())
+    hub.close()
+    assert hub.state is HubState.CLOSED

@@ -18,6 +18,7 @@ from moksha.livesocket.protocol import (
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_POLICY_VIOLATION,
     CLOSE_UNAUTHORIZED,
+    Action,
     Close,
     LiveSocketPolicy,
     Publish,
@@ -189,12 +190,20 @@ def test_a_frame_over_max_frame_bytes_closes_with_1009(data: str | bytes, closes
         assert not any(isinstance(a, Close) for a in actions)
 
 
+def churn(session: Session, count: int) -> list[list[Action]]:
+    """``count`` frames that each do something: subscribe and unsubscribe in turn."""
+    frames = [
+        subscribe("t") if i % 2 == 0 else frame("__topic_unsubscribe__", "t") for i in range(count)
+    ]
+    return [session.receive(f) for f in frames]
+
+
 def test_the_rate_limit_warns_once_then_closes_a_client_that_keeps_going() -> None:
     clock = FakeClock()
-    session = Session(LiveSocketPolicy(max_messages_per_second=5), now=clock)
-    burst = 10
-    results = [session.receive(subscribe(f"t{i}")) for i in range(burst)]
-    assert all(r == [Subscribe(f"t{i}", None)] for i, r in enumerate(results))
+    policy = LiveSocketPolicy(max_messages_per_second=5)
+    session = Session(policy, now=clock)
+    burst = int(policy.burst)
+    assert all(len(actions) == 1 for actions in churn(session, burst))
     assert "too many messages" in the_error(session.receive(subscribe("over.1")))
     # Over budget: ignored silently, not subscribed, until the debt is a full burst.
     for i in range(burst - 1):
@@ -205,11 +214,18 @@ def test_the_rate_limit_warns_once_then_closes_a_client_that_keeps_going() -> No
     assert not any(p.startswith(("over", "ignored", "last")) for p in session.subscriptions)
 
 
+def test_a_reconnecting_page_may_resubscribe_everything_at_once() -> None:
+    policy = LiveSocketPolicy(max_messages_per_second=5, max_subscriptions=100)
+    session = Session(policy, now=FakeClock())
+    results = [session.receive(subscribe(f"p{i}")) for i in range(100)]
+    assert all(r == [Subscribe(f"p{i}", None)] for i, r in enumerate(results))
+
+
 def test_a_client_that_slows_down_after_the_warning_is_served_again() -> None:
     clock = FakeClock()
-    session = Session(LiveSocketPolicy(max_messages_per_second=5), now=clock)
-    for i in range(10):
-        session.receive(subscribe(f"t{i}"))
+    policy = LiveSocketPolicy(max_messages_per_second=5)
+    session = Session(policy, now=clock)
+    churn(session, int(policy.burst))
     assert errors(session.receive(subscribe("over")))
     clock.t += 0.5  # 2.5 frames' worth: pays the one frame of debt, earns more than one
     assert session.receive(subscribe("ok")) == [Subscribe("ok", None)]
@@ -391,8 +407,10 @@ def test_every_close_reason_fits_a_close_frame() -> None:
         *Session(protected_policy()).receive(frame("__auth__", "garbage")),
         *Session(protected_policy()).receive(frame("__auth__", make_token(SECRET, [], -1))),
     ]
-    rated = Session(LiveSocketPolicy(max_messages_per_second=0.0123456789), now=FakeClock())
-    closes.extend(a for _ in range(3) for a in rated.receive("{}") if isinstance(a, Close))
+    slow = LiveSocketPolicy(max_messages_per_second=0.0123456789, max_subscriptions=1)
+    rated = Session(slow, now=FakeClock())
+    for _ in range(3 * int(slow.burst)):
+        closes.extend(a for a in rated.receive("{}") if isinstance(a, Close))
     refused = Session(LiveSocketPolicy())
     for _ in range(11):
         closes.extend(a for a in refused.receive(frame("a", 1)) if isinstance(a, Close))

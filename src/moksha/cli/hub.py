@@ -53,7 +53,8 @@ def banner(hub: CentralMokshaHub) -> str:
         hub: a started hub.
 
     Returns:
-        Several lines: the backends, each consumer with its topics, each producer.
+        Several lines: the backends, each consumer with its topics, each producer,
+        and the live socket's URL when it is on.
     """
     lines = [f"moksha hub {__version__}"]
     lines.append("  backends: " + ", ".join(backend.name for backend in hub.backends))
@@ -64,6 +65,9 @@ def banner(hub: CentralMokshaHub) -> str:
         lines.append(f"  producer {_qualified(producer)}")
     if not hub.consumers and not hub.producers:
         lines.append("  no consumers or producers are installed (see `moksha list`)")
+    if hub.livesocket_url is not None:
+        url = hub.livesocket_url
+        lines.append(f"  live socket: {url} (watch it: moksha tail '#' --hub {url})")
     lines.append("Ctrl-C to stop")
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from moksha.cli.config import config_command
 from moksha.cli.hub import hub_command
 from moksha.cli.plugins import list_command
 from moksha.cli.send import send_command
+from moksha.cli.tail import tail_command
 from moksha.errors import ConfigError, MokshaError
 
 __all__ = ["cli", "hub_main", "main"]
@@ -37,6 +38,7 @@ def cli() -> None:
 cli.add_command(hub_command)
 cli.add_command(list_command)
 cli.add_command(send_command)
+cli.add_command(tail_command)
 cli.add_command(config_command)
 
 

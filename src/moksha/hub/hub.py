@@ -133,12 +133,23 @@ class MokshaHub:
         self._background: set[asyncio.Task[Any]] = set()
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
         if not _in_running_loop():
-            self._thread = LoopThread()
-            try:
-                self._thread.run(self.start())
-            except BaseException:
-                self._thread.stop()
-                raise
+            self._start_in_background()
+
+    def _start_in_background(self) -> None:
+        """Start on a loop of the hub's own, in a background thread: the sync face."""
+        self._thread = LoopThread()
+        try:
+            self._thread.run(self.start())
+        except BaseException:
+            self._thread.stop()
+            self._thread = None
+            raise
+
+    def _start_if_new(self) -> None:
+        """A sync call on a hub nobody started: made where a loop runs (Jupyter, ...)."""
+        if self.state is HubState.NEW and self._main is None:
+            log.debug("starting the hub in a background thread for a sync call")
+            self._start_in_background()
 
     # -- life cycle -------------------------------------------------------
 
@@ -226,6 +237,9 @@ class MokshaHub:
 
     def close(self) -> None:
         """Stop the hub (from plain Python).  Closing twice is harmless."""
+        if self._main is None:  # never started
+            self.state = HubState.CLOSED
+            return
         if self._thread is not None:
             thread, self._thread = self._thread, None
             try:
@@ -333,6 +347,7 @@ class MokshaHub:
         Raises:
             HubClosed: the hub is not running.
         """
+        self._start_if_new()
         loop = self._require_loop()
         coro = self.publish(topic, body, headers=headers)
         loop.call_soon_threadsafe(self._spawn, coro)
@@ -413,6 +428,7 @@ class MokshaHub:
     def _wait_or_schedule(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Wait for ``coro`` from plain Python; on the hub's loop, schedule it and return."""
         try:
+            self._start_if_new()
             loop = self._require_loop()
         except HubClosed:
             coro.close()

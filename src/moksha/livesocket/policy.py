@@ -125,6 +125,14 @@ class LiveSocketPolicy:
         """Whether a ``protected`` pattern matches ``topic``."""
         return bool(self._protect) and bool(self._protect.match(topic))
 
+    @property
+    def burst(self) -> float:
+        """Frames a client may send back to back: twice the rate, and room to resubscribe.
+
+        A page reconnecting resends one subscribe frame per pattern at once.
+        """
+        return max(2.0 * self.max_messages_per_second, self.max_subscriptions + 10.0)
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LiveSocketPolicy:
         """Read the policy from Moksha's configuration (see the module's table of keys).

@@ -177,7 +177,7 @@ class Session:
         self._clock = clock
         self._subscriptions: dict[str, None] = {}  # a dict keeps subscription order
         self._grant: Grant | None = None
-        self._budget = 2.0 * policy.max_messages_per_second  # a full burst to start with
+        self._budget = policy.burst  # a full burst to start with
         self._last = now()
         self._warned = False
         self._refused = 0
@@ -388,14 +388,14 @@ class Session:
     def _spend(self) -> list[Action] | None:
         """Take one frame from the token bucket; the actions to return instead, or None.
 
-        The bucket refills at ``max_messages_per_second`` up to a burst of twice
-        that.  Frames over budget are dropped and put the bucket into debt, so a
-        client that keeps sending must first slow down; one error frame warns it,
-        and once the debt reaches a full burst (2x burst frames sent back to back)
+        The bucket refills at ``max_messages_per_second`` up to
+        :attr:`LiveSocketPolicy.burst`.  Frames over budget are dropped and put
+        the bucket into debt, so a client that keeps sending must first slow
+        down; one error frame warns it, and once the debt reaches a full burst
         the connection is closed.
         """
         rate = self.policy.max_messages_per_second
-        burst = 2.0 * rate
+        burst = self.policy.burst
         now = self._now()
         self._budget = min(burst, self._budget + max(0.0, now - self._last) * rate)
         self._last = now

@@ -134,8 +134,26 @@ async def _write_websocket(websocket: WebSocket, client: Client) -> None:
             await websocket.close(code=client.close_code, reason="client too slow: queue full")
 
 
+def _cross_origin_refused(request: Request, live: LiveSocket) -> Response | None:
+    """A 403 for a page whose origin the policy does not allow (a browser sent Origin)."""
+    origin = request.headers.get("origin")
+    if origin_allowed(live.policy, origin, request.headers.get("host")):
+        return None
+    log.warning("refused a %s request from origin %s", request.url.path, origin)
+    return JSONResponse(
+        {
+            "error": f"pages from {origin} may not use this hub: list it in "
+            "moksha.livesocket.allowed_origins"
+        },
+        status_code=403,
+    )
+
+
 async def _sse(request: Request) -> Response:
     live = _live(request)
+    refused_origin = _cross_origin_refused(request, live)
+    if refused_origin is not None:
+        return refused_origin
     patterns = request.query_params.getlist("topic")
     if not patterns:
         return JSONResponse({"error": "name at least one ?topic=PATTERN"}, status_code=400)
@@ -156,10 +174,12 @@ async def _sse(request: Request) -> Response:
     if refused:
         live.disconnect(client)
         return JSONResponse({"error": "; ".join(refused)}, status_code=400)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    origin = request.headers.get("origin")
+    if origin:  # an allowed page on another origin must be able to read the stream
+        headers |= {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     return StreamingResponse(
-        _sse_stream(live, client),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        _sse_stream(live, client), media_type="text/event-stream", headers=headers
     )
 
 
@@ -173,14 +193,22 @@ async def _sse_stream(live: LiveSocket, client: Client) -> AsyncIterator[str]:
 
 
 def _sse_event(frame: str) -> str:
-    # The frame is one line of JSON; its id (when it has one) doubles as the SSE id.
-    event_id = json.loads(frame).get("id")
-    head = f"id: {event_id}\n" if event_id else ""
+    # A message frame ends with its id (see encode_event), which doubles as the SSE id;
+    # event ids hold no quotes, so the last '"id":"' is the one.
+    head = ""
+    if frame.endswith('"}'):
+        start = frame.rfind(',"id":"')
+        if start != -1:
+            head = f"id: {frame[start + 7 : -2]}\n"
     return f"{head}data: {frame}\n\n"
 
 
 async def _publish(request: Request) -> Response:
     live = _live(request)
+    # A page on any web site could otherwise publish through a browser on this machine.
+    refused_origin = _cross_origin_refused(request, live)
+    if refused_origin is not None:
+        return refused_origin
     try:
         data = await request.json()
         topic, body = data["topic"], data.get("body")
