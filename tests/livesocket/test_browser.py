@@ -323,11 +323,6 @@ def test_server_sent_events_when_the_browser_has_no_websocket(
     assert "Server-Sent Events" in page.evaluate("errors")[0]["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.py _sse sends no Access-Control-Allow-Origin for allowed origins "
-    "(and does not refuse others), so a cross-origin EventSource cannot read the stream",
-)
 def test_server_sent_events_from_another_origin(
     start_hub: StartHub, page: Page, other_origin: Site
 ) -> None:
