@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from moksha.hub.api import Consumer
@@ -66,3 +67,37 @@ def free_endpoint() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+# The config of each backend, for suites that run on every one of them.
+def amqp() -> dict[str, Any]:
+    require_service("RabbitMQ", 5672)
+    return {"moksha.backends": "amqp", "amqp_broker": "amqp://guest:guest@127.0.0.1:5672/"}
+
+
+def stomp() -> dict[str, Any]:
+    require_service("RabbitMQ STOMP", 61613)
+    return {
+        "moksha.backends": "stomp",
+        "stomp_uri": "127.0.0.1:61613",
+        "stomp_user": "guest",
+        "stomp_pass": "guest",
+    }
+
+
+def zeromq() -> dict[str, Any]:
+    endpoint = free_endpoint()  # this test's PUB socket
+    return {
+        "moksha.backends": "zeromq",
+        "zmq_enabled": True,
+        "zmq_publish_endpoints": endpoint,
+        "zmq_subscribe_endpoints": endpoint,
+    }
+
+
+BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
+    "memory": lambda: {"moksha.backends": "memory"},
+    "amqp": amqp,
+    "stomp": stomp,
+    "zeromq": zeromq,
+}

@@ -43,7 +43,7 @@ DEFAULT_WEB_PORT = 8080
 # A hub on this machine answers in microseconds; anything slower is not one worth waiting for.
 PROBE_TIMEOUT_S = 0.5
 PUBLISH_TIMEOUT_S = 10.0
-# How much of a non-JSON error page to quote back.
+# How much of a puzzling answer to quote back.
 _QUOTED_CHARS = 200
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
@@ -208,13 +208,13 @@ async def publish_remote(
 
 def _refusal(url: str, response: httpx.Response) -> str:
     """What went wrong, from a hub's ``{"error": ...}`` answer or any other error page."""
-    if response.status_code == 404:
-        return (
-            f"{url} has no live socket (404 on /livesocket/publish): is it a Moksha hub with "
-            "moksha.livesocket.backend = websocket?"
-        )
     try:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
-        error = response.text.strip()[:_QUOTED_CHARS] or response.reason_phrase
+        # Not a hub's answer: quoting an HTML error page would not help anyone.
+        return (
+            f"{url} answered {response.status_code} {response.reason_phrase} to "
+            "POST /livesocket/publish: is it a Moksha hub with moksha.livesocket.backend = "
+            "websocket?"
+        )
     return f"the hub at {url} refused the message ({response.status_code}): {error}"

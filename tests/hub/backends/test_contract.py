@@ -1,14 +1,12 @@
 """The contract every backend keeps, run against each of them.
 
-A backend joins this suite by adding a case to ``BACKENDS``: a name and a
-function returning its config (after checking its broker is reachable).
+A backend joins this suite by adding a case to ``support.BACKENDS``: a name
+and a function returning its config (after checking its broker is reachable).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -16,44 +14,7 @@ import pytest
 from moksha.config import load_config
 from moksha.hub.backends import Backend, backend_class
 from moksha.message import Message
-from support import TIMEOUT, require_service
-
-
-def amqp() -> dict[str, Any]:
-    require_service("RabbitMQ", 5672)
-    return {"moksha.backends": "amqp", "amqp_broker": "amqp://guest:guest@127.0.0.1:5672/"}
-
-
-def stomp() -> dict[str, Any]:
-    require_service("RabbitMQ STOMP", 61613)
-    return {
-        "moksha.backends": "stomp",
-        "stomp_uri": "127.0.0.1:61613",
-        "stomp_user": "guest",
-        "stomp_pass": "guest",
-    }
-
-
-def zeromq() -> dict[str, Any]:
-    import socket
-
-    with socket.socket() as probe:  # a free port for this test's PUB socket
-        probe.bind(("127.0.0.1", 0))
-        endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-    return {
-        "moksha.backends": "zeromq",
-        "zmq_enabled": True,
-        "zmq_publish_endpoints": endpoint,
-        "zmq_subscribe_endpoints": endpoint,
-    }
-
-
-BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
-    "memory": lambda: {"moksha.backends": "memory"},
-    "amqp": amqp,
-    "stomp": stomp,
-    "zeromq": zeromq,
-}
+from support import BACKENDS, TIMEOUT
 
 
 @pytest.fixture(params=sorted(BACKENDS))
