@@ -92,7 +92,16 @@ class Message:
             built from ``body`` is always ``application/json``.
     """
 
-    __slots__ = ("_body", "_content_type", "_id", "_payload", "_seq", "headers", "timestamp_s", "topic")
+    __slots__ = (
+        "_body",
+        "_content_type",
+        "_id",
+        "_payload",
+        "_seq",
+        "headers",
+        "timestamp_s",
+        "topic",
+    )
 
     topic: str
     headers: dict[str, str]

@@ -70,7 +70,7 @@ class MessageHandler:
         self._loop = loop
         cls = type(consumer)
         # Hooks left as Consumer defines them do nothing: skip those calls per message.
-        self._plain = (
+        self.plain = (
             consumer.jsonify
             and cls.validate is Consumer.validate
             and cls.pre_consume is Consumer.pre_consume
@@ -97,28 +97,25 @@ class MessageHandler:
 
     async def handle_async(self, message: Message) -> BaseException | None:
         """Consume ``message`` with an ``async def consume``; returns as :meth:`handle_sync`."""
+        error = await self._consume_async(self._for_attempt(message, 1))
+        if error is None:
+            return None
+        return await self.after_failure(message, error)
+
+    async def after_failure(self, message: Message, error: BaseException) -> BaseException | None:
+        """Retry, dead-letter or drop ``message`` whose first attempt raised ``error``.
+
+        Returns as :meth:`handle_sync`.
+        """
         attempt = 1
-        if self._plain:
-            # The common case, inlined: no hooks to call, nothing to convert.
-            consumer = self.consumer
-            consumer.headcount_out += 1
-            started = time.perf_counter()
-            error = None
-            try:
-                await consumer.consume(message)
-            except Exception as exc:
-                error = exc
-            consumer._times.append(time.perf_counter() - started)
-            if error is None:
-                return None
-        else:
-            error = await self._consume_async(self._for_attempt(message, attempt))
         while (outcome := self._judge(message, error, attempt)) is _Outcome.RETRY:
             await asyncio.sleep(self._pause(attempt))
             attempt += 1
-            error = await self._consume_async(self._for_attempt(message, attempt))
+            failed = await self._consume_async(self._for_attempt(message, attempt))
+            if failed is None:
+                return None
+            error = failed
         if outcome is _Outcome.DEAD:
-            assert error is not None
             return await self._give_up(message, error, attempt)
         return None
 
@@ -194,7 +191,7 @@ class MessageHandler:
 
     def _consume_sync(self, message: Message) -> BaseException | None:
         started = time.perf_counter()
-        if self._plain:
+        if self.plain:
             self.consumer.headcount_out += 1
         elif not self._begin(message):
             return None
@@ -203,7 +200,7 @@ class MessageHandler:
             self.consumer.consume(message)
         except Exception as exc:
             error = exc
-        if self._plain:
+        if self.plain:
             self.consumer._times.append(time.perf_counter() - started)
         else:
             self._end(message, started)

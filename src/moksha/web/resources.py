@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["CSSLink", "JSLink", "Resource", "STATIC_PREFIX", "render_resources"]
+__all__ = ["STATIC_PREFIX", "CSSLink", "JSLink", "Resource", "render_resources"]
 
 STATIC_PREFIX = "/_moksha/static"
 """Where Moksha serves the files of the ``moksha/static`` package folder."""

@@ -48,7 +48,7 @@ class MemoryBackend(Backend):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._router: TopicRouter[Handler] = TopicRouter()
-        self._published = 0
+        self._until_yield = _YIELD_EVERY
 
     async def connect(self) -> None:
         pass
@@ -64,7 +64,7 @@ class MemoryBackend(Backend):
     def offer(self, message: Message) -> Awaitable[None] | None:
         """Hand ``message`` to each subscriber; None when every one took it at once."""
         handlers = self._router.match(message.topic)
-        for index, handler in enumerate(handlers):
+        for handler in handlers:
             try:
                 waiting = handler(message)
             except Exception:
@@ -72,11 +72,13 @@ class MemoryBackend(Backend):
                 log.exception("subscriber %r failed on %s", handler, message.topic)
                 continue
             if waiting is not None:  # a full backlog: finish in order, waiting for room
-                return self._deliver_rest(message, waiting, handlers[index + 1 :])
+                rest = handlers[handlers.index(handler) + 1 :]
+                return self._deliver_rest(message, waiting, rest)
         # A publisher running ahead of its consumers gives them a turn every so
         # often: messages then die young (cheap for the GC) and the loop stays responsive.
-        self._published += 1
-        if self._published % _YIELD_EVERY == 0:
+        self._until_yield -= 1
+        if not self._until_yield:
+            self._until_yield = _YIELD_EVERY
             return asyncio.sleep(0)
         return None
 
