@@ -3,7 +3,8 @@
 =====================  =================================================
 ``moksha hub``         run the installed consumers and producers (also ``moksha-hub``)
 ``moksha list``        the installed plugins, their topics and distributions
-``moksha send``        publish one message through the configured backends
+``moksha send``        publish one message through a running hub or the configured backends
+``moksha tail``        print what a running hub routes, one line per message
 ``moksha config``      the configuration in effect and where each value came from
 =====================  =================================================
 

@@ -19,6 +19,7 @@ from moksha.cli.config import config_command
 from moksha.cli.hub import hub_command
 from moksha.cli.plugins import list_command
 from moksha.cli.send import send_command
+from moksha.cli.start import start_command
 from moksha.cli.tail import tail_command
 from moksha.errors import ConfigError, MokshaError
 
@@ -40,6 +41,7 @@ cli.add_command(list_command)
 cli.add_command(send_command)
 cli.add_command(tail_command)
 cli.add_command(config_command)
+cli.add_command(start_command)
 
 
 def main(argv: list[str] | None = None) -> int:

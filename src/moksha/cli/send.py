@@ -18,6 +18,7 @@ from moksha.cli._common import CliState, common_options, pass_state, run_async, 
 from moksha.cli.remote import candidate_urls, find_hub, hub_option, publish_remote
 from moksha.config import Config
 from moksha.hub import MokshaHub
+from moksha.hub.backends import select_backends
 from moksha.hub.backends.memory import MemoryBackend
 from moksha.message import Message
 
@@ -97,7 +98,9 @@ def send_command(
         body = click.get_text_stream("stdin").read().removesuffix("\n")
     config = state.load_config()
     value: Any = body if raw else parse_body(body)
-    url = hub_url or run_async(find_hub(config))
+    url = hub_url
+    if url is None and not _brokers_configured(config):
+        url = run_async(find_hub(config))  # with no broker, a local hub is the only way out
     if url is not None:
         message_id, sent_to = run_async(publish_remote(url, topic, value, headers, raw=raw))
         click.echo(f"sent {message_id} to {sent_to}")
@@ -107,6 +110,10 @@ def send_command(
         stderr_console().print(memory_only_warning(config), style="yellow", markup=False)
     click.echo(f"sent {message.id} to {message.topic}")
     return 0
+
+
+def _brokers_configured(config: Config) -> bool:
+    return [cls.name for cls in select_backends(config)] != [MemoryBackend.name]
 
 
 def parse_body(text: str) -> Any:

@@ -9,10 +9,12 @@ stderr, so ``moksha tail --json ... | jq`` sees messages only.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,13 +43,15 @@ OPEN_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 1.0
 # The hub does not limit what it sends; a body this large is surely a mistake worth a close.
 MAX_FRAME_BYTES = 16 * 2**20
+# After --count messages, how long to wait for the hub to say whether a --since replay was whole.
+DRAIN_S = 1.0
 
 Show = Callable[[str, dict[str, Any]], None]
 
 _CLOSE_REASONS = {
     1001: "the hub is shutting down",
     1006: "the connection dropped",
-    1012: "the hub is restarting",
+    1012: "the hub stopped (or is restarting)",
     CLOSE_SLOW: "this tail read too slowly and its queue at the hub filled up",
 }
 
@@ -108,6 +112,30 @@ def tail_command(
     return 0
 
 
+@dataclass
+class _Progress:
+    """What the tail has seen so far.
+
+    Attributes:
+        count: the messages to show before stopping; None: no end.
+        since: the event id --since gave.
+        last_id: the last event id shown (or the --since one), to resume after.
+        replaying: the patterns whose replay (--since) the hub has not yet
+            said was complete or not.
+        shown: the messages shown.
+    """
+
+    count: int | None
+    since: str | None
+    last_id: str | None
+    replaying: set[str]
+    shown: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.count is not None and self.shown >= self.count
+
+
 async def _tail(
     url: str, patterns: Sequence[str], show: Show, *, since: str | None, count: int | None
 ) -> None:
@@ -118,25 +146,52 @@ async def _tail(
         BackendError: the hub refuses the WebSocket.
     """
     websocket = await _open(url)
-    shown = 0
-    last_id = since
+    progress = _Progress(count, since, since, set(patterns) if since else set())
     async with websocket:
         try:
             for pattern in patterns:
                 body = {"pattern": pattern, "since": since} if since else pattern
                 await websocket.send(json.dumps({"topic": SUBSCRIBE, "body": body}))
-            async for text in websocket:
-                frame = _decode(text)
-                if frame is None or _is_control(frame):
-                    continue
-                show(text if isinstance(text, str) else text.decode(), frame)
-                last_id = frame.get("id") or last_id
-                shown += 1
-                if count is not None and shown >= count:
-                    return
+            async with asyncio.timeout(None) as drain:
+                async for text in websocket:
+                    _receive(text if isinstance(text, str) else text.decode(), show, progress)
+                    if progress.done:
+                        if not progress.replaying:
+                            return
+                        # The hub says whether a replay was whole right after it: worth a
+                        # short wait, so --count does not hide a gap in the history.
+                        if drain.when() is None:
+                            drain.reschedule(asyncio.get_running_loop().time() + DRAIN_S)
+        except TimeoutError:
+            return
         except ConnectionClosed:
             pass  # said below, whatever the way it closed
-    raise BackendUnavailable(_closed(url, websocket, last_id))
+    raise BackendUnavailable(_closed(url, websocket, progress.last_id))
+
+
+def _receive(text: str, show: Show, progress: _Progress) -> None:
+    """Show a message frame; report control frames on stderr."""
+    frame = _decode(text)
+    if frame is None:
+        return
+    topic, body = frame["topic"], frame.get("body")
+    if topic == ERROR:
+        error = body.get("error") if isinstance(body, dict) else body
+        _warn(f"the hub says: {error}")
+    elif topic == RECOVERED:
+        body = body if isinstance(body, dict) else {}
+        pattern = str(body.get("pattern"))
+        progress.replaying.discard(pattern)
+        if body.get("recovered") is False:
+            _warn(
+                f"some messages on {pattern} after {progress.since} are no longer in the "
+                "hub's history (it keeps a bounded number, or it restarted); showing what "
+                "it still has"
+            )
+    elif not progress.done:
+        show(text, frame)
+        progress.shown += 1
+        progress.last_id = frame.get("id") or progress.last_id
 
 
 async def _open(url: str) -> ClientConnection:
@@ -179,23 +234,6 @@ def _decode(text: str | bytes) -> dict[str, Any] | None:
         return frame
     _warn(f"the hub sent a frame that is not a Moksha frame: {str(text)[:200]}")
     return None
-
-
-def _is_control(frame: dict[str, Any]) -> bool:
-    """Report control frames on stderr; True when ``frame`` is one (not a message)."""
-    topic, body = frame["topic"], frame.get("body")
-    if topic == ERROR:
-        error = body.get("error") if isinstance(body, dict) else body
-        _warn(f"the hub says: {error}")
-        return True
-    if topic == RECOVERED:
-        if isinstance(body, dict) and body.get("recovered") is False:
-            _warn(
-                f"some messages on {body.get('pattern')} since --since are no longer in the "
-                "hub's history (or the hub restarted); showing what it still has"
-            )
-        return True
-    return False
 
 
 def _closed(url: str, websocket: ClientConnection, last_id: str | None) -> str:

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 class Backlog(Generic[T]):
-    """At most ``size`` items, oldest first.  Not thread-safe: one event loop only.
+    """At most ``size`` items (never None), oldest first.  Not thread-safe: one event loop only.
 
     Args:
         size: the most items held.
@@ -52,8 +52,10 @@ class Backlog(Generic[T]):
             self._room.append(room)
             await room
 
-    def pop(self) -> T:
-        """Take the oldest item (the backlog must not be empty)."""
+    def pop(self) -> T | None:
+        """Take the oldest item; None when the backlog is empty."""
+        if not self._items:
+            return None
         item = self._items.popleft()
         while self._room:  # wake one publisher waiting for room (skip any that gave up)
             waiter = self._room.pop(0)
@@ -68,10 +70,10 @@ class Backlog(Generic[T]):
 
     async def get(self) -> T:
         """Take the oldest item, waiting for one while the backlog is empty."""
-        while not self._items:
+        while (item := self.pop()) is None:
             self._work = asyncio.get_running_loop().create_future()
             await self._work
-        return self.pop()
+        return item
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

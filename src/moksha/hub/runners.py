@@ -250,7 +250,7 @@ class ConsumerRunner:
             plain = self._handler.plain
             consumer = self.consumer
             finished = self._finished
-            while (item := backlog.pop() if backlog else await backlog.get()) is not _STOP:
+            while (item := backlog.pop() or await backlog.get()) is not _STOP:
                 if type(item) is _Awaited:
                     item.settle(await handle(item.message))
                 elif plain:
@@ -276,7 +276,7 @@ class ConsumerRunner:
                 slots.release()
 
         async with asyncio.TaskGroup() as running:
-            while (item := backlog.pop() if backlog else await backlog.get()) is not _STOP:
+            while (item := backlog.pop() or await backlog.get()) is not _STOP:
                 await slots.acquire()
                 running.create_task(one(item))
 

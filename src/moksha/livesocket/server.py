@@ -9,7 +9,7 @@ websocket``):
 ``/livesocket/ws``             the same, for pages that also serve HTML at ``/``
 ``/livesocket/sse``            Server-Sent Events: ``?topic=PATTERN`` (repeatable),
                                ``Last-Event-ID`` (or ``?since=``) to resume
-``/livesocket/publish``        ``POST {"topic", "body", "headers"}``: other processes
+``/livesocket/publish``        ``POST {"topic", "body", "headers", "raw"}``: other processes
                                publish (loopback clients, or a token granting the topic)
 ``/livesocket/moksha.js``      the JavaScript client (``moksha.mjs``: as an ES module)
 ``/livesocket?topic=&callback=``  the original embed: calls ``callback(json)`` per message
@@ -213,8 +213,11 @@ async def _publish(request: Request) -> Response:
         data = await request.json()
         topic, body = data["topic"], data.get("body")
         headers = {str(k): str(v) for k, v in (data.get("headers") or {}).items()}
+        raw = data.get("raw") is True  # body is text to send as it is, not JSON
         if not isinstance(topic, str) or not topic:
             raise ValueError("topic must be a non-empty string")
+        if raw and not isinstance(body, str):
+            raise ValueError("a raw body must be a string")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return JSONResponse({"error": f"expected {{topic, body, headers}}: {exc}"}, status_code=400)
     client_host = request.client.host if request.client else None
@@ -225,7 +228,7 @@ async def _publish(request: Request) -> Response:
             status_code=403,
         )
     try:
-        message = await live.hub.publish(topic, body, headers=headers)
+        message = await live.hub.publish(topic, body, headers=headers, jsonify=not raw)
     except MokshaError as exc:
         return JSONResponse({"error": str(exc)}, status_code=503)
     return JSONResponse({"id": message.id, "topic": topic})

@@ -1,0 +1,144 @@
+"""``moksha start``: the hub, the live socket and the web site in one process, on one port.
+
+The hub runs the installed consumers and producers and, unless
+``moksha.dashboard.demo = false``, the demo producers that feed the default
+dashboard.  The live socket is served on the web port, not on a port of its
+own, so ``moksha.livesocket.backend`` is ignored here.  Ctrl-C or SIGTERM
+stops it: the live socket's clients are closed first, then the web server
+(at most two seconds for open requests), then the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+import click
+
+from moksha.cli._common import CliState, common_options, pass_state, run_async
+from moksha.config import Config
+from moksha.errors import ConfigError
+from moksha.hub import CentralMokshaHub
+from moksha.hub.api import Producer
+from moksha.livesocket import LiveSocket, LiveSocketServer, listen
+from moksha.plugins import PRODUCER_GROUPS, load_plugin_classes
+from moksha.web import WebSettings, create_app
+
+__all__ = ["demo_producers", "start_command"]
+
+log = logging.getLogger("moksha.start")
+
+
+@click.command("start")
+@click.argument("config_file", metavar="[CONFIG]", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port for the pages and the live socket (0: any free port).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@common_options
+@pass_state
+@click.pass_context
+def start_command(
+    ctx: click.Context,
+    state: CliState,
+    config_file: str | None,
+    host: str,
+    port: int,
+    verbose: bool,
+    quiet: bool,
+) -> int:
+    """Run Moksha: the hub, the live socket and the dashboard at http://HOST:PORT/.
+
+    CONFIG is the INI file to read (it takes precedence over -c); without one,
+    ./development.ini, ./production.ini or /etc/moksha/*.ini is used, or the
+    built-in defaults: an in-memory bus inside this process.
+    """
+    if verbose and quiet:
+        raise click.UsageError("give -v (more logging) or -q (less), not both.")
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    state.start_logging(ctx, level)
+    config = state.load_config(config_file)
+    if config.livesocket_backend is not None:
+        log.info("moksha start serves the live socket on its web port; its own port is not used")
+        config = config.with_overrides({"moksha.livesocket.backend": None})
+    settings = WebSettings.from_config(config)
+    sock = _listen(host, port)
+    try:
+        run_async(_serve(config, settings, sock))
+    finally:
+        sock.close()
+    click.echo("moksha stopped", err=True)
+    return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        return listen(host, port)
+    except ConfigError as exc:
+        cause = exc.__cause__
+        reason = getattr(cause, "strerror", None) or cause or exc
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({reason}); choose another port with --port"
+        ) from None
+
+
+def demo_producers(settings: WebSettings) -> list[type[Producer]]:
+    """The demo producers ``moksha start`` adds, when ``moksha.dashboard.demo`` is on."""
+    if not settings.dashboard_demo:
+        return []
+    try:
+        from moksha.widgets.demo import Counter, SystemStats
+    except ImportError as exc:
+        log.warning("the demo producers are not available: %s", exc)
+        return []
+    return [SystemStats, Counter]
+
+
+async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> None:
+    producers = load_plugin_classes(PRODUCER_GROUPS)
+    producers += [cls for cls in demo_producers(settings) if cls not in producers]
+    # Created inside the running loop, the hub runs on it (no background thread).
+    hub = CentralMokshaHub(config, producers=producers)
+    await hub.start()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(hub.aclose)
+        live = LiveSocket(hub, config)
+        await live.start()
+        stack.push_async_callback(live.aclose)
+        app = create_app(hub, config, live=live)
+        stack.push_async_callback(app.aclose)
+        server = LiveSocketServer(app, sock, live.policy.max_frame_bytes)
+        await _run_until_signalled(server, live)
+
+
+async def _run_until_signalled(server: LiveSocketServer, live: LiveSocket) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve(), name="moksha web server")
+    stopping = asyncio.create_task(stop.wait(), name="moksha stop signal")
+    try:
+        click.echo(f"Moksha is running at {server.url}/ (Ctrl-C to stop)", err=True)
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        stopping.cancel()
+        # Ending the live socket's clients first ends their SSE streams and WebSocket
+        # writers, so the server need not wait for them.
+        for client in list(live.clients):
+            live.disconnect(client)
+        server.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
