@@ -83,14 +83,25 @@ class MessageHandler:
         Returns None when the message is done with (consumed, rejected, dropped
         or dead-lettered), else the error that should make the broker redeliver it.
         """
+        error = self._consume_sync(self._for_attempt(message, 1))
+        if error is None:
+            return None
+        return self.after_failure_sync(message, error)
+
+    def after_failure_sync(self, message: Message, error: BaseException) -> BaseException | None:
+        """Retry, dead-letter or drop ``message`` whose first attempt raised ``error``.
+
+        Runs in the consumer's worker thread; returns as :meth:`handle_sync`.
+        """
         attempt = 1
-        error = self._consume_sync(self._for_attempt(message, attempt))
         while (outcome := self._judge(message, error, attempt)) is _Outcome.RETRY:
             time.sleep(self._pause(attempt))
             attempt += 1
-            error = self._consume_sync(self._for_attempt(message, attempt))
+            failed = self._consume_sync(self._for_attempt(message, attempt))
+            if failed is None:
+                return None
+            error = failed
         if outcome is _Outcome.DEAD:
-            assert error is not None
             dead = self._give_up(message, error, attempt)
             return asyncio.run_coroutine_threadsafe(dead, self._loop).result()
         return None
@@ -100,9 +111,11 @@ class MessageHandler:
         error = await self._consume_async(self._for_attempt(message, 1))
         if error is None:
             return None
-        return await self.after_failure(message, error)
+        return await self.after_failure_async(message, error)
 
-    async def after_failure(self, message: Message, error: BaseException) -> BaseException | None:
+    async def after_failure_async(
+        self, message: Message, error: BaseException
+    ) -> BaseException | None:
         """Retry, dead-letter or drop ``message`` whose first attempt raised ``error``.
 
         Returns as :meth:`handle_sync`.

@@ -214,7 +214,10 @@ class ConsumerRunner:
 
     def _run_thread(self, index: int) -> None:
         backlog = self._thread_backlog
-        handle = self._handler.handle_sync
+        handler = self._handler
+        handle, plain = handler.handle_sync, handler.plain
+        consumer = self.consumer
+        consume, record, clock = consumer.consume, consumer._times.append, time.perf_counter
         finished = self._finished
         while True:
             item = backlog.get()
@@ -226,6 +229,16 @@ class ConsumerRunner:
                 return
             if type(item) is _Awaited:
                 self._call_on_loop(item.settle, handle(item.message))
+            elif plain:
+                # MessageHandler.handle_sync's first attempt, inlined for plain
+                # consumers (see _run_async).  Failures go the long way.
+                consumer.headcount_out += 1
+                started = clock()
+                try:
+                    consume(item)
+                except Exception as exc:
+                    handler.after_failure_sync(item, exc)
+                record(clock() - started)
             else:
                 handle(item)
             finished[index] += 1  # only this worker writes its slot: no lock needed
@@ -262,7 +275,7 @@ class ConsumerRunner:
                     try:
                         await consume(item)
                     except Exception as exc:
-                        await self._handler.after_failure(item, exc)
+                        await self._handler.after_failure_async(item, exc)
                     record(clock() - started)
                 else:
                     await handle(item)
