@@ -1,0 +1,429 @@
+"""The hub as a client of the bus: publish and subscribe, from asyncio or plain Python.
+
+:class:`MokshaHub` has one implementation, on asyncio, and two faces:
+
+* from asyncio: ``async with MokshaHub(config) as hub``, ``await
+  hub.publish(topic, body)``, ``await hub.asubscribe(pattern, callback)``,
+  ``await hub.aclose()``;
+* from plain Python, as in the original Moksha: a hub created outside a
+  running event loop starts at once on a loop in a background thread, and
+  ``hub.send_message(topic, body)``, ``hub.subscribe(pattern, callback)``,
+  ``hub.unsubscribe(callback)`` and ``hub.close()`` wait for that loop.
+
+Called on the hub's own event loop (from a callback or an ``async def``
+consumer), the blocking calls cannot wait: ``send_message`` and ``subscribe``
+then schedule their work and return at once.  Made where another event loop
+runs (a notebook), the hub starts on its own thread at the first blocking call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from moksha.config import Config
+from moksha.errors import ConfigError, HubClosed, MokshaError
+from moksha.hub import reactor
+from moksha.hub.backends import Backend, Subscription, select_backends
+from moksha.hub.loop_thread import LoopThread
+from moksha.message import Message, new_message_id
+from moksha.topics import topics_of
+
+__all__ = ["ORIGIN_HEADER", "HubState", "MokshaHub"]
+
+log = logging.getLogger("moksha.hub")
+
+Callback = Callable[[Message], Awaitable[None] | None]
+
+ORIGIN_HEADER = "moksha-origin"
+"""Set on what a hub with several backends publishes: the hub's id (bridges skip it)."""
+
+
+class HubState(enum.Enum):
+    """Where a hub is in its life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSED = "closed"
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class MokshaHub:
+    """A client of the message bus.
+
+    Args:
+        config: a :class:`~moksha.config.Config`, a dict of settings (layered over
+            the config file and ``MOKSHA_*`` environment), or None for the
+            defaults (the embedded in-memory bus).
+        backends: backend instances to use instead of those the config selects.
+
+    Raises:
+        ConfigError: a configuration value is wrong.
+        BackendError: a backend could not start (sync use only; async callers
+            see it from ``start``/``async with``).
+    """
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any] | None = None,
+        *,
+        backends: Sequence[Backend] | None = None,
+    ) -> None:
+        self.config = Config.coerce(config)
+        if backends is None:
+            backends = [cls(self.config) for cls in select_backends(self.config)]
+        self.backends: list[Backend] = list(backends)
+        if not self.backends:
+            raise ConfigError("a hub needs at least one backend", key="moksha.backends")
+        self.hub_id = f"{socket.gethostname()}:{os.getpid()}:{new_message_id()}"
+        # Subscriptions go to the first backend; with several, bridges feed it the others'.
+        self._receiving = self.backends[0]
+        self._bridging = len(self.backends) > 1
+        self.topics: dict[str, list[Callback]] = {}
+        self._state = HubState.NEW
+        self._accepting = False  # derived from the state, read on every publish
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
+        if not _in_running_loop():
+            self._start_in_background()
+
+    def _start_in_background(self) -> None:
+        """Start on a loop of the hub's own, in a background thread: the sync face."""
+        self._thread = LoopThread()
+        try:
+            self._thread.run(self.start())
+        except BaseException:
+            self._thread.stop()
+            self._thread = None
+            raise
+
+    def _start_if_new(self) -> None:
+        """A sync call on a hub nobody started: made where a loop runs (Jupyter, ...)."""
+        if self.state is HubState.NEW and self._main is None:
+            log.debug("starting the hub in a background thread for a sync call")
+            self._start_in_background()
+
+    # -- life cycle -------------------------------------------------------
+
+    @property
+    def state(self) -> HubState:
+        """Where the hub is in its life."""
+        return self._state
+
+    @state.setter
+    def state(self, state: HubState) -> None:
+        self._state = state
+        self._accepting = state in (HubState.RUNNING, HubState.STOPPING)
+
+    async def start(self) -> None:
+        """Connect the backends and start what the hub runs.
+
+        Raises:
+            MokshaError: the hub was started before.
+            BackendError: a backend could not connect.
+        """
+        if self.state is not HubState.NEW:
+            raise MokshaError(f"this hub was already started (it is {self.state.value})")
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        started: asyncio.Future[None] = self._loop.create_future()
+        self._main = asyncio.create_task(self._run(started), name="moksha hub")
+        try:
+            await started
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await self._main  # it failed too: collect it, the caller has the error
+            raise
+
+    async def _run(self, started: asyncio.Future[None]) -> None:
+        assert self._stop_requested is not None
+        loop = asyncio.get_running_loop()
+        # Twisted-era plugins calling moksha.hub.reactor from worker threads find this loop.
+        reactor.attach(loop)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for backend in self.backends:
+                    await stack.enter_async_context(backend)
+                    log.info("backend %s connected", backend.name)
+                self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
+                self.state = HubState.RUNNING
+                await self._on_start()
+                started.set_result(None)
+                await self._stop_requested.wait()
+                self.state = HubState.STOPPING
+                await self._on_stop()
+                for task in self._background:
+                    task.cancel()
+        except BaseException as exc:
+            if not started.done():
+                # The task group wraps what failed; the caller wants the error itself.
+                while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                    exc = exc.exceptions[0]
+                started.set_exception(exc)
+            raise
+        finally:
+            self.state = HubState.CLOSED
+            reactor.detach(loop)
+
+    async def _on_start(self) -> None:
+        """Start what runs inside the hub (subclasses add plugins)."""
+
+    async def _on_stop(self) -> None:
+        """Stop what runs inside the hub, before the backends close."""
+        for subscriptions in self._callback_subscriptions.values():
+            for subscription in subscriptions:
+                await subscription.cancel()
+        self._callback_subscriptions.clear()
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.config.shutdown_timeout)
+
+    async def aclose(self) -> None:
+        """Stop the hub and wait until it has stopped.  Closing twice is harmless."""
+        if self._main is None:
+            self.state = HubState.CLOSED
+            return
+        assert self._stop_requested is not None
+        self._stop_requested.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._main)
+
+    def close(self) -> None:
+        """Stop the hub (from plain Python).  Closing twice is harmless."""
+        if self._main is None:  # never started
+            self.state = HubState.CLOSED
+            return
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            try:
+                if self.state is not HubState.CLOSED:
+                    thread.run(self.aclose())
+            finally:
+                thread.stop()
+        elif self.state is not HubState.CLOSED:
+            self._wait_for(self.aclose(), "await hub.aclose()")
+
+    stop = close  # the original's name
+
+    async def __aenter__(self) -> Self:
+        if self.state is HubState.NEW:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- publishing -------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        jsonify: bool = True,
+    ) -> Message:
+        """Publish ``body`` on ``topic`` through every backend.
+
+        Args:
+            topic: the topic (no wildcards).
+            body: a JSON value; with ``jsonify=False``, ``str``/``bytes`` sent as they are.
+            headers: string headers to send along.
+            jsonify: encode ``body`` as JSON (the default).
+
+        Returns:
+            The message as published (with its ``id``).
+
+        Raises:
+            HubClosed: the hub is not running.
+            MessageError: the body cannot be encoded.
+            BackendError: a backend failed to send it.
+        """
+        if not self._accepting:
+            raise HubClosed(f"cannot publish on {topic!r}: the hub is {self.state.value}")
+        if self._bridging:
+            headers = {**(headers or {}), ORIGIN_HEADER: self.hub_id}
+        if jsonify:
+            message = Message(topic, body, headers)
+        else:
+            message = Message(topic, headers=headers, payload=body)
+        for backend in self.backends:
+            waiting = backend.offer(message)
+            if waiting is not None:
+                await waiting
+        return message
+
+    async def _send(self, message: Message) -> None:
+        for backend in self.backends:
+            await backend.publish(message)
+
+    def send_message(
+        self,
+        topic: str | Sequence[str],
+        message: Any,
+        jsonify: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Publish ``message`` on ``topic`` (or on each of a list of topics).
+
+        From plain Python this waits until every backend took the message.
+        On the hub's event loop it schedules the publish and returns.
+
+        Raises:
+            HubClosed: the hub is not running.
+            MessageError, BackendError: as :meth:`publish` (when waiting).
+        """
+        for one_topic in topics_of(topic):
+            self._wait_or_schedule(
+                self.publish(one_topic, message, headers=headers, jsonify=jsonify)
+            )
+
+    def post(self, topic: str, body: Any, *, headers: Mapping[str, str] | None = None) -> None:
+        """Publish without waiting, from any thread; a failure is logged, not raised.
+
+        Raises:
+            HubClosed: the hub is not running.
+        """
+        self._start_if_new()
+        loop = self._require_loop()
+        coro = self.publish(topic, body, headers=headers)
+        loop.call_soon_threadsafe(self._spawn, coro)
+
+    # -- subscribing ------------------------------------------------------
+
+    async def asubscribe(self, pattern: str, callback: Callback, *, jsonify: bool = True) -> None:
+        """Call ``callback(message)`` for every message whose topic matches ``pattern``.
+
+        ``callback`` may be a plain function (called on the event loop: it must
+        not block; use a :class:`~moksha.hub.api.Consumer` for slow work) or a
+        coroutine function.  Its exceptions are logged.
+
+        Args:
+            pattern: a topic pattern (``*`` one word, ``#`` zero or more words).
+            callback: receives each :class:`~moksha.message.Message`.
+            jsonify: give the body decoded from JSON (default) or as raw text.
+        """
+        self._require_loop()
+        is_async = inspect.iscoroutinefunction(callback)
+
+        async def handler(message: Message) -> None:
+            if not jsonify:
+                message = message.raw()
+            try:
+                result = callback(message)
+                if is_async:
+                    await result  # type: ignore[misc]
+            except Exception:
+                log.exception("subscriber %r failed on %s", callback, message.topic)
+
+        subscriptions = self._callback_subscriptions.setdefault(callback, [])
+        subscriptions.append(await self._receiving.subscribe([pattern], handler))
+        self.topics.setdefault(pattern, []).append(callback)
+
+    async def aunsubscribe(self, callback: Callback) -> None:
+        """Stop calling ``callback``, for every pattern it was subscribed to."""
+        for subscription in self._callback_subscriptions.pop(callback, []):
+            await subscription.cancel()
+        for pattern, callbacks in list(self.topics.items()):
+            self.topics[pattern] = [c for c in callbacks if c != callback]
+            if not self.topics[pattern]:
+                del self.topics[pattern]
+
+    def subscribe(self, topic: str, callback: Callback, *, jsonify: bool = True) -> None:
+        """Sync form of :meth:`asubscribe` (the original's name)."""
+        self._wait_or_schedule(self.asubscribe(topic, callback, jsonify=jsonify))
+
+    def unsubscribe(self, callback: Callback) -> None:
+        """Sync form of :meth:`aunsubscribe` (the original's name)."""
+        self._wait_or_schedule(self.aunsubscribe(callback))
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or not self._accepting:
+            raise HubClosed(f"the hub is {self.state.value}; start it first (or create a new one)")
+        return self._loop
+
+    def _on_loop_thread(self) -> bool:
+        loop = self._require_loop()
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def _wait_for(self, coro: Coroutine[Any, Any, Any], instead: str) -> Any:
+        """Run ``coro`` on the hub's loop from another thread and return its result."""
+        try:
+            loop = self._require_loop()
+            if self._on_loop_thread():
+                raise MokshaError(f"this call blocks and this is the hub's event loop: {instead}")
+        except MokshaError:
+            coro.close()
+            raise
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def _wait_or_schedule(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Wait for ``coro`` from plain Python; on the hub's loop, schedule it and return."""
+        try:
+            self._start_if_new()
+            loop = self._require_loop()
+        except HubClosed:
+            coro.close()
+            raise
+        if self._on_loop_thread():
+            self._spawn(coro)
+        else:
+            asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, owned by the hub; its failure is logged."""
+        if self._tasks is None or self.state is HubState.CLOSED:
+            coro.close()
+            log.warning("dropped work scheduled after the hub closed")
+            return
+        task = self._tasks.create_task(self._logged(coro))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _logged(coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coro
+        except Exception:
+            log.exception("background hub work failed")
