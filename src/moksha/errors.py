@@ -6,9 +6,12 @@
     ├── ConfigError              a bad or missing configuration value (names key and source)
     ├── PluginError              a consumer/producer/backend plugin that cannot load or start
     ├── MessageError             a body that cannot be encoded, a frame that cannot be decoded
+    │   ├── StompProtocolError   (moksha.hub.backends.stomp_protocol) a malformed STOMP frame
+    │   └── StompServerError     (moksha.hub.backends.stomp_protocol) the broker sent ERROR
     ├── BackendError             a transport failed
     │   └── BackendUnavailable   the broker cannot be reached (yet)
-    └── HubClosed                the hub is not running (closed, or not started)
+    ├── HubClosed                the hub is not running (closed, or not started)
+    └── TokenError               (moksha.livesocket.tokens) a live-socket token that is invalid
 
 Errors a user can cause read as sentences that say how to fix them; the CLI
 prints them without a traceback.  Library code translates third-party errors at
