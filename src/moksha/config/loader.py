@@ -96,6 +96,10 @@ class Config(Mapping[str, Any]):
     livesocket_history_size: int
     livesocket_history_age: float
     livesocket_history_url: str | None
+    dashboard_layout: str | None
+    dashboard_demo: bool
+    dashboard_title: str
+    dashboard_columns: int | None
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)

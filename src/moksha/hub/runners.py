@@ -100,7 +100,7 @@ class ConsumerRunner:
         self._space_waiters: list[asyncio.Future[None]] = []
         self._async_backlog: Backlog[_Item] = Backlog(backlog)
         self._thread_backlog: queue.Queue[_Item] = queue.Queue(backlog)
-        consumer._backlog_size = (  # type: ignore[method-assign]
+        consumer._backlog_size = (
             self._async_backlog.__len__ if self.is_async else self._thread_backlog.qsize
         )
 

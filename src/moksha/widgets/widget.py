@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import inspect
 import re
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,6 +38,7 @@ from markupsafe import Markup
 
 from moksha.errors import MokshaError
 from moksha.web.resources import Resource, render_resources
+from moksha.widgets.templates import render_file, render_string
 
 __all__ = ["REQUIRED", "Param", "ResourceCollector", "Widget", "WidgetError"]
 
@@ -137,6 +139,10 @@ class ResourceCollector:
         return f"{prefix}-{self._ids[prefix]}"
 
 
+# Ids end up in CSS selectors and JavaScript strings: keep them plain.
+_ID = re.compile(r"[A-Za-z][\w.:-]*")
+
+
 def _kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
@@ -183,11 +189,27 @@ class Widget:
                 self._defaults[name] = specs[name].check(self.name, name, value)
             elif self._is_setting(name):
                 setattr(self, name, value)
+                if name == "template_file" and "template" not in settings:
+                    self.template = None  # type: ignore[misc]  # the file replaces the class's
             else:
                 raise WidgetError(
                     f"{self.name} has no param or setting {name!r}; "
                     f"its params: {', '.join(sorted(specs))}"
                 )
+
+    def with_params(self, **params: Any) -> Widget:
+        """A copy of this widget whose defaults are ``params`` (e.g. a request's query).
+
+        Raises:
+            WidgetError: a name is not a param, or a value is not valid for it.
+        """
+        specs = self._known(params)
+        bound = copy.copy(self)
+        bound._defaults = {
+            **self._defaults,
+            **{name: specs[name].check(self.name, name, value) for name, value in params.items()},
+        }
+        return bound
 
     @property
     def name(self) -> str:
@@ -201,6 +223,21 @@ class Widget:
         for klass in reversed(cls.__mro__):
             for name, spec in vars(klass).get("params", {}).items():
                 specs[name] = spec if isinstance(spec, Param) else Param(spec)
+        return specs
+
+    def _known(self, params: Mapping[str, Any]) -> dict[str, Param]:
+        """The param specs, once sure ``params`` names only params.
+
+        Raises:
+            WidgetError: some name is not a param.
+        """
+        specs = self.param_specs()
+        unknown = sorted(set(params) - set(specs))
+        if unknown:
+            raise WidgetError(
+                f"{self.name} takes no param {', '.join(map(repr, unknown))}; "
+                f"its params: {', '.join(sorted(specs))}"
+            )
         return specs
 
     def _is_setting(self, name: str) -> bool:
@@ -240,13 +277,7 @@ class Widget:
         Raises:
             WidgetError: an unknown param, a bad value, or a required one missing.
         """
-        specs = self.param_specs()
-        unknown = sorted(set(params) - set(specs))
-        if unknown:
-            raise WidgetError(
-                f"{self.name} takes no param {', '.join(map(repr, unknown))}; "
-                f"its params: {', '.join(sorted(specs))}"
-            )
+        specs = self._known(params)
         values: dict[str, Any] = {}
         for name, spec in specs.items():
             if name in params:
@@ -256,12 +287,17 @@ class Widget:
             if values[name] is REQUIRED:
                 raise WidgetError(f"{self.name} needs the param {name!r}")
         values["id"] = str(values["id"]) if values["id"] else self.new_id()
+        if not _ID.fullmatch(values["id"]):
+            raise WidgetError(
+                f"{self.name}: id {values['id']!r} must start with a letter and hold only "
+                "letters, digits, '-', '_', '.' or ':'"
+            )
         values["css_class"] = " ".join(filter(None, [self.css_class, values["css_class"]]))
         return values
 
     def new_id(self) -> str:
         """An element id unique within the page (or, outside a collector, at random)."""
-        prefix = _kebab(self.name)
+        prefix = _kebab(self.name).removesuffix("-widget") or "widget"
         collector = ResourceCollector.current()
         if collector is None:
             return f"{prefix}-{secrets.token_hex(4)}"
@@ -285,23 +321,24 @@ class Widget:
         Raises:
             WidgetError: the widget has neither.
         """
-        from moksha.widgets.templates import render_file, render_string
-
         if self.template is not None:
-            return render_string(self.template, context)
+            return render_string(self.template, context, self)
         if self.template_file is not None:
-            return render_file(self.template_path(), context)
+            return render_file(self.template_path(), context, self)
         raise WidgetError(f"{self.name} has no template: set template or template_file")
 
     def template_path(self) -> Path:
-        """:attr:`template_file`, resolved next to the module of the class that set it."""
-        assert self.template_file is not None
+        """:attr:`template_file`, resolved next to the module of the class that set it.
+
+        Raises:
+            WidgetError: the widget has no template file.
+        """
+        if self.template_file is None:
+            raise WidgetError(f"{self.name} has no template_file")
         path = Path(self.template_file)
         if path.is_absolute():
             return path
-        owner = next(
-            (k for k in type(self).__mro__ if "template_file" in vars(k)), type(self)
-        )
+        owner = next((k for k in type(self).__mro__ if "template_file" in vars(k)), type(self))
         if "template_file" in vars(self):
             owner = type(self)
         return Path(inspect.getfile(owner)).parent / path
@@ -313,8 +350,3 @@ class Widget:
     def __repr__(self) -> str:
         changed = ", ".join(f"{k}={v!r}" for k, v in self._defaults.items())
         return f"{self.name}({changed})"
-
-
-def widgets_resources(widgets: Iterable[Widget]) -> list[Resource]:
-    """The resources of ``widgets``, each once, in first-seen order."""
-    return list(dict.fromkeys(r for widget in widgets for r in widget.resources_needed()))

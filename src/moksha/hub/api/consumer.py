@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from moksha.topics import topics_of
@@ -74,7 +75,7 @@ class Consumer:
         self.headcount_out = 0
         self._exception_count = 0
         self._times: deque[float] = deque(maxlen=TIMES_KEPT)
-        self._backlog_size = lambda: 0
+        self._backlog_size: Callable[[], int] = lambda: 0
         self._initialized = True
 
     @property
@@ -109,12 +110,9 @@ class Consumer:
     def stop(self) -> None:
         """Called once when the hub shuts down, after the backlog drained."""
 
-    def __json__(self) -> dict[str, Any]:
-        """Statistics since the previous call, as the original Moksha reported them.
-
-        The counters (headcounts, exceptions, times) are reset by each call.
-        """
-        results = {
+    def stats(self) -> dict[str, Any]:
+        """Statistics since the previous :meth:`__json__` call, without resetting them."""
+        return {
             "name": type(self).__name__,
             "module": type(self).__module__,
             "topic": self.topic,
@@ -126,6 +124,14 @@ class Consumer:
             "headcount_in": self.headcount_in,
             "times": list(self._times),
         }
+
+    def __json__(self) -> dict[str, Any]:
+        """Statistics since the previous call, as the original Moksha reported them.
+
+        The counters (headcounts, exceptions, times) are reset by each call;
+        :meth:`stats` reads them without resetting.
+        """
+        results = self.stats()
         self.headcount_out = self.headcount_in = 0
         self._exception_count = 0
         self._times.clear()

@@ -1,0 +1,77 @@
+"""What a running hub is doing, as JSON: the data of ``/_moksha/hub/status``.
+
+::
+
+    {
+      "hub": {"id": "laptop:4242:...", "state": "running", "time": 1700000000.0},
+      "consumers": [{"name": "Thermometer", "module": "sensors", "topic": ["sensors.#"],
+                     "headcount_in": 120, "headcount_out": 118, "backlog": 2,
+                     "exceptions": 0, "mean_time_ms": 0.8, "initialized": true}],
+      "producers": [{"name": "SystemStats", "module": "moksha.widgets.demo",
+                     "frequency": 1.0, "last_ran": 1699999999.5, "exceptions": 0, ...}],
+      "backends": [{"name": "memory", "connected": true, "cross_process": false, ...}],
+      "livesocket": {"clients": 1, "websocket": 1, "sse": 0, "subscriptions": 3, ...}
+    }
+
+Headcounts are totals since the hub started: reading the status never resets
+them (unlike ``Consumer.__json__``, which reports and resets, as the original
+did), so any number of pages and monitors may poll it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from moksha.topics import topics_of
+
+if TYPE_CHECKING:
+    from moksha.hub.api import Consumer, Producer
+    from moksha.hub.hub import MokshaHub
+    from moksha.livesocket import LiveSocket
+
+__all__ = ["consumer_stats", "hub_status", "producer_stats"]
+
+
+def consumer_stats(consumer: Consumer) -> dict[str, Any]:
+    """A consumer's counters (read without resetting them), with its mean processing time."""
+    stats = consumer.stats()
+    times = stats.pop("times")
+    stats["topic"] = topics_of(stats["topic"])
+    stats["mean_time_ms"] = round(1000 * sum(times) / len(times), 3) if times else None
+    return stats
+
+
+def producer_stats(producer: Producer) -> dict[str, Any]:
+    """A producer's report (its ``__json__``, which resets nothing)."""
+    report = dict(producer.__json__())
+    return {key: value if _plain(value) else str(value) for key, value in report.items()}
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def hub_status(hub: MokshaHub, livesocket: LiveSocket | None = None) -> dict[str, Any]:
+    """The status of ``hub`` (see the module's docstring for the shape).
+
+    Args:
+        hub: the hub; a :class:`~moksha.hub.CentralMokshaHub` also reports its plugins.
+        livesocket: the live socket serving the pages; by default the hub's own.
+
+    Returns:
+        A dict ready for JSON.
+    """
+    live = livesocket if livesocket is not None else getattr(hub, "livesocket", None)
+    return {
+        "hub": {"id": hub.hub_id, "state": hub.state.value, "time": time.time()},
+        "consumers": [consumer_stats(c) for c in getattr(hub, "consumers", ())],
+        "producers": [producer_stats(p) for p in getattr(hub, "producers", ())],
+        "backends": [
+            {"name": backend.name, "connected": backend.connected}
+            | dataclasses.asdict(backend.capabilities)
+            for backend in hub.backends
+        ],
+        "livesocket": live.stats() if live is not None else None,
+    }
