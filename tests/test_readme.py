@@ -23,5 +23,5 @@ def test_the_readme_reference_is_the_generated_table():
 
 def test_the_readme_gives_the_two_commands():
     text = README.read_text()
-    assert "moksha hub" in text
-    assert "scripts/test" in text
+    assert "python -m pip install -e . && moksha start" in text
+    assert "\nscripts/test\n" in text

@@ -11,6 +11,7 @@
     ├── BackendError             a transport failed
     │   └── BackendUnavailable   the broker cannot be reached (yet)
     ├── HubClosed                the hub is not running (closed, or not started)
+    ├── CacheError               (moksha.web.cache) the cache store failed
     └── TokenError               (moksha.livesocket.tokens) a live-socket token that is invalid
 
 Errors a user can cause read as sentences that say how to fix them; the CLI

@@ -10,6 +10,8 @@ Moksha reads these entry-point groups (as the original did):
 ``moksha.application``     ASGI applications
 ``moksha.wsgiapp``         WSGI applications
 ``moksha.backend``         message transports
+``moksha.global``          resources every HTML page gets
+``moksha.authorizer``      who may see an app, a widget, a dashboard
 =========================  ==========================================
 
 An entry may name a single class or a list/tuple of classes.
@@ -44,6 +46,8 @@ LISTED_GROUPS = (
     "moksha.wsgiapp",
     "moksha.root",
     "moksha.backend",
+    "moksha.global",
+    "moksha.authorizer",
 )
 
 

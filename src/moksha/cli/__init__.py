@@ -1,6 +1,7 @@
 """The ``moksha`` command line: a thin layer of commands over the library.
 
 =====================  =================================================
+``moksha start``       hub, live socket and dashboard in one process, on one port
 ``moksha hub``         run the installed consumers and producers (also ``moksha-hub``)
 ``moksha list``        the installed plugins, their topics and distributions
 ``moksha send``        publish one message through a running hub or the configured backends

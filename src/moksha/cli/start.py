@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -85,10 +86,13 @@ def _listen(host: str, port: int) -> socket.socket:
         return listen(host, port)
     except ConfigError as exc:
         cause = exc.__cause__
-        reason = getattr(cause, "strerror", None) or cause or exc
-        raise ConfigError(
-            f"cannot listen on {host}:{port} ({reason}); choose another port with --port"
-        ) from None
+        reason = getattr(cause, "strerror", None) or str(cause or exc)
+        reason = reason.split(" (while attempting")[0]  # socket.create_server's addition
+        if getattr(cause, "errno", None) == errno.EADDRINUSE:
+            fix = "choose another port with --port, or stop what uses it"
+        else:
+            fix = "check --host (an address of this machine) and --port"
+        raise ConfigError(f"cannot listen on {host}:{port} ({reason}); {fix}") from None
 
 
 def demo_producers(settings: WebSettings) -> list[type[Producer]]:

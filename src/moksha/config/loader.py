@@ -96,6 +96,14 @@ class Config(Mapping[str, Any]):
     livesocket_history_size: int
     livesocket_history_age: float
     livesocket_history_url: str | None
+    livesocket_url: str | None
+    debug: bool
+    session_secret: str | None
+    cache_url: str | None
+    cache_size: int
+    auth_header: str | None
+    auth_groups_header: str | None
+    auth_login_url: str | None
     dashboard_layout: str | None
     dashboard_demo: bool
     dashboard_title: str

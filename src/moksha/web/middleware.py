@@ -1,0 +1,371 @@
+"""``MokshaMiddleware``: Moksha around any ASGI app.
+
+::
+
+    from moksha.web import MokshaMiddleware
+    app = MokshaMiddleware(my_starlette_or_fastapi_app, config)
+
+What it adds, outermost first:
+
+1. error pages (:mod:`moksha.web.errors`): a clean page in production, the
+   traceback with ``moksha.debug = true``, each error logged once;
+2. sessions: Starlette's signed-cookie ``SessionMiddleware`` (``request.session``),
+   keyed by ``moksha.session.secret``;
+3. resource injection (:mod:`moksha.web.injection`) into HTML pages;
+4. Moksha's own paths, each before the wrapped app:
+
+   =============================  ==========================================
+   ``/_moksha/static/...``        Moksha's static files, cached for an hour
+   ``/livesocket/...``            the live socket, when given one (``live``); else,
+                                  when the config names one served elsewhere (a hub's
+                                  own port, ``moksha.livesocket.url``), the JS client
+                                  ``/livesocket/moksha.js`` set to connect there
+   ``/apps/<name>/``              installed apps (:mod:`moksha.web.mounts`)
+   ``/widgets/<name>``            a widget on a page of its own; the query
+                                  string gives its params
+   =============================  ==========================================
+
+Everything else, WebSockets included, goes to the wrapped app untouched —
+or, when there is none (``MokshaMiddleware(None, config)``), to the
+``moksha.root`` app.  Apps and widgets pass the authorization hook
+(:mod:`moksha.web.auth`) first.  Code serving a request finds the cache, the
+guard and the hub with :func:`web_context`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from moksha.config import Config
+from moksha.errors import MokshaError
+from moksha.web.auth import (
+    AllowList,
+    Authorizer,
+    Guard,
+    Identity,
+    IdentitySource,
+    header_identity,
+    load_authorizers,
+    session_identity,
+)
+from moksha.web.cache import Cache, cache_from_config
+from moksha.web.errors import ErrorMiddleware, error_page, not_found
+from moksha.web.injection import Collecting, ResourceInjector, load_global_resources
+from moksha.web.mounts import APPS_PREFIX, installed_apps, installed_root
+from moksha.web.resources import STATIC_PREFIX
+from moksha.web.settings import WebSettings
+
+if TYPE_CHECKING:
+    from moksha.hub.hub import MokshaHub
+    from moksha.livesocket import LiveSocket
+
+__all__ = [
+    "LIVESOCKET_PREFIX",
+    "SESSION_COOKIE",
+    "MokshaMiddleware",
+    "WebContext",
+    "default_identity",
+    "web_context",
+]
+
+log = logging.getLogger("moksha.web")
+
+LIVESOCKET_PREFIX = "/livesocket"
+SESSION_COOKIE = "moksha_session"
+STATIC_CACHE_CONTROL = b"public, max-age=3600"
+_CONTEXT_KEY = "moksha.web"
+
+
+@dataclass(frozen=True, slots=True)
+class WebContext:
+    """What Moksha's middleware offers the code serving a request.
+
+    Attributes:
+        settings: the web configuration.
+        cache: the cache (memory or Redis).
+        guard: identities and the authorization hook.
+        hub: the hub, when the middleware was given one.
+    """
+
+    settings: WebSettings
+    cache: Cache
+    guard: Guard
+    hub: MokshaHub | None
+
+
+def web_context(connection: Scope | HTTPConnection) -> WebContext:
+    """The :class:`WebContext` of a request served under :class:`MokshaMiddleware`.
+
+    Args:
+        connection: a Starlette ``Request``/``WebSocket``, or an ASGI scope.
+
+    Raises:
+        MokshaError: the request did not come through the middleware.
+    """
+    scope = connection.scope if isinstance(connection, HTTPConnection) else connection
+    context = scope.get(_CONTEXT_KEY)
+    if not isinstance(context, WebContext):
+        raise MokshaError("this request did not come through MokshaMiddleware")
+    return context
+
+
+@functools.cache
+def _process_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def default_identity(settings: WebSettings) -> IdentitySource:
+    """The proxy header when ``moksha.auth.header`` is set, else the session user."""
+    if settings.auth_header is None:
+        return session_identity
+    from_header = header_identity(settings.auth_header, settings.auth_groups_header)
+
+    def identify(scope: Scope) -> Identity:
+        identity = from_header(scope)
+        return session_identity(scope) if identity.anonymous else identity
+
+    return identify
+
+
+class MokshaMiddleware:
+    """Moksha's pages, apps, widgets, static files and live socket around an ASGI app.
+
+    Args:
+        app: the ASGI app answering what Moksha does not; None: the ``moksha.root``
+            app, or a 404 page.
+        config: a Config, a mapping of settings, or None (the config file and
+            ``MOKSHA_*``; the hub's config when a hub is given).
+        hub: the hub the pages are about (offered in :class:`WebContext`).
+        live: a live socket to serve at ``/livesocket``, running on the event loop
+            that serves this app.  A hub's own live socket (``moksha.livesocket.backend
+            = websocket``) is not served again here: it runs on the hub's loop and
+            port, and pages reach it there (see ``/livesocket/moksha.js`` above).
+        cache: the cache to offer (default: the one ``moksha.cache.url`` describes).
+        identify: the identity source (default: :func:`default_identity`).
+        authorizers: authorizers besides the config's allow lists (default: the
+            ``moksha.authorizer`` entry points).
+        collecting: opens a per-request collector of widget resources (default:
+            moksha.widgets' ``ResourceCollector.collecting``).
+
+    Raises:
+        ConfigError: a web setting is wrong.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp | None,
+        config: Config | Mapping[str, Any] | None = None,
+        *,
+        hub: MokshaHub | None = None,
+        live: LiveSocket | None = None,
+        cache: Cache | None = None,
+        identify: IdentitySource | None = None,
+        authorizers: Sequence[Authorizer] | None = None,
+        collecting: Collecting | None = None,
+    ) -> None:
+        if config is None and hub is not None:
+            config = hub.config
+        self.config = Config.coerce(config)
+        self.settings = WebSettings.from_config(self.config)
+        self.app = app
+        self.hub = hub
+        self.live = live
+        self._owns_cache = cache is None
+        self.cache = cache if cache is not None else cache_from_config(self.settings)
+        rules: list[Authorizer] = [AllowList(self.settings.allow)]
+        rules += load_authorizers() if authorizers is None else authorizers
+        self.guard = Guard(
+            identify or default_identity(self.settings), rules, login_url=self.settings.login_url
+        )
+        self.context = WebContext(self.settings, self.cache, self.guard, hub)
+        self._stack = self._build(collecting if collecting is not None else _widget_collecting())
+
+    def _build(self, collecting: Collecting | None) -> ASGIApp:
+        routes: list[BaseRoute] = [
+            Mount(STATIC_PREFIX, app=_CachedStatic(StaticFiles(packages=[("moksha", "static")]))),
+            Route("/widgets/{name}", self._widget_page, methods=["GET"]),
+        ]
+        for installed in installed_apps():
+            guarded = self.guard.protect(installed.app, "app", installed.name)
+            routes.append(Mount(f"{APPS_PREFIX}/{installed.name}", app=guarded))
+        fallback = self.app
+        if fallback is None:
+            root = installed_root()
+            fallback = root.app if root is not None else not_found
+        live_app = None
+        if self.live is not None:
+            from moksha.livesocket import livesocket_app
+
+            live_app = livesocket_app(self.live)
+        elif self.settings.livesocket_url or self.config.livesocket_backend == "websocket":
+            routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._remote_client_script))
+        dispatcher = _Dispatcher(routes, fallback, live_app)
+        injector = ResourceInjector(dispatcher, load_global_resources(), collecting=collecting)
+        secret = self.settings.session_secret
+        if secret is None:
+            log.warning(
+                "moksha.session.secret is not set: sessions use a random key and will not "
+                "survive a restart (set it to a long random string)"
+            )
+            secret = _process_secret()
+        sessions = SessionMiddleware(injector, secret_key=secret, session_cookie=SESSION_COOKIE)
+        return ErrorMiddleware(sessions, debug=self.settings.debug)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        scope[_CONTEXT_KEY] = self.context
+        await self._stack(scope, receive, send)
+
+    async def aclose(self) -> None:
+        """Release what the middleware opened (the cache's connections)."""
+        if self._owns_cache:
+            await self.cache.aclose()
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            while True:  # the server sends startup, then shutdown
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.aclose()
+            await send(message)
+
+        await self.app(scope, receive, closing_send)
+
+    async def _remote_client_script(self, request: Request) -> Response:
+        """The JS client, told to connect to the live socket another process serves.
+
+        Pages link ``/livesocket/moksha.js`` on their own origin; when the live
+        socket is a hub's own port (``moksha.livesocket.backend = websocket``, or
+        ``moksha.livesocket.url``), the client still comes from here and connects there.
+        """
+        from moksha.livesocket import client_script
+
+        base = self.settings.livesocket_url or str(
+            request.url.replace(port=self.config.livesocket_websocket_port, path="", query="")
+        )
+        script = f"{client_script()}\nmoksha.connect({{url: {json.dumps(base.rstrip('/'))}}});\n"
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    async def _widget_page(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        refusal = self.guard.refusal(request.scope, "widget", name)
+        if refusal is not None:
+            return refusal
+        try:
+            from moksha.widgets import WidgetError, find_widget, render_page
+        except ImportError:
+            return error_page(404, "No widgets", "moksha.widgets is not installed.")
+        try:
+            widget = find_widget(name)
+        except WidgetError as exc:
+            return error_page(404, "No such widget", str(exc))
+        try:
+            html = widget.render(**request.query_params)
+        except WidgetError as exc:
+            return error_page(400, "Bad widget parameters", str(exc))
+        return Response(render_page(html, title=name), media_type="text/html")
+
+
+def _widget_collecting() -> Collecting | None:
+    try:
+        from moksha.widgets.widget import ResourceCollector
+    except ImportError:
+        return None
+    return ResourceCollector.collecting
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
+
+
+class _Dispatcher:
+    """Moksha's routes first, then the fallback app.
+
+    Not a Starlette ``Router``: a router leaves itself in ``scope["router"]``,
+    and a wrapped Starlette app would then build its URLs with our routes.
+    """
+
+    def __init__(self, routes: list[BaseRoute], fallback: ASGIApp, live: ASGIApp | None) -> None:
+        self.routes = routes
+        self.fallback = fallback
+        self.live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = _route_path(scope)
+        if self.live is not None and (
+            path == LIVESOCKET_PREFIX or path.startswith(LIVESOCKET_PREFIX + "/")
+        ):
+            await self.live(scope, receive, send)
+            return
+        partial: tuple[BaseRoute, Scope] | None = None
+        for route in self.routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial = (route, child_scope)
+        if partial is not None:  # the path is ours, the method is not (a 405)
+            route, child_scope = partial
+            scope.update(child_scope)
+            await route.handle(scope, receive, send)
+            return
+        if scope["type"] == "http" and self._is_mount_without_slash(scope):
+            url = Request(scope).url
+            await RedirectResponse(str(url.replace(path=url.path + "/")))(scope, receive, send)
+            return
+        await self.fallback(scope, receive, send)
+
+    def _is_mount_without_slash(self, scope: Scope) -> bool:
+        if scope["path"].endswith("/"):
+            return False
+        slashed = {**scope, "path": scope["path"] + "/"}
+        return any(
+            isinstance(route, Mount) and route.matches(slashed)[0] is Match.FULL
+            for route in self.routes
+        )
+
+
+class _CachedStatic:
+    """Static files with ``Cache-Control: public, max-age=3600`` on what they serve."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def caching_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (200, 304):
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+                ]
+                headers.append((b"cache-control", STATIC_CACHE_CONTROL))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, caching_send)
