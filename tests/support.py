@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from moksha.hub.api import Consumer
 
@@ -30,6 +37,55 @@ class Inbox:
         return list(self.items)
 
 
+async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> float:
+    """Poll ``condition`` (bounded); return the seconds it took to become true."""
+
+    start = time.monotonic()
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+class Received:
+    """A backend handler that records messages and lets a test await them (no sleeps)."""
+
+    def __init__(self) -> None:
+
+        self.messages: list[Any] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        self.messages.append(message)
+        self._changed.set()
+
+    @property
+    def bodies(self) -> list[Any]:
+        return [m.body for m in self.messages]
+
+    async def wait(self, count: int, timeout: float = TIMEOUT) -> list[Any]:
+        """Wait until ``count`` messages arrived; return them all."""
+        await self.wait_until(lambda: len(self.messages) >= count, timeout)
+        return self.messages
+
+    async def wait_until(self, arrived: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+
+        async with asyncio.timeout(timeout):
+            while not arrived():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def resend_until_one(self, send: Callable[[], Any]) -> Any:
+        """Send until the first message arrives (a remote ZeroMQ link comes up asynchronously)."""
+
+        async with asyncio.timeout(TIMEOUT):
+            while not self.messages:
+                await send()
+                with contextlib.suppress(TimeoutError):
+                    await self.wait(1, timeout=0.05)
+        return self.messages[0]
+
+
 def consumer_of(topic, inbox: Inbox, *, field: str = "body", **attrs):
     """A consumer class on ``topic`` that puts ``message[field]`` in ``inbox``."""
 
@@ -45,10 +101,6 @@ def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:
     CI (``CI=true``) turns a missing broker into a failure, so a broken
     service cannot hide behind a skip.
     """
-    import os
-    import socket
-
-    import pytest
 
     try:
         with socket.create_connection((host, port), timeout=1):
@@ -62,7 +114,6 @@ def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:
 
 def free_endpoint() -> str:
     """A tcp:// endpoint on 127.0.0.1 with a port nobody listens on right now."""
-    import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +18,6 @@ from moksha.hub import CentralMokshaHub
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Every browser wait is bounded by this (milliseconds); a page that needs longer is broken.
 PAGE_TIMEOUT_MS = 5000
 
@@ -54,28 +51,6 @@ def start_hub() -> Iterator[StartHub]:
     yield start
     for hub in reversed(hubs):
         hub.close()  # closing twice is harmless, so tests may close theirs first
-
-
-def require_chromium() -> None:
-    """Skip without Chromium — but never in CI (``CI=true``), where the browser tests must run."""
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing (apt-get install chromium)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run the browser tests")
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright; one per test module."""
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -7,25 +7,20 @@ the client where the live socket is.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import flask
-import pytest
 
 from moksha.hub import CentralMokshaHub
 from moksha.web import MokshaWSGIMiddleware
 from moksha.widgets import LiveWidget
 from support import TIMEOUT, free_endpoint
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PAGE_TIMEOUT_MS = 5000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"  # git-ignored
 
@@ -33,22 +28,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # a line per request would drown pytest's report
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless — skipped without it, except in CI where it must run."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; CI must run the browser tests")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def flask_site(settings: dict[str, Any]) -> flask.Flask:
@@ -63,7 +42,7 @@ def flask_site(settings: dict[str, Any]) -> flask.Flask:
     return app
 
 
-def test_a_live_widget_on_a_flask_page_shows_what_the_hub_publishes(chromium: Any) -> None:
+def test_a_live_widget_on_a_flask_page_shows_what_the_hub_publishes(browser: Any) -> None:
     settings = {
         "moksha.backends": "memory",
         "moksha.livesocket.backend": "websocket",
@@ -79,7 +58,7 @@ def test_a_live_widget_on_a_flask_page_shows_what_the_hub_publishes(chromium: An
     thread = threading.Thread(target=server.serve_forever, name="flask", daemon=True)
     thread.start()
     try:
-        page = chromium.new_page()
+        page = browser.new_page()
         page.set_default_timeout(PAGE_TIMEOUT_MS)
         page.goto(f"http://127.0.0.1:{server.server_port}/")
         assert hub.livesocket is not None

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -27,7 +27,7 @@ from moksha.errors import BackendError, BackendUnavailable, ConfigError
 from moksha.hub.backends.amqp import AMQPBackend
 from moksha.hub.backends.amqp_options import broker_address, parse_broker, to_amqp
 from moksha.message import Message
-from support import TIMEOUT, require_service
+from support import TIMEOUT, Received, require_service, until
 from tcp_proxy import TcpProxy
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -36,34 +36,6 @@ BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 def backend_for(broker: str = BROKER, **settings: Any) -> AMQPBackend:
     config = load_config(overrides={"amqp_broker": broker, **settings}, environ={}, search=False)
     return AMQPBackend(config)
-
-
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> float:
-    """Poll ``condition`` (bounded); return the seconds it took to become true."""
-    start = time.monotonic()
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-    return time.monotonic() - start
-
-
-class Received:
-    """A handler that records messages and lets a test await a count of them."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, message: Message) -> None:
-        self.messages.append(message)
-        self._changed.set()
-
-    async def wait(self, count: int, timeout: float = TIMEOUT) -> list[Message]:
-        async with asyncio.timeout(timeout):
-            while len(self.messages) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.messages
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from moksha.config import load_config
 from moksha.hub.backends import Backend, backend_class
 from moksha.message import Message
-from support import BACKENDS, TIMEOUT
+from support import BACKENDS, TIMEOUT, Received
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -29,25 +29,6 @@ async def backend(request):
 @pytest.fixture
 def prefix() -> str:
     return f"contract.{uuid4().hex[:12]}"
-
-
-class Received:
-    """A handler that records messages and lets a test await a count of them."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, message: Message) -> None:
-        self.messages.append(message)
-        self._changed.set()
-
-    async def wait(self, count: int) -> list[Message]:
-        async with asyncio.timeout(TIMEOUT):
-            while len(self.messages) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.messages
 
 
 async def marker(backend: Backend, received: Received, topic: str) -> None:

@@ -17,8 +17,7 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,7 @@ from moksha.hub.backends.stomp_options import Broker, StompOptions
 from moksha.hub.backends.stomp_protocol import Frame, FrameParser, encode_frame
 from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX
 from moksha.message import Message
-from support import TIMEOUT, require_service
+from support import TIMEOUT, Received, require_service, until
 from tcp_proxy import TcpProxy
 
 STOMP_PORT = 61613
@@ -63,38 +62,6 @@ def socket_closed_port() -> Iterator[int]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     yield port
-
-
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> float:
-    """Poll ``condition`` (bounded); return the seconds it took to become true."""
-    start = time.monotonic()
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-    return time.monotonic() - start
-
-
-class Received:
-    """A handler that records messages and lets a test await a count of them."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, message: Message) -> None:
-        self.messages.append(message)
-        self._changed.set()
-
-    async def wait(self, count: int, timeout: float = TIMEOUT) -> list[Message]:
-        async with asyncio.timeout(timeout):
-            while len(self.messages) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.messages
-
-    @property
-    def bodies(self) -> list[Any]:
-        return [m.body for m in self.messages]
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ endpoint needs no such retry.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -28,7 +26,7 @@ from moksha.errors import BackendError, BackendUnavailable, ConfigError
 from moksha.hub.backends import backend_class
 from moksha.hub.backends.zeromq import ZeroMQBackend
 from moksha.message import Message
-from support import TIMEOUT
+from support import TIMEOUT, Received, free_endpoint
 
 LOOPBACK_ANY_PORT = "tcp://127.0.0.1:*"
 Open = Callable[..., Awaitable[ZeroMQBackend]]
@@ -36,47 +34,6 @@ Open = Callable[..., Awaitable[ZeroMQBackend]]
 
 def zmq_config(**settings: Any) -> Any:
     return load_config(overrides={"zmq_enabled": True, **settings}, environ={}, search=False)
-
-
-def free_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-
-
-class Received:
-    """A handler that records messages and lets a test await a count of them."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, message: Message) -> None:
-        self.messages.append(message)
-        self._changed.set()
-
-    @property
-    def bodies(self) -> list[Any]:
-        return [m.body for m in self.messages]
-
-    async def wait(self, count: int, timeout: float = TIMEOUT) -> list[Message]:
-        await self.wait_until(lambda: len(self.messages) >= count, timeout)
-        return self.messages
-
-    async def wait_until(self, arrived: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-        async with asyncio.timeout(timeout):
-            while not arrived():
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def resend_until_one(self, send: Callable[[], Awaitable[Any]]) -> Message:
-        """Send until the first message arrives (a remote SUB link comes up asynchronously)."""
-        async with asyncio.timeout(TIMEOUT):
-            while not self.messages:
-                await send()
-                with contextlib.suppress(TimeoutError):
-                    await self.wait(1, timeout=0.05)
-        return self.messages[0]
 
 
 @pytest.fixture
