@@ -150,3 +150,14 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on a new event loop (uvloop's when installed)."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)
+
+
+def logging_level(verbose: bool, quiet: bool) -> int:
+    """The log level ``-v`` / ``-q`` ask for (INFO by default).
+
+    Raises:
+        click.UsageError: both were given.
+    """
+    if verbose and quiet:
+        raise click.UsageError("give -v (more logging) or -q (less), not both.")
+    return logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO

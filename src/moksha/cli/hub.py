@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from moksha import __version__
-from moksha.cli._common import CliState, common_options, pass_state, run_async
+from moksha.cli._common import CliState, common_options, logging_level, pass_state, run_async
 from moksha.config import Config
 from moksha.hub import CentralMokshaHub
 
@@ -30,10 +28,7 @@ def hub_command(
     ./development.ini, ./production.ini or /etc/moksha/*.ini is used, or the
     built-in defaults: an in-memory bus inside this process.
     """
-    if verbose and quiet:
-        raise click.UsageError("give -v (more logging) or -q (less), not both.")
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    state.start_logging(ctx, level)
+    state.start_logging(ctx, logging_level(verbose, quiet))
     config = state.load_config(config_file)
     run_async(_serve(config))
     click.echo("moksha hub stopped", err=True)

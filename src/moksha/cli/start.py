@@ -19,7 +19,7 @@ import socket
 
 import click
 
-from moksha.cli._common import CliState, common_options, pass_state, run_async
+from moksha.cli._common import CliState, common_options, logging_level, pass_state, run_async
 from moksha.config import Config
 from moksha.errors import ConfigError
 from moksha.hub import CentralMokshaHub
@@ -63,10 +63,7 @@ def start_command(
     ./development.ini, ./production.ini or /etc/moksha/*.ini is used, or the
     built-in defaults: an in-memory bus inside this process.
     """
-    if verbose and quiet:
-        raise click.UsageError("give -v (more logging) or -q (less), not both.")
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    state.start_logging(ctx, level)
+    state.start_logging(ctx, logging_level(verbose, quiet))
     config = state.load_config(config_file)
     if config.livesocket_backend is not None:
         log.info("moksha start serves the live socket on its web port; its own port is not used")
