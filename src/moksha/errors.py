@@ -12,6 +12,7 @@
     │   └── BackendUnavailable   the broker cannot be reached (yet)
     ├── HubClosed                the hub is not running (closed, or not started)
     ├── CacheError               (moksha.web.cache) the cache store failed
+    ├── QuickstartError          (moksha.quickstart) a project that cannot be generated
     └── TokenError               (moksha.livesocket.tokens) a live-socket token that is invalid
 
 Errors a user can cause read as sentences that say how to fix them; the CLI

@@ -7,6 +7,7 @@
 ``moksha send``        publish one message through a running hub or the configured backends
 ``moksha tail``        print what a running hub routes, one line per message
 ``moksha config``      the configuration in effect and where each value came from
+``moksha quickstart``  a new plugin package: pyproject, entry points, components, README, tests
 =====================  =================================================
 
 Each command lives in its own module and is a small function over the library

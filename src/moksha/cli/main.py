@@ -16,8 +16,11 @@ from rich.text import Text
 from moksha import __version__
 from moksha.cli._common import CliState, common_options, stderr_console
 from moksha.cli.config import config_command
+from moksha.cli.feeds import feeds_command
 from moksha.cli.hub import hub_command
+from moksha.cli.monitor import monitor_command
 from moksha.cli.plugins import list_command
+from moksha.cli.quickstart import quickstart_command
 from moksha.cli.send import send_command
 from moksha.cli.start import start_command
 from moksha.cli.tail import tail_command
@@ -40,8 +43,11 @@ cli.add_command(hub_command)
 cli.add_command(list_command)
 cli.add_command(send_command)
 cli.add_command(tail_command)
+cli.add_command(monitor_command)
 cli.add_command(config_command)
+cli.add_command(feeds_command)
 cli.add_command(start_command)
+cli.add_command(quickstart_command)
 
 
 def main(argv: list[str] | None = None) -> int:
