@@ -13,6 +13,9 @@
     ├── HubClosed                the hub is not running (closed, or not started)
     ├── CacheError               (moksha.web.cache) the cache store failed
     ├── QuickstartError          (moksha.quickstart) a project that cannot be generated
+    ├── FeedError                (moksha.feeds.errors) a feed that cannot be had
+    │   ├── FetchError           the server failed, timed out, or sent too much
+    │   └── NotAFeed             the document is not RSS or Atom
     └── TokenError               (moksha.livesocket.tokens) a live-socket token that is invalid
 
 Errors a user can cause read as sentences that say how to fix them; the CLI

@@ -12,6 +12,7 @@ Moksha reads these entry-point groups (as the original did):
 ``moksha.backend``         message transports
 ``moksha.global``          resources every HTML page gets
 ``moksha.authorizer``      who may see an app, a widget, a dashboard
+``moksha.feeds.post_processor``  functions changing feed entries before publishing
 =========================  ==========================================
 
 An entry may name a single class or a list/tuple of classes.
@@ -48,6 +49,7 @@ LISTED_GROUPS = (
     "moksha.backend",
     "moksha.global",
     "moksha.authorizer",
+    "moksha.feeds.post_processor",
 )
 
 

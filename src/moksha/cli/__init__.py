@@ -7,6 +7,8 @@
 ``moksha send``        publish one message through a running hub or the configured backends
 ``moksha tail``        print what a running hub routes, one line per message
 ``moksha config``      the configuration in effect and where each value came from
+``moksha monitor``     a live terminal view of a hub's consumers, producers and backends
+``moksha feeds``       add, list and remove the feeds the feed stream polls
 ``moksha quickstart``  a new plugin package: pyproject, entry points, components, README, tests
 =====================  =================================================
 

@@ -9,19 +9,18 @@ down from the group to the command.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.logging import RichHandler
 
 from moksha.config import Config, load_config
 from moksha.hub.loop_thread import new_event_loop
+from moksha.logs import configure_logging
 
 __all__ = [
     "CliState",
@@ -38,7 +37,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Width for tables written to a pipe or file: rich would otherwise fold them at
 # 80 columns, and a table sizes itself to its content anyway.
 _PIPE_WIDTH = 1000
-_PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 @dataclass
@@ -68,9 +66,15 @@ class CliState:
         """
         return load_config(path or self.config_path)
 
-    def start_logging(self, ctx: click.Context, level: int = logging.WARNING) -> None:
-        """Log to stderr at ``level`` (DEBUG under ``--debug``) until the command ends."""
-        ctx.with_resource(_logging_to_stderr(logging.DEBUG if self.debug else level))
+    def start_logging(
+        self, ctx: click.Context, level: int = logging.WARNING, config: Config | None = None
+    ) -> None:
+        """Log to stderr at ``level`` (DEBUG under ``--debug``) until the command ends.
+
+        With ``config``: its format (``moksha.logging.format``), per-logger levels
+        (``moksha.logging.levels``) and secrets to mask.
+        """
+        ctx.with_resource(configure_logging(config, logging.DEBUG if self.debug else level))
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
@@ -103,36 +107,6 @@ def common_options(command: F) -> F:
         callback=_set_config_path,
         help="INI file to read (default: ./development.ini, ./production.ini, /etc/moksha/).",
     )(command)
-
-
-@contextlib.contextmanager
-def _logging_to_stderr(level: int) -> Iterator[None]:
-    """Send log records to stderr, one line each, and undo that afterwards.
-
-    Only our own handler is added and removed, so handlers others installed
-    (pytest's, an embedding application's) keep working.
-    """
-    handler: logging.Handler
-    if sys.stderr.isatty():
-        handler = RichHandler(
-            console=Console(stderr=True),
-            show_path=False,
-            log_time_format="%H:%M:%S",
-            omit_repeated_times=False,
-        )
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(_PLAIN_FORMAT))
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(level)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
 
 
 def stdout_console() -> Console:

@@ -27,16 +27,11 @@ from moksha.cli._common import (
     stdout_console,
 )
 from moksha.feeds.errors import FeedError, NotAFeed
-from moksha.feeds.feed import fetch_feed
-from moksha.feeds.fetch import check_url
 from moksha.feeds.naming import feed_topic
 from moksha.feeds.settings import FeedSettings
-from moksha.feeds.sources import (
-    add_to_feeds_file,
-    feed_sources,
-    read_feeds_file,
-    remove_from_feeds_file,
-)
+
+# The commands import the rest of moksha.feeds (httpx, SQLAlchemy, feedparser) when they
+# run, so other `moksha` commands start without it.
 
 __all__ = ["feeds_command"]
 
@@ -69,6 +64,10 @@ def add_command(
     ctx: click.Context, state: CliState, url: str, feeds_file: Path | None, no_check: bool
 ) -> int:
     """Fetch URL, check that it is an RSS or Atom feed, and add it to the feeds file."""
+    from moksha.feeds.feed import fetch_feed
+    from moksha.feeds.fetch import check_url
+    from moksha.feeds.sources import add_to_feeds_file
+
     state.start_logging(ctx)
     settings = FeedSettings.from_config(state.load_config())
     path = feeds_file or settings.file
@@ -105,6 +104,8 @@ def add_command(
 @click.pass_context
 def remove_command(ctx: click.Context, state: CliState, url: str, feeds_file: Path | None) -> int:
     """Remove URL from the feeds file."""
+    from moksha.feeds.sources import read_feeds_file, remove_from_feeds_file
+
     state.start_logging(ctx)
     settings = FeedSettings.from_config(state.load_config())
     path = feeds_file or settings.file
@@ -129,6 +130,8 @@ def list_command(
     ctx: click.Context, state: CliState, feeds_file: Path | None, as_json: bool
 ) -> int:
     """List the feeds the hub polls: from feed.urls, the feeds file and feed widgets."""
+    from moksha.feeds.sources import feed_sources
+
     state.start_logging(ctx)
     config = state.load_config()
     settings = FeedSettings.from_config(config)

@@ -8,6 +8,7 @@ from moksha import __version__
 from moksha.cli._common import CliState, common_options, logging_level, pass_state, run_async
 from moksha.config import Config
 from moksha.hub import CentralMokshaHub
+from moksha.monitoring import Monitor, monitoring_routes
 
 __all__ = ["banner", "hub_command"]
 
@@ -28,8 +29,9 @@ def hub_command(
     ./development.ini, ./production.ini or /etc/moksha/*.ini is used, or the
     built-in defaults: an in-memory bus inside this process.
     """
-    state.start_logging(ctx, logging_level(verbose, quiet))
+    level = logging_level(verbose, quiet)
     config = state.load_config(config_file)
+    state.start_logging(ctx, level, config)
     run_async(_serve(config))
     click.echo("moksha hub stopped", err=True)
     return 0
@@ -38,7 +40,10 @@ def hub_command(
 async def _serve(config: Config) -> None:
     # Created inside the running loop, the hub runs on it (no background thread).
     hub = CentralMokshaHub(config)
-    await hub.serve(on_started=lambda: click.echo(banner(hub), err=True))
+    async with Monitor(hub) as monitor:
+        # /metrics, /live, /ready and the status on the live socket's port, when it is on.
+        hub.livesocket_routes += monitoring_routes(monitor, status=True)
+        await hub.serve(on_started=lambda: click.echo(banner(hub), err=True))
 
 
 def banner(hub: CentralMokshaHub) -> str:

@@ -32,12 +32,12 @@ from rich.text import Text
 from moksha.cli._common import CliState, common_options, pass_state, run_async, stdout_console
 from moksha.cli.remote import find_hub, hub_option, is_loopback, no_hub_found, unreachable
 from moksha.errors import BackendError, BackendUnavailable
+from moksha.monitoring.monitor import STATUS_PATH
 from moksha.monitoring.socket import monitoring_interval
 from moksha.monitoring.view import Snapshot, from_report, from_status, render, with_rates
 
 __all__ = ["monitor_command"]
 
-STATUS_PATH = "/_moksha/hub/status"
 HTTP_TIMEOUT_S = 5.0
 # A socket report comes every interval; allow for one missed (a subscriber's first) and slack.
 SOCKET_PATIENCE = 2.0
@@ -92,12 +92,11 @@ def monitor_command(
                 no_hub_found(config) + ", or --socket ENDPOINT for a hub's monitoring socket"
             )
     if hub_url:
-        snapshots = _status_snapshots(hub_url, interval, pairs=once)
-    else:
-        assert endpoint is not None
-        snapshots = _socket_snapshots(endpoint, monitoring_interval(config))
+        source, snapshots = hub_url, _status_snapshots(hub_url, interval, pairs=once)
+    elif endpoint:
+        source, snapshots = endpoint, _socket_snapshots(endpoint, monitoring_interval(config))
     try:
-        run_async(_show(snapshots, once=once, source=hub_url or str(endpoint)))
+        run_async(_show(snapshots, once=once, source=source))
     except KeyboardInterrupt:
         return 0
     return 0
@@ -216,11 +215,15 @@ async def _socket_snapshots(endpoint: str, interval: float) -> AsyncGenerator[Sn
                 async with asyncio.timeout(patience):
                     frame = await sock.recv()
             except TimeoutError:
-                raise BackendUnavailable(
+                silence = (
                     f"nothing arrived on the monitoring socket {endpoint} in {patience:g} s: is a "
                     f"hub running with moksha.monitoring.socket = {endpoint} (and "
                     f"moksha.monitoring.interval = {interval:g})?"
-                ) from None
+                )
+                if previous is None:
+                    raise BackendUnavailable(silence) from None
+                yield _stale(previous, silence)  # it went quiet: show what it said last
+                continue
             try:
                 snapshot = from_report(json.loads(frame), endpoint)
             except ValueError as exc:

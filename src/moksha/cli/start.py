@@ -25,6 +25,7 @@ from moksha.errors import ConfigError
 from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Producer
 from moksha.livesocket import LiveSocket, LiveSocketServer, listen
+from moksha.monitoring import Monitor, MonitoringApp
 from moksha.plugins import PRODUCER_GROUPS, load_plugin_classes
 from moksha.web import WebSettings, create_app
 
@@ -63,8 +64,9 @@ def start_command(
     ./development.ini, ./production.ini or /etc/moksha/*.ini is used, or the
     built-in defaults: an in-memory bus inside this process.
     """
-    state.start_logging(ctx, logging_level(verbose, quiet))
+    level = logging_level(verbose, quiet)
     config = state.load_config(config_file)
+    state.start_logging(ctx, level, config)
     if config.livesocket_backend is not None:
         log.info("moksha start serves the live socket on its web port; its own port is not used")
         config = config.with_overrides({"moksha.livesocket.backend": None})
@@ -117,7 +119,10 @@ async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> 
         stack.push_async_callback(live.aclose)
         app = create_app(hub, config, live=live)
         stack.push_async_callback(app.aclose)
-        server = LiveSocketServer(app, sock, live.policy.max_frame_bytes)
+        monitor = await stack.enter_async_context(Monitor(hub, live=live))
+        # /metrics, /live and /ready, outside the dashboard's authorization.
+        site = MonitoringApp(app, monitor)
+        server = LiveSocketServer(site, sock, live.policy.max_frame_bytes)
         await _run_until_signalled(server, live)
 
 

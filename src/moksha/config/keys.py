@@ -83,6 +83,19 @@ def _seconds(value: Any) -> float:
     return number
 
 
+def _seconds_or_zero(value: Any) -> float:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            if float(value) == 0:
+                return 0.0
+        except ValueError:
+            pass
+    try:
+        return _seconds(value)
+    except BadValue:
+        raise BadValue("a number of seconds >= 0") from None
+
+
 def _one_of(*choices: str) -> Parse:
     def parse(value: Any) -> str:
         if isinstance(value, str) and value.strip().lower() in choices:
@@ -263,6 +276,32 @@ KEYS: tuple[Key, ...] = (
         "Header listing the user's groups, comma-separated, set by that proxy."),
     Key("moksha.auth.login_url", "auth_login_url", _optional_text, None,
         "Where anonymous visitors of protected pages are sent; unset: 401."),
+    Key("moksha.feedaggregator", "feedaggregator", _boolean, False,
+        "The hub's feed stream polls feeds and publishes their new entries on moksha.feeds.<id>."),
+    Key("feed.urls", "feed_urls", _words, (),
+        "Feed URLs the stream polls, separated by commas or spaces."),
+    Key("feed.file", "feed_file", _text, "feeds.txt",
+        "File of more feed URLs, one a line (# comments), managed by moksha feeds add/remove."),
+    Key("feed_cache", "feed_cache", _text, "sqlite:///moksha-feeds.sqlite",
+        "Database (SQLAlchemy URL) keeping parsed feeds and the ids of entries published."),
+    Key("feed.max_age", "feed_max_age", _seconds_or_zero, 300.0,
+        "Seconds a cached feed is used without asking its server again (0: ask every time)."),
+    Key("feed.poll_frequency", "feed_poll_frequency", _seconds, 300.0,
+        "Seconds between two polls of the feed stream."),
+    Key("feed.deferred_groups", "feed_deferred_groups", _integer(1), 10,
+        "Feeds fetched at the same time, at most."),
+    Key("feed.timeout", "feed_timeout", _seconds, 30.0,
+        "Seconds one feed fetch may take, from connecting to the last byte."),
+    Key("feed.max_bytes", "feed_max_bytes", _integer(1), 10485760,
+        "Largest feed document accepted, in bytes."),
+    Key("feed.max_backoff", "feed_max_backoff", _seconds, 3600.0,
+        "Longest wait before a failing feed is tried again."),
+    Key("moksha.monitoring.interval", "monitoring_interval", _seconds, 10.0,
+        "Seconds between two reports on the monitoring socket."),
+    Key("moksha.logging.format", "logging_format", _one_of("text", "json"), "text",
+        "Log lines as text, or as one JSON object each (for journald, Loki, ...)."),
+    Key("moksha.logging.levels", "logging_levels", _optional_text, None,
+        "Levels per logger, e.g. 'moksha.hub=DEBUG, aio_pika=WARNING' ('root' names the root)."),
     Key("moksha.monitoring.socket", "monitoring_socket", _optional_text, None,
         "Endpoint the hub publishes monitoring data on."),
     Key("moksha.monitoring.socket.mode", "monitoring_socket_mode", _optional_text, None,

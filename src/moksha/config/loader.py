@@ -104,10 +104,23 @@ class Config(Mapping[str, Any]):
     auth_header: str | None
     auth_groups_header: str | None
     auth_login_url: str | None
+    feedaggregator: bool
+    feed_urls: tuple[str, ...]
+    feed_file: str
+    feed_cache: str
+    feed_max_age: float
+    feed_poll_frequency: float
+    feed_deferred_groups: int
+    feed_timeout: float
+    feed_max_bytes: int
+    feed_max_backoff: float
     dashboard_layout: str | None
     dashboard_demo: bool
     dashboard_title: str
     dashboard_columns: int | None
+    monitoring_interval: float
+    logging_format: str
+    logging_levels: str | None
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)

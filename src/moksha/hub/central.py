@@ -30,6 +30,8 @@ from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS, load_plugin_classes
 from moksha.topics import topics_of
 
 if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
     from moksha.livesocket import LiveSocket, LiveSocketServer
 
 __all__ = ["DEAD_LETTER_HEADER", "CentralMokshaHub", "group_name"]
@@ -83,6 +85,8 @@ class CentralMokshaHub(MokshaHub):
         self.livesocket: LiveSocket | None = None
         self.livesocket_url: str | None = None
         self._livesocket_server: LiveSocketServer | None = None
+        # More routes for the live socket's port (e.g. monitoring), added before start.
+        self.livesocket_routes: list[BaseRoute] = []
         super().__init__(config, backends=backends)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
@@ -137,8 +141,10 @@ class CentralMokshaHub(MokshaHub):
         )
         self.livesocket = LiveSocket(self, self.config)
         await self.livesocket.start()
+        app = livesocket_app(self.livesocket)
+        app.router.routes.extend(self.livesocket_routes)
         self._livesocket_server = LiveSocketServer(
-            livesocket_app(self.livesocket), sock, self.livesocket.policy.max_frame_bytes
+            app, sock, self.livesocket.policy.max_frame_bytes
         )
         self._tasks.create_task(self._livesocket_server.serve(), name="moksha live socket")
         self.livesocket_url = self._livesocket_server.url
@@ -242,6 +248,9 @@ class CentralMokshaHub(MokshaHub):
             classes = load_plugin_classes(PRODUCER_GROUPS)
         assert self._loop is not None and self._tasks is not None
         for cls in classes:
+            if not cls.enabled(self.config):
+                log.info("producer %s is off in this configuration", cls.__qualname__)
+                continue
             try:
                 producer = await asyncio.to_thread(cls, self)
             except Exception:

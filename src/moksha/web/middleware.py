@@ -34,6 +34,7 @@ guard and the hub with :func:`web_context`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -283,10 +284,12 @@ class MokshaMiddleware:
         except WidgetError as exc:
             return error_page(404, "No such widget", str(exc))
         try:
-            html = widget.render(**request.query_params)
+            bound = widget.with_params(**request.query_params)
+            # Off the event loop: a widget may fetch something (a feed) to render.
+            page = await asyncio.to_thread(render_page, bound, title=name)
         except WidgetError as exc:
             return error_page(400, "Bad widget parameters", str(exc))
-        return Response(render_page(html, title=name), media_type="text/html")
+        return Response(page, media_type="text/html")
 
 
 def _widget_collecting() -> Collecting | None:

@@ -24,6 +24,7 @@ another; a JSON file holds a list of cells (or ``{"columns": 3, "widgets":
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tomllib
 from collections.abc import Mapping
@@ -200,7 +201,8 @@ def dashboard_routes(
     grid, title = dashboard_grid(config)
 
     async def dashboard(request: Request) -> Response:
-        return HTMLResponse(render_page(grid, title=title))
+        # Off the event loop: a widget may fetch something (a feed) to render.
+        return HTMLResponse(await asyncio.to_thread(render_page, grid, title=title))
 
     async def status(request: Request) -> Response:
         return JSONResponse(hub_status(hub, livesocket), headers={"Cache-Control": "no-store"})

@@ -26,6 +26,8 @@ WIDGET_GROUP = "moksha.widget"
 
 def builtin_widgets() -> dict[str, type[Widget]]:
     """The widgets Moksha ships, by name."""
+    from moksha.feeds.widgets import FeedWidget as FeedEntriesWidget
+    from moksha.feeds.widgets import LiveFeedWidget
     from moksha.widgets.builtin import (
         ChartWidget,
         FeedWidget,
@@ -38,6 +40,8 @@ def builtin_widgets() -> dict[str, type[Widget]]:
     return {
         "chart": ChartWidget,
         "feed": FeedWidget,
+        "feed_entries": FeedEntriesWidget,
+        "live_feed_entries": LiveFeedWidget,
         "grid": Grid,
         "hub_status": HubStatusWidget,
         "inspector": InspectorWidget,

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from moksha.config import Config
     from moksha.hub.hub import MokshaHub
 
 __all__ = ["PollingProducer", "Producer"]
@@ -43,6 +44,15 @@ class Producer:
         self.hub = hub
         self.log = log
         self._initialized = True
+
+    @classmethod
+    def enabled(cls, config: Config) -> bool:
+        """Whether the hub should run this producer with ``config`` (default: yes).
+
+        A producer installed everywhere but wanted only sometimes (the feed
+        stream) returns False, so it is neither created nor listed.
+        """
+        return True
 
     def send_message(self, topic: str, message: Any) -> None:
         """Publish ``message`` on ``topic``.

@@ -1,0 +1,82 @@
+"""Health checks for load balancers, orchestrators and service managers.
+
+``GET /live`` answers 200 whenever the process serves HTTP: restart the hub
+when it stops answering.  ``GET /ready`` answers 200 when the hub is running,
+every backend is connected and every consumer has started, else 503 with the
+reasons, so a balancer sends no traffic to a hub that cannot deliver it::
+
+    HTTP/1.1 503 Service Unavailable
+    {"ready": false, "reasons": ["backend amqp is not connected"],
+     "state": "running", "backends": {"amqp": false}, "consumers": 2}
+
+Consumers start before either web server does (``moksha start`` serves once
+the hub started; ``moksha hub`` opens its live-socket port last), so a hub
+answering HTTP has started every consumer that could start; one whose
+constructor raised is logged and left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from moksha.hub.client import HubState
+
+if TYPE_CHECKING:
+    from moksha.hub.hub import MokshaHub
+
+__all__ = ["Readiness", "readiness"]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a hub is ready, and why not.
+
+    Attributes:
+        ready: running, every backend connected, every consumer started.
+        reasons: one sentence per problem (empty when ready).
+        state: the hub's state (``running``, ``stopping``, ...).
+        backends: each backend's name and whether it is connected.
+        consumers: how many consumers run.
+    """
+
+    ready: bool
+    reasons: list[str] = field(default_factory=list)
+    state: str = HubState.RUNNING.value
+    backends: dict[str, bool] = field(default_factory=dict)
+    consumers: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The body of ``/ready``."""
+        return {
+            "ready": self.ready,
+            "reasons": self.reasons,
+            "state": self.state,
+            "backends": self.backends,
+            "consumers": self.consumers,
+        }
+
+
+def readiness(hub: MokshaHub) -> Readiness:
+    """Check ``hub``: running, backends connected, consumers started.
+
+    Args:
+        hub: the hub; a :class:`~moksha.hub.CentralMokshaHub` also has its consumers checked.
+
+    Returns:
+        The verdict, with a sentence per problem.
+    """
+    reasons = []
+    if hub.state is not HubState.RUNNING:
+        reasons.append(f"the hub is {hub.state.value}")
+    backends: dict[str, bool] = {}
+    for backend in hub.backends:
+        connected = backend.connected
+        backends[backend.name] = backends.get(backend.name, True) and connected
+        if not connected:
+            reasons.append(f"backend {backend.name} is not connected")
+    consumers = list(getattr(hub, "consumers", ()))
+    for consumer in consumers:
+        if not consumer.stats().get("initialized", True):
+            reasons.append(f"consumer {type(consumer).__name__} has not started")
+    return Readiness(not reasons, reasons, hub.state.value, backends, len(consumers))
