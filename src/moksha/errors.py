@@ -6,8 +6,8 @@
     ├── ConfigError              a bad or missing configuration value (names key and source)
     ├── PluginError              a consumer/producer/backend plugin that cannot load or start
     ├── MessageError             a body that cannot be encoded, a frame that cannot be decoded
-    │   ├── StompProtocolError   (moksha.hub.backends.stomp_protocol) a malformed STOMP frame
-    │   └── StompServerError     (moksha.hub.backends.stomp_protocol) the broker sent ERROR
+    │   ├── StompProtocolError   (moksha.hub.backends.stomp_frames) a malformed STOMP frame
+    │   └── StompServerError     (moksha.hub.backends.stomp_frames) the broker sent ERROR
     ├── BackendError             a transport failed
     │   └── BackendUnavailable   the broker cannot be reached (yet)
     ├── HubClosed                the hub is not running (closed, or not started)

@@ -217,28 +217,10 @@ def logger_levels(config: Config) -> dict[str, int]:
                 f"{item!r} is not LOGGER=LEVEL with LEVEL one of DEBUG, INFO, WARNING, ERROR, "
                 "CRITICAL; write e.g. moksha.hub=DEBUG, aio_pika=WARNING",
                 key=LEVELS_KEY,
-                source=_source(config, LEVELS_KEY),
+                source=config.source(LEVELS_KEY),
             )
         levels[name.strip()] = number
     return levels
-
-
-def _log_format(config: Config) -> str:
-    value = str(config.get(FORMAT_KEY, "text")).strip().lower()
-    if value not in ("text", "json"):
-        raise ConfigError(
-            f"{value!r} is not a log format; write text or json",
-            key=FORMAT_KEY,
-            source=_source(config, FORMAT_KEY),
-        )
-    return value
-
-
-def _source(config: Config, key: str) -> str | None:
-    try:
-        return config.source(key)
-    except KeyError:
-        return None
 
 
 class LoggingSetup:
@@ -300,7 +282,7 @@ def configure_logging(
         ConfigError: ``moksha.logging.format`` or ``moksha.logging.levels`` is wrong.
     """
     stream = stream if stream is not None else sys.stderr
-    log_format = _log_format(config) if config is not None else "text"
+    log_format = config.logging_format if config is not None else "text"
     levels = {"": level} | (logger_levels(config) if config is not None else {})
     handler: logging.Handler
     if log_format == "json":

@@ -33,7 +33,6 @@ from moksha.cli._common import CliState, common_options, pass_state, run_async, 
 from moksha.cli.remote import find_hub, hub_option, is_loopback, no_hub_found, unreachable
 from moksha.errors import BackendError, BackendUnavailable
 from moksha.monitoring.monitor import STATUS_PATH
-from moksha.monitoring.socket import monitoring_interval
 from moksha.monitoring.view import Snapshot, from_report, from_status, render, with_rates
 
 __all__ = ["monitor_command"]
@@ -94,7 +93,7 @@ def monitor_command(
     if hub_url:
         source, snapshots = hub_url, _status_snapshots(hub_url, interval, pairs=once)
     elif endpoint:
-        source, snapshots = endpoint, _socket_snapshots(endpoint, monitoring_interval(config))
+        source, snapshots = endpoint, _socket_snapshots(endpoint, config.monitoring_interval)
     try:
         run_async(_show(snapshots, once=once, source=source))
     except KeyboardInterrupt:

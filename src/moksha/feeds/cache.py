@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -43,21 +42,17 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    create_engine,
     delete,
-    event,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import SQLAlchemyError
 
-from moksha.errors import ConfigError
 from moksha.feeds.errors import FeedError
 from moksha.feeds.parse import Entry
 from moksha.feeds.settings import DEFAULT_CACHE_URL
+from moksha.sql import database_error, store_engine
 
 __all__ = ["SEEN_RETENTION", "CachedFeed", "FeedCache"]
 
@@ -134,7 +129,7 @@ class FeedCache:
     """
 
     def __init__(self, url: str = DEFAULT_CACHE_URL) -> None:
-        self._engine = _create_engine(url)
+        self._engine = store_engine(url, key="feed_cache", what="feed cache")
         self.url = self._engine.url.render_as_string(hide_password=True)
         self._ready = False
         # A thread lock: the sync facade of Feed runs each call on an event loop of its own.
@@ -214,7 +209,8 @@ class FeedCache:
             return await asyncio.to_thread(job, self._engine, *args)
         except SQLAlchemyError as exc:
             raise FeedError(
-                f"the feed cache {self.url} cannot be used for {url}: {_why(exc)}.", url=url
+                f"the feed cache {self.url} cannot be used for {url}: {database_error(exc)}.",
+                url=url,
             ) from exc
 
 
@@ -291,49 +287,3 @@ def _remember(engine: Engine, url: str, ids: list[str], now: float) -> None:
         conn.execute(
             delete(SEEN).where(SEEN.c.feed == feed, SEEN.c.last_seen < now - SEEN_RETENTION)
         )
-
-
-def _create_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        # Not echoed: an unparsable URL may still hold a password.
-        raise ConfigError(
-            "this is not a database URL; write sqlite:///path/to/feeds.sqlite.", key="feed_cache"
-        ) from None
-    options: dict[str, Any] = {}
-    sqlite = parsed.get_backend_name() == "sqlite"
-    if sqlite and parsed.database in (None, "", ":memory:"):
-        # One in-memory database shared by the worker threads.
-        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-    elif sqlite and parsed.database and not parsed.query.get("uri"):
-        folder = Path(parsed.database).parent
-        if not folder.is_dir():
-            raise ConfigError(
-                f"the directory {str(folder)!r} for the feed cache does not exist; "
-                "create it or choose another path.",
-                key="feed_cache",
-            )
-    try:
-        engine = create_engine(parsed, **options)
-    except (ArgumentError, ImportError) as exc:
-        shown = parsed.render_as_string(hide_password=True)
-        raise ConfigError(
-            f"cannot use the database URL {shown!r}: {exc}.", key="feed_cache"
-        ) from None
-    if sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    # WAL: a widget reading the cache never waits for the stream writing it.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _why(exc: BaseException) -> str:
-    """The database's own message, without SQLAlchemy's statement dump."""
-    return str(getattr(exc, "orig", None) or exc)

@@ -26,8 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from sqlalchemy import (
     BigInteger,
@@ -41,21 +40,19 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    create_engine,
     delete,
-    event,
     exists,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
-from moksha.errors import ConfigError, MokshaError
+from moksha.errors import MokshaError
 from moksha.livesocket.history import Event, History, is_literal, new_epoch, split_event_id
+from moksha.sql import database_error, store_engine
 from moksha.topics import literal_prefix, matches
 
 __all__ = ["SqlHistory"]
@@ -126,7 +123,9 @@ class SqlHistory(History):
     ) -> None:
         if max_per_topic < 1 or not max_age > 0 or not flush_interval > 0 or flush_rows < 1:
             raise ValueError("history bounds must be positive")
-        self._engine = _create_engine(url)
+        self._engine = store_engine(
+            url, key="moksha.livesocket.history.url", what="history database"
+        )
         self._url = self._engine.url.render_as_string(hide_password=True)
         self._max_per_topic = max_per_topic
         self._max_age = max_age
@@ -188,7 +187,9 @@ class SqlHistory(History):
                 _read_since, self._engine, self._epoch, pattern, last, cutoff
             )
         except SQLAlchemyError as exc:
-            log.warning("history: cannot read %s (%s); clients will reload", self._url, _why(exc))
+            log.warning(
+                "history: cannot read %s (%s); clients will reload", self._url, database_error(exc)
+            )
             return [], False
         return events, complete and kept
 
@@ -206,7 +207,9 @@ class SqlHistory(History):
                 try:
                     await asyncio.to_thread(_close_store, self._engine, self._evicted)
                 except SQLAlchemyError as exc:
-                    log.warning("history: cannot close %s cleanly (%s)", self._url, _why(exc))
+                    log.warning(
+                        "history: cannot close %s cleanly (%s)", self._url, database_error(exc)
+                    )
             await asyncio.to_thread(self._engine.dispose)
 
     async def _open(self) -> None:
@@ -219,7 +222,7 @@ class SqlHistory(History):
                 opened = await asyncio.to_thread(_open_store, self._engine)
             except SQLAlchemyError as exc:
                 raise MokshaError(
-                    f"the history database {self._url} cannot be opened: {_why(exc)}."
+                    f"the history database {self._url} cannot be opened: {database_error(exc)}."
                 ) from exc
             self._epoch, self._base, self._seq, self._evicted = opened
             self._evicted_saved = self._evicted
@@ -264,7 +267,7 @@ class SqlHistory(History):
                 "clients that missed them will reload",
                 len(rows),
                 self._url,
-                _why(exc),
+                database_error(exc),
             )
             if rows:
                 self._evicted = max(self._evicted, rows[-1][0])
@@ -280,51 +283,6 @@ class SqlHistory(History):
             log.warning(
                 "history: %s cannot keep up; dropping the oldest unwritten events", self._url
             )
-
-
-def _create_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        # Not echoed: an unparsable URL may still hold a password.
-        raise ConfigError(
-            "this is not a database URL; write sqlite:///path/to/history.sqlite "
-            "or leave it unset to keep the history in memory."
-        ) from None
-    options: dict[str, Any] = {}
-    sqlite = parsed.get_backend_name() == "sqlite"
-    if sqlite and parsed.database in (None, "", ":memory:"):
-        # One in-memory database shared by the worker threads.
-        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-    elif sqlite and parsed.database and not parsed.query.get("uri"):
-        folder = Path(parsed.database).parent
-        if not folder.is_dir():
-            raise ConfigError(
-                f"the directory {str(folder)!r} for the history database does not exist; "
-                "create it or choose another path."
-            )
-    try:
-        engine = create_engine(parsed, **options)
-    except (ArgumentError, ImportError) as exc:
-        shown = parsed.render_as_string(hide_password=True)
-        raise ConfigError(f"cannot use the database URL {shown!r}: {exc}.") from None
-    if sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    # WAL: readers (since) never wait for the writer; NORMAL sync stays consistent
-    # after a crash, and a power cut may cost only the last batches.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _why(exc: BaseException) -> str:
-    """The database's own message, without SQLAlchemy's statement dump."""
-    return str(getattr(exc, "orig", None) or exc)
 
 
 def _chunks(items: Iterable[str]) -> Iterator[list[str]]:

@@ -23,7 +23,7 @@ from moksha.monitoring.monitor import (
     MonitoringApp,
     monitoring_routes,
 )
-from moksha.monitoring.socket import MonitoringSocket, monitoring_interval
+from moksha.monitoring.socket import MonitoringSocket
 from moksha.monitoring.tally import HubTally
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "MonitoringSocket",
     "Readiness",
     "hub_registry",
-    "monitoring_interval",
     "monitoring_routes",
     "readiness",
 ]

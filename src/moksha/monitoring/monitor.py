@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from moksha.config import Config
 from moksha.monitoring.health import Readiness, readiness
 from moksha.monitoring.metrics import HubCollector, exposition, hub_registry
-from moksha.monitoring.socket import MonitoringSocket, monitoring_interval
+from moksha.monitoring.socket import MonitoringSocket
 from moksha.monitoring.tally import HubTally
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class Monitor:
         config = config if config is not None else hub.config
         self.hub = hub
         self._live = live
-        self.interval = monitoring_interval(config)
+        self.interval = config.monitoring_interval
         self.socket = MonitoringSocket.from_config(config)
         self.tally = HubTally(hub)
         self.registry = hub_registry(HubCollector(self.tally, self.livesocket, self.ready))

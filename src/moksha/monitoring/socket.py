@@ -41,7 +41,7 @@ from moksha.errors import ConfigError
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["MONITORING_INTERVAL_KEY", "MonitoringSocket", "monitoring_interval"]
+__all__ = ["MONITORING_INTERVAL_KEY", "MonitoringSocket"]
 
 log = logging.getLogger("moksha.monitoring")
 
@@ -50,33 +50,6 @@ MODE_KEY = "moksha.monitoring.socket.mode"
 MONITORING_INTERVAL_KEY = "moksha.monitoring.interval"
 DEFAULT_INTERVAL_S = 10.0
 _IPC = "ipc://"
-
-
-def monitoring_interval(config: Config) -> float:
-    """Seconds between two publications (``moksha.monitoring.interval``, default 10).
-
-    Raises:
-        ConfigError: the value is not a number of seconds above zero.
-    """
-    raw = config.get(MONITORING_INTERVAL_KEY, DEFAULT_INTERVAL_S)
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise ConfigError(
-            f"{raw!r} is not a number of seconds above 0; write e.g. 10",
-            key=MONITORING_INTERVAL_KEY,
-            source=_source(config, MONITORING_INTERVAL_KEY),
-        )
-    return seconds
-
-
-def _source(config: Config, key: str) -> str | None:
-    try:
-        return config.source(key)
-    except KeyError:
-        return None
 
 
 class MonitoringSocket:
@@ -120,9 +93,9 @@ class MonitoringSocket:
                     f"{config.monitoring_socket_mode!r} is not a file mode; write octal "
                     "digits, e.g. 770",
                     key=MODE_KEY,
-                    source=_source(config, MODE_KEY),
+                    source=config.source(MODE_KEY),
                 )
-        return cls(endpoint, mode, source=_source(config, SOCKET_KEY))
+        return cls(endpoint, mode, source=config.source(SOCKET_KEY))
 
     def bind(self) -> None:
         """Bind the socket (and set the ipc file's mode).
