@@ -2,9 +2,10 @@
 
 Covers what the contract suite does not: the broker address, the wire format
 seen by plain aio-pika clients, consumer groups (shared durable queues,
-exclusive fan-out queues), requeue on failure, a broker down at start,
-connections cut mid-stream (at-least-once), and heartbeats while a handler
-blocks in a thread.
+exclusive fan-out queues), requeue on failure, deliveries settled in
+batches (order kept, each acked or nacked once, also when unsubscribing or
+cut mid-batch), a broker down at start, connections cut mid-stream
+(at-least-once), and heartbeats while a handler blocks in a thread.
 """
 
 from __future__ import annotations
@@ -13,58 +14,19 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
-from uuid import uuid4
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from amqp_support import backend_for
 
 from moksha.config import load_config
 from moksha.errors import BackendError, BackendUnavailable, ConfigError
-from moksha.hub.backends.amqp import AMQPBackend
 from moksha.hub.backends.amqp_options import broker_address, parse_broker, to_amqp
 from moksha.message import Message
-from support import TIMEOUT, Received, require_service, until
+from support import TIMEOUT, Received, until
 from tcp_proxy import TcpProxy
-
-BROKER = "amqp://guest:guest@127.0.0.1:5672/"
-
-
-def backend_for(broker: str = BROKER, **settings: Any) -> AMQPBackend:
-    config = load_config(overrides={"amqp_broker": broker, **settings}, environ={}, search=False)
-    return AMQPBackend(config)
-
-
-@pytest.fixture
-def rabbit() -> None:
-    require_service("RabbitMQ", 5672)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test.amqp.{uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def raw(rabbit: None) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    """A plain aio-pika channel, as a non-Moksha program would use."""
-    async with await aio_pika.connect(BROKER) as connection:
-        yield await connection.channel()
-
-
-@pytest.fixture
-async def durable_queues(raw: aio_pika.abc.AbstractChannel) -> AsyncIterator[list[str]]:
-    """Names of durable queues a test declares; deleted at teardown."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        await raw.queue_delete(name)
-
-
-# The broker address (no broker needed).
 
 
 def test_an_amqp_url_passes_through_with_the_configured_heartbeat() -> None:

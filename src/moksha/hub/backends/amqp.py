@@ -27,8 +27,8 @@ password masked) and re-declares exchanges, queues, bindings, prefetch and
 consumers; a publish cut off by the loss is sent again once reconnected.
 
 Deliveries are acked after the handler returns and nacked with requeue when it
-raises; they are handled one at a time per subscription, in order (see
-:mod:`moksha.hub.backends.amqp_subscription`).
+raises; they are handled one at a time per subscription, in order, and acked
+in batches (see :mod:`moksha.hub.backends.amqp_subscription`).
 """
 
 from __future__ import annotations

@@ -1,14 +1,35 @@
-"""One AMQP subscription: a consumer on its own channel, handled in order.
+"""One AMQP subscription: a consumer on its own channel, handled in order, acked in batches.
 
 Each subscription opens a robust channel with ``basic.qos(amqp_prefetch)``,
 declares its queue (the durable ``<amqp_queue_prefix>.<group>``, or an
 exclusive auto-delete ``<amqp_queue_prefix>.exclusive.<uuid>``), binds it to
 the exchange with each pattern and consumes it.  aio-pika restores all of that
-after a reconnection.  aio-pika calls the consumer once per delivery in a task
-of its own; the subscription puts deliveries in an inbox and one worker awaits
-the handler for each in turn, so messages are handled in order, then acks
-(handler returned) or nacks with requeue (handler raised).  A delivery whose
-channel died before it was handled is dropped: the broker redelivers it.
+after a reconnection.
+
+aio-pika calls the consumer once per delivery, in a task of its own; the
+subscription puts each delivery in an inbox.  One worker takes every delivery
+waiting there at once (at most ``amqp_prefetch``) and hands them to the
+handler one after the other, in order, each once the previous one is done
+with (:func:`~moksha.hub.backends.base.deliver`).  Settling is per batch:
+each run of deliveries whose handler returned is acked with a single
+``basic.ack(multiple)`` on its last delivery; a delivery whose handler raised
+ends the run: the run is acked, then that delivery is nacked with requeue
+(the broker redelivers it; later multiple acks no longer cover it).  So every
+delivery is settled exactly once, with one socket write per batch instead of
+one per message.  A run is also acked once
+it has waited ``ACK_INTERVAL`` (slow handlers keep acking as they go), and
+when the worker stops, so what was handled is not handled again.
+
+Why not start the handlers of a batch all at once (pipelining)?  It would
+run ``async def`` handlers concurrently, out of order; even calling the
+handler for the next delivery before awaiting the previous one lets a hub
+runner's worker threads free room in a full backlog between two calls, so a
+later message can overtake an earlier one.  And once acks are batched,
+pipelining gained nothing measurable in ``benchmarks/bench_amqp.py``.
+
+A delivery whose channel died before it was handled is dropped, and an ack or
+nack on a dead channel is logged and skipped: the broker redelivers every
+unacknowledged delivery on the restored channel (at-least-once).
 """
 
 from __future__ import annotations
@@ -17,8 +38,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -42,6 +63,10 @@ log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT = 10.0  # opening a channel on a connection that just died waits forever
 CANCEL_TIMEOUT = 5.0  # basic.cancel + channel.close when a subscription ends
+# The longest a handled delivery waits for the ack of its batch: short enough that
+# slow handlers keep acking as they go (and never meet the broker's consumer_timeout
+# with a whole batch), long enough that a batch of fast ones costs a single ack.
+ACK_INTERVAL = 0.05
 
 
 def refused(exc: BaseException) -> bool:
@@ -127,25 +152,58 @@ class AMQPSubscription(Subscription):
         self._inbox.put_nowait(delivery)
 
     async def _work(self) -> None:
+        inbox, most = self._inbox, self._config.amqp_prefetch
         while True:
-            delivery = await self._inbox.get()
-            try:
-                delivery.channel  # noqa: B018 - raises when the delivering channel is gone
-            except aio_pika.exceptions.ChannelInvalidStateError:
-                continue  # the broker redelivers it on the restored channel
-            try:
-                await deliver(self._handler, from_amqp(delivery))
-            except Exception as exc:
-                log.debug("amqp: handler failed on %s (%s); requeued", delivery.routing_key, exc)
-                settle = delivery.nack(requeue=True)
-            else:
-                settle = delivery.ack()
-            try:
-                await settle
-            except CONNECTION_EXCEPTIONS:
-                # The channel died while the handler ran: the broker redelivers the
-                # message on the new one, so it may be handled twice (at-least-once).
-                log.debug("amqp: could not settle %s; it will be redelivered", delivery.routing_key)
+            batch = [await inbox.get()]
+            # Everything already waiting; more than the prefetch only after a reconnection.
+            while len(batch) < most and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            await self._handle(batch)
+
+    async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
+        """Hand each delivery of ``batch`` to the handler in order; settle each once."""
+        handler = self._handler
+        clock = asyncio.get_running_loop().time
+        # The end of the run handled but not yet acked.  Cleared before its ack is
+        # sent, so an ack cut short by cancellation is never sent twice (the broker
+        # closes the channel on an unknown delivery tag).
+        last: AbstractIncomingMessage | None = None
+        since = 0.0  # when that run began
+        try:
+            for delivery in batch:
+                try:
+                    delivery.channel  # noqa: B018 - raises when the delivering channel is gone
+                except aio_pika.exceptions.ChannelInvalidStateError:
+                    continue  # the broker redelivers it on the restored channel
+                try:
+                    await deliver(handler, from_amqp(delivery))
+                except Exception as exc:
+                    log.debug(
+                        "amqp: handler failed on %s (%s); requeued", delivery.routing_key, exc
+                    )
+                    if last is not None:
+                        run, last = last, None
+                        await _settle(run.ack(multiple=True), run)
+                    await _settle(delivery.nack(requeue=True), delivery)
+                    continue
+                now = clock()
+                if last is None:
+                    since = now
+                last = delivery
+                if now - since >= ACK_INTERVAL:
+                    run, last = last, None
+                    await _settle(run.ack(multiple=True), run)
+            if last is not None:
+                run, last = last, None
+                await _settle(run.ack(multiple=True), run)
+        except BaseException:
+            # Stopped mid-batch: the rest goes back to the queue with the channel,
+            # but what was handled is acked, so it is not handled twice.
+            if last is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CANCEL_TIMEOUT):
+                        await _settle(last.ack(multiple=True), last)
+            raise
 
     async def stop(self) -> None:
         """Stop handling deliveries (those not yet acked go back to the queue with the channel)."""
@@ -171,3 +229,13 @@ class AMQPSubscription(Subscription):
                 if queue is not None and tag is not None:
                     await queue.cancel(tag)
                 await channel.close()
+
+
+async def _settle(settling: Coroutine[Any, Any, None], delivery: AbstractIncomingMessage) -> None:
+    """Await an ack or a nack; on a dead channel, log it and leave it to redelivery."""
+    try:
+        await settling
+    except CONNECTION_EXCEPTIONS:
+        # The channel died after the delivery arrived: the broker redelivers
+        # what was not acked on the new one, so it may be handled twice (at-least-once).
+        log.debug("amqp: could not settle %s; it will be redelivered", delivery.routing_key)

@@ -1,0 +1,38 @@
+"""Fixtures of the backend tests that talk to RabbitMQ."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import aio_pika
+import pytest
+from amqp_support import BROKER
+
+from support import require_service
+
+
+@pytest.fixture
+def rabbit() -> None:
+    require_service("RabbitMQ", 5672)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test.amqp.{uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def raw(rabbit: None) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A plain aio-pika channel, as a non-Moksha program would use."""
+    async with await aio_pika.connect(BROKER) as connection:
+        yield await connection.channel()
+
+
+@pytest.fixture
+async def durable_queues(raw: aio_pika.abc.AbstractChannel) -> AsyncIterator[list[str]]:
+    """Names of durable queues a test declares; deleted at teardown."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        await raw.queue_delete(name)
