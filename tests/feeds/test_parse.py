@@ -184,5 +184,5 @@ def test_the_stream_is_off_by_default() -> None:
     ],
 )
 def test_a_bad_setting_names_its_key(key: str, value: object) -> None:
-    with pytest.raises(ConfigError, match=f"^{re.escape(key)}: expected"):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} \(from code\): expected"):
         FeedSettings.from_config({key: value})

@@ -21,23 +21,17 @@ Values may come as text (INI files) or typed (code); a bad one raises
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moksha.config import Config
-from moksha.errors import ConfigError
+from moksha.config import Config, load_config
 
 __all__ = ["DEFAULT_CACHE_URL", "FeedSettings"]
 
 DEFAULT_CACHE_URL = "sqlite:///moksha-feeds.sqlite"
 """The feed cache when ``feed_cache`` is not set: a SQLite file in the working directory."""
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,79 +75,17 @@ class FeedSettings:
         Raises:
             ConfigError: a value is not valid for its key.
         """
-        read = _Reader(config or {})
-        defaults = cls()
+        if not isinstance(config, Config):  # a plain dict: the defaults and what it says
+            config = load_config(overrides=config or {}, environ={}, search=False)
         return cls(
-            enabled=read.flag("moksha.feedaggregator", defaults.enabled),
-            urls=read.words("feed.urls"),
-            file=Path(read.text("feed.file") or defaults.file),
-            cache_url=read.text("feed_cache") or defaults.cache_url,
-            max_age=read.seconds("feed.max_age", defaults.max_age, allow_zero=True),
-            poll_frequency=read.seconds("feed.poll_frequency", defaults.poll_frequency),
-            deferred_groups=read.count("feed.deferred_groups", defaults.deferred_groups),
-            timeout=read.seconds("feed.timeout", defaults.timeout),
-            max_bytes=read.count("feed.max_bytes", defaults.max_bytes),
-            max_backoff=read.seconds("feed.max_backoff", defaults.max_backoff),
+            enabled=config.feedaggregator,
+            urls=config.feed_urls,
+            file=Path(config.feed_file),
+            cache_url=config.feed_cache,
+            max_age=config.feed_max_age,
+            poll_frequency=config.feed_poll_frequency,
+            deferred_groups=config.feed_deferred_groups,
+            timeout=config.feed_timeout,
+            max_bytes=config.feed_max_bytes,
+            max_backoff=config.feed_max_backoff,
         )
-
-
-class _Reader:
-    """Parses one key at a time; each error names the key and where its value came from."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = config
-
-    def _bad(self, key: str, value: Any, wanted: str) -> ConfigError:
-        source = None
-        if isinstance(self.config, Config):
-            try:
-                source = self.config.source(key)
-            except KeyError:
-                source = None
-        return ConfigError(f"expected {wanted}, got {value!r}", key=key, source=source)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.config.get(key, default)
-        if isinstance(value, bool):
-            return value
-        word = str(value).strip().lower()
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise self._bad(key, value, "true or false (or yes/no, on/off, 1/0)")
-
-    def text(self, key: str) -> str | None:
-        value = self.config.get(key)
-        if value is None:
-            return None
-        if isinstance(value, Path):
-            return str(value)
-        if not isinstance(value, str):
-            raise self._bad(key, value, "text")
-        return value.strip() or None
-
-    def words(self, key: str) -> tuple[str, ...]:
-        value = self.config.get(key, ())
-        if isinstance(value, str):
-            return tuple(word for word in re.split(r"[,\s]+", value) if word)
-        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-            return tuple(item.strip() for item in value if item.strip())
-        raise self._bad(key, value, "URLs separated by commas or spaces")
-
-    def seconds(self, key: str, default: float, *, allow_zero: bool = False) -> float:
-        value = self.config.get(key, default)
-        try:
-            number = float(value) if isinstance(value, str | int | float) else math.nan
-        except ValueError:
-            number = math.nan
-        low_ok = number >= 0 if allow_zero else number > 0
-        if isinstance(value, bool) or not (low_ok and number < math.inf):
-            raise self._bad(key, value, f"a number of seconds {'>=' if allow_zero else '>'} 0")
-        return number
-
-    def count(self, key: str, default: int) -> int:
-        value = self.config.get(key, default)
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self._bad(key, value, "a whole number >= 1")
-        return value

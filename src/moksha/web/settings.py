@@ -16,9 +16,9 @@
                                         (a hub's own port), e.g. ``http://hub:9998``
 ======================================  =================================================
 
-Values come typed (from code, or once the keys are declared) or as text from an
-INI file; both are accepted, and a bad one raises
-:class:`~moksha.errors.ConfigError` naming the key and its source.
+Every key but the allow lists is declared in :mod:`moksha.config`, which types
+and checks it; a malformed allow list raises :class:`~moksha.errors.ConfigError`
+naming the key and its source.
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ ALLOW_PREFIX = "moksha.auth.allow."
 
 KINDS = ("app", "widget", "dashboard")
 """What the authorization hook guards."""
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,79 +73,47 @@ class WebSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> WebSettings:
-        """Read the web keys of ``config``.
+        """Read the web keys of ``config`` (typed and checked by :mod:`moksha.config`).
 
         Raises:
-            ConfigError: a value is not valid for its key.
+            ConfigError: an allow-list key or value is malformed.
         """
-        reader = _Reader(config)
         return cls(
-            debug=reader.flag("moksha.debug", False),
-            session_secret=reader.text("moksha.session.secret"),
-            cache_url=reader.text("moksha.cache.url"),
-            cache_size=reader.count("moksha.cache.size", 1024),
-            auth_header=reader.text("moksha.auth.header"),
-            auth_groups_header=reader.text("moksha.auth.groups_header"),
-            login_url=reader.text("moksha.auth.login_url"),
-            allow=MappingProxyType(reader.allow_lists()),
-            dashboard_demo=reader.flag("moksha.dashboard.demo", True),
-            livesocket_url=reader.text("moksha.livesocket.url"),
+            debug=config.debug,
+            session_secret=config.session_secret,
+            cache_url=config.cache_url,
+            cache_size=config.cache_size,
+            auth_header=config.auth_header,
+            auth_groups_header=config.auth_groups_header,
+            login_url=config.auth_login_url,
+            allow=MappingProxyType(_allow_lists(config)),
+            dashboard_demo=config.dashboard_demo,
+            livesocket_url=config.livesocket_url,
         )
 
 
-class _Reader:
-    """Parses one key at a time, each error naming the key and where its value came from."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-
-    def _bad(self, key: str, value: Any, wanted: str) -> ConfigError:
-        try:
-            source: str | None = self.config.source(key)
-        except KeyError:
-            source = None
-        return ConfigError(f"expected {wanted}, got {value!r}", key=key, source=source)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.config.get(key, default)
-        if isinstance(value, bool):
-            return value
-        word = str(value).strip().lower()
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise self._bad(key, value, "true or false (or yes/no, on/off, 1/0)")
-
-    def text(self, key: str) -> str | None:
-        value = self.config.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self._bad(key, value, "text")
-        return value.strip() or None
-
-    def count(self, key: str, default: int) -> int:
-        value = self.config.get(key, default)
-        if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self._bad(key, value, "a whole number >= 1")
-        return value
-
-    def allow_lists(self) -> dict[tuple[str, str], frozenset[str]]:
-        # A prefix family, so the keys are not declared one by one: read every key
-        # of the mapping (unknown keys are kept as extras) that starts with the prefix.
-        rules: dict[tuple[str, str], frozenset[str]] = {}
-        for key, value in self.config.items():
-            if not key.startswith(ALLOW_PREFIX):
-                continue
-            kind, _, name = key.removeprefix(ALLOW_PREFIX).partition(".")
-            if kind not in KINDS or not name:
-                raise self._bad(key, key, f"a key moksha.auth.allow.<{'|'.join(KINDS)}>.<name>")
-            groups = _groups(value)
-            if groups is None:
-                raise self._bad(key, value, "group names separated by commas or spaces")
-            rules[(kind, name)] = groups
-        return rules
+def _allow_lists(config: Config) -> dict[tuple[str, str], frozenset[str]]:
+    # A key family, not declared one by one: the keys are among the config's extras.
+    rules: dict[tuple[str, str], frozenset[str]] = {}
+    for key, value in config.extras.items():
+        if not key.startswith(ALLOW_PREFIX):
+            continue
+        kind, _, name = key.removeprefix(ALLOW_PREFIX).partition(".")
+        if kind not in KINDS or not name:
+            raise ConfigError(
+                f"expected a key moksha.auth.allow.<{'|'.join(KINDS)}>.<name>",
+                key=key,
+                source=config.source(key),
+            )
+        groups = _groups(value)
+        if groups is None:
+            raise ConfigError(
+                f"expected group names separated by commas or spaces, got {value!r}",
+                key=key,
+                source=config.source(key),
+            )
+        rules[(kind, name)] = groups
+    return rules
 
 
 def _groups(value: Any) -> frozenset[str] | None:
