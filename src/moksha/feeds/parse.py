@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 
 from moksha.feeds.errors import NotAFeed
 

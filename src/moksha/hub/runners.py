@@ -227,7 +227,7 @@ class ConsumerRunner:
             if item is _STOP:
                 self._call_on_loop(self._thread_exited)
                 return
-            if type(item) is _Awaited:
+            if isinstance(item, _Awaited):
                 self._call_on_loop(item.settle, handle(item.message))
             elif plain:
                 # MessageHandler.handle_sync's first attempt, inlined for plain
@@ -244,7 +244,7 @@ class ConsumerRunner:
             finished[index] += 1  # only this worker writes its slot: no lock needed
 
     async def _handle_async(self, item: _Item) -> None:
-        if type(item) is _Awaited:
+        if isinstance(item, _Awaited):
             item.settle(await self._handler.handle_async(item.message))
         else:
             await self._handler.handle_async(item)
@@ -265,7 +265,7 @@ class ConsumerRunner:
             consume, record, clock = consumer.consume, consumer._times.append, time.perf_counter
             finished = self._finished
             while (item := backlog.pop() or await backlog.get()) is not _STOP:
-                if type(item) is _Awaited:
+                if isinstance(item, _Awaited):
                     item.settle(await handle(item.message))
                 elif plain:
                     # MessageHandler.handle_async's first attempt, inlined for plain

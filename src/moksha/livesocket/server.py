@@ -115,7 +115,8 @@ async def _websocket(websocket: WebSocket) -> None:
             event = await websocket.receive()
             if event["type"] == "websocket.disconnect":
                 break
-            data = event.get("text") if event.get("text") is not None else event.get("bytes", b"")
+            text = event.get("text")
+            data = text if text is not None else event.get("bytes") or b""
             close = await _apply(live, client, session.receive(data))
     finally:
         live.disconnect(client)

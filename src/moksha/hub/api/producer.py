@@ -98,7 +98,7 @@ class PollingProducer(Producer):
         if isinstance(self.frequency, timedelta):
             self.frequency = self.frequency.total_seconds()
         self._last_ran: float | None = None
-        self._on_stop: Callable[[], None] = lambda: None
+        self._on_stop: Callable[[], object] = lambda: None
 
     @property
     def interval(self) -> float:
