@@ -20,8 +20,9 @@ from moksha.hub import CentralMokshaHub
 from support import Inbox
 
 if TYPE_CHECKING:
-    from conftest import Site, StartHub
     from playwright.sync_api import Page
+
+    from conftest import Site, StartHub
 
 RECORD = """() => {
     window.seen = []; window.states = []; window.errors = []; window.recoveries = [];

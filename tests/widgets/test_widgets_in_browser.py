@@ -15,8 +15,9 @@ from moksha.hub.api import Consumer
 from moksha.widgets import ChartWidget, FeedWidget, InspectorWidget, LiveWidget, render_page
 
 if TYPE_CHECKING:
-    from conftest import ConsoleErrors, StartSite
     from playwright.sync_api import Page
+
+    from conftest import ConsoleErrors, StartSite
 
 # Looked at by people (git-ignored): what the dashboard looks like on a laptop and a phone.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
