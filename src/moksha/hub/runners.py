@@ -99,7 +99,11 @@ class ConsumerRunner:
         self._threads_exited = asyncio.Event()
         self._space_waiters: list[asyncio.Future[None]] = []
         self._async_backlog: Backlog[_Item] = Backlog(backlog)
-        self._thread_backlog: queue.Queue[_Item] = queue.Queue(backlog)
+        # A C-implemented FIFO (put and get cost a fraction of queue.Queue's locks);
+        # only the loop thread puts, so it keeps the bound itself (see _put).
+        self._thread_backlog: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._backlog_limit = backlog
+        self._stops_put = 0
         consumer._backlog_size = (
             self._async_backlog.__len__ if self.is_async else self._thread_backlog.qsize
         )
@@ -128,10 +132,9 @@ class ConsumerRunner:
             if not self._async_backlog.offer(message):
                 return self._put(message)
         else:
-            try:
-                self._thread_backlog.put_nowait(message)
-            except queue.Full:
+            if self._thread_backlog.qsize() >= self._backlog_limit:
                 return self._put(message)
+            self._thread_backlog.put(message)
         self._handed += 1
         return None
 
@@ -179,10 +182,9 @@ class ConsumerRunner:
     def _unprocessed(self) -> int:
         """Messages still waiting in the backlog (stop markers are not messages)."""
         if self.is_async:
-            items = self._async_backlog.snapshot()
-        else:
-            items = list(self._thread_backlog.queue)
-        return sum(item is not _STOP for item in items)
+            return sum(item is not _STOP for item in self._async_backlog.snapshot())
+        stops_taken = len(self._threads) - self._threads_running
+        return self._thread_backlog.qsize() - (self._stops_put - stops_taken)
 
     def _thread_exited(self) -> None:
         self._threads_running -= 1
@@ -196,21 +198,19 @@ class ConsumerRunner:
             await self._async_backlog.put(item)
             return
         backlog = self._thread_backlog
-        while True:
-            try:
-                backlog.put_nowait(item)
-                return
-            except queue.Full:
-                pass
-            # Register for a wake-up, then try once more: a worker may have
-            # taken an item between the first try and the registration.
+        if item is _STOP:  # past the bound: stopping must not wait for room
+            self._stops_put += 1
+            backlog.put(item)
+            return
+        while backlog.qsize() >= self._backlog_limit:
+            # Register for a wake-up, then look once more: a worker may have
+            # taken an item between the first look and the registration.
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._space_waiters.append(waiter)
-            try:
-                backlog.put_nowait(item)
-                return
-            except queue.Full:
-                await waiter
+            if backlog.qsize() < self._backlog_limit:
+                break
+            await waiter
+        backlog.put(item)
 
     def _run_thread(self, index: int) -> None:
         backlog = self._thread_backlog
