@@ -1,9 +1,12 @@
 """``moksha quickstart``, end to end: generate a project, install it, list it, test it, run it.
 
-One virtual environment serves the module: it sees the installed Moksha,
-pytest and hatchling through ``--system-site-packages``, and the generated
-project is installed into it with ``pip install --no-index --no-deps
---no-build-isolation -e``, so nothing is downloaded.
+One virtual environment serves the module: it sees the packages of the
+interpreter running the tests (Moksha, pytest, hatchling, pip) through a
+``.pth`` file, and the generated project is installed into it with ``pip
+install --no-index --no-deps --no-build-isolation -e``, so nothing is
+downloaded.  ``--system-site-packages`` would not do: when the tests run in a
+virtual environment, it shows the *base* interpreter's packages, not the ones
+``scripts/test`` installed.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import queue
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -71,17 +75,37 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def share_site_packages(python: Path) -> None:
+    """Let the virtual environment of ``python`` import what this interpreter imports.
+
+    A ``.pth`` line that starts with ``import`` runs at start-up; ``site.addsitedir``
+    adds each of this interpreter's site directories *and* reads their own ``.pth``
+    files, which is where the editable install of Moksha itself lives.
+    """
+    found = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    ours = [path for path in site.getsitepackages() if Path(path).is_dir()]
+    if site.ENABLE_USER_SITE and Path(site.getusersitepackages()).is_dir():
+        ours.append(site.getusersitepackages())
+    line = "import site; " + "; ".join(f"site.addsitedir({path!r})" for path in ours)
+    Path(found.stdout.strip(), "_moksha_tests_parent.pth").write_text(line + "\n", encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def venv_python(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment's python with the generated project installed (editable)."""
     root = tmp_path_factory.mktemp("venv")
-    # pip comes from the system site packages too: creating the venv takes 0.1 s, not 3.
+    # pip comes from the running interpreter too: creating the venv takes 0.1 s, not 3.
     subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)],
-        check=True,
-        timeout=60,
+        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=60
     )
     python = root / "bin" / "python"
+    share_site_packages(python)
     backend = run(python, "-c", "import hatchling", cwd=root)
     if backend.returncode != 0:
         pytest.fail(

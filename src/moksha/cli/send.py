@@ -95,7 +95,8 @@ def send_command(
     state.start_logging(ctx)
     if body == "-":
         # `echo hello | moksha send t -` means "hello", not "hello\n".
-        body = click.get_text_stream("stdin").read().removesuffix("\n")
+        with click.open_file("-") as stdin:  # "-" is stdin, decoded as click decodes it
+            body = stdin.read().removesuffix("\n")
     config = state.load_config()
     value: Any = body if raw else parse_body(body)
     url = hub_url
