@@ -7,7 +7,7 @@
 :mod:`.builtin`      feed, chart, topic inspector, hub status (web components' Python faces)
 :mod:`.grid`         ``Grid``: widgets in a responsive layout
 :mod:`.page`         ``render_page``: a whole HTML page around widgets
-:mod:`.registry`     widgets by name: built-in and ``moksha.widget`` entry points
+:mod:`.registry`     widgets by name: the ``moksha.widget`` entry points (ours too)
 :mod:`.dashboard`    the dashboard of ``moksha start`` and ``/_moksha/hub/status``
 :mod:`.status`       the hub status data
 :mod:`.demo`         demo producers: this machine's load/memory/network, a counter

@@ -1,4 +1,4 @@
-"""Widgets by name: the built-in ones and those installed on the ``moksha.widget`` entry point.
+"""Widgets by name: those of the ``moksha.widget`` entry points, Moksha's own included.
 
 Names are what a dashboard layout's ``"widget"`` and a template's
 ``widget("name")`` use.  An installed package declares its widgets as::
@@ -6,7 +6,12 @@ Names are what a dashboard layout's ``"widget"`` and a template's
     [project.entry-points."moksha.widget"]
     weather = "weather.widgets:WeatherWidget"     # a Widget class, or an instance
 
-Installed names come first, so a package may replace a built-in one.
+Moksha's built-in widgets (``chart``, ``feed``, ``grid``, ``hub_status``,
+``inspector``, ``live``, and ``moksha.feeds``' ``feed_entries`` and
+``live_feed_entries``) are declared the same way in Moksha's own
+``pyproject.toml``: this module knows no widget by name, so a lower layer
+never imports an upper one.  Another package's widget of the same name
+replaces Moksha's.
 """
 
 from __future__ import annotations
@@ -14,49 +19,32 @@ from __future__ import annotations
 import functools
 import logging
 
-from moksha.plugins import iter_plugins
+from moksha.plugins import Plugin, iter_plugins
 from moksha.widgets.widget import Widget, WidgetError
 
-__all__ = ["WIDGET_GROUP", "builtin_widgets", "find_widget", "installed_widgets"]
+__all__ = ["WIDGET_GROUP", "find_widget", "installed_widgets"]
 
 log = logging.getLogger("moksha.widgets")
 
 WIDGET_GROUP = "moksha.widget"
+_MOKSHA = "moksha"
 
 
-def builtin_widgets() -> dict[str, type[Widget]]:
-    """The widgets Moksha ships, by name."""
-    from moksha.feeds.widgets import FeedWidget as FeedEntriesWidget
-    from moksha.feeds.widgets import LiveFeedWidget
-    from moksha.widgets.builtin import (
-        ChartWidget,
-        FeedWidget,
-        HubStatusWidget,
-        InspectorWidget,
-    )
-    from moksha.widgets.grid import Grid
-    from moksha.widgets.live import LiveWidget
-
-    return {
-        "chart": ChartWidget,
-        "feed": FeedWidget,
-        "feed_entries": FeedEntriesWidget,
-        "live_feed_entries": LiveFeedWidget,
-        "grid": Grid,
-        "hub_status": HubStatusWidget,
-        "inspector": InspectorWidget,
-        "live": LiveWidget,
-    }
+def _is_mokshas_own(plugin: Plugin) -> bool:
+    distribution = (plugin.distribution or "").partition(" ")[0]
+    return distribution.lower() == _MOKSHA
 
 
 @functools.cache
 def installed_widgets() -> dict[str, Widget | type[Widget]]:
     """The widgets of the ``moksha.widget`` entry points, by name (read once per process).
 
+    Another package's widget comes before Moksha's own of the same name.
     Entries that fail to load, or are not widgets, are logged and left out.
     """
+    plugins = sorted(iter_plugins([WIDGET_GROUP]), key=_is_mokshas_own)  # stable: others first
     found: dict[str, Widget | type[Widget]] = {}
-    for plugin in iter_plugins([WIDGET_GROUP]):
+    for plugin in plugins:
         obj = plugin.obj
         if plugin.error:
             log.error("cannot load widget %r (%s): %s", plugin.name, plugin.value, plugin.error)
@@ -68,16 +56,23 @@ def installed_widgets() -> dict[str, Widget | type[Widget]]:
 
 
 def find_widget(name: str) -> Widget:
-    """The widget called ``name``: installed first, then built-in.
+    """The widget called ``name`` on the ``moksha.widget`` entry points.
 
     Returns:
         A widget instance (a class found by name is instantiated with its defaults).
 
     Raises:
-        WidgetError: no widget has that name.
+        WidgetError: no widget has that name (the message lists the known ones;
+            none at all means Moksha itself is not installed).
     """
-    found = installed_widgets().get(name) or builtin_widgets().get(name)
+    widgets = installed_widgets()
+    found = widgets.get(name)
     if found is None:
-        known = sorted({*builtin_widgets(), *installed_widgets()})
-        raise WidgetError(f"no widget is called {name!r}; known widgets: {', '.join(known)}")
+        if not widgets:
+            raise WidgetError(
+                f"no widget is called {name!r}: no widget is installed at all. Install Moksha "
+                "(python -m pip install -e .) so its moksha.widget entry points are found."
+            )
+        known = ", ".join(sorted(widgets))
+        raise WidgetError(f"no widget is called {name!r}; known widgets: {known}")
     return found() if isinstance(found, type) else found
