@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
-from web_support import client
+from web_support import client, serving
 
 from moksha.web.injection import ResourceInjector, inject
 from moksha.web.resources import CSSLink, JSLink
 from moksha.widgets import ResourceCollector, Widget
+from support import TIMEOUT
 
 GLOBAL_JS = JSLink("/global.js")
 GLOBAL_TAG = b'<script src="/global.js"></script>'
@@ -80,10 +83,62 @@ async def test_a_page_in_another_charset_stays_in_that_charset() -> None:
     assert response.content == "<body>Grüße".encode("latin-1") + GLOBAL_TAG + b"\n</body>"
 
 
-async def test_a_page_streamed_in_chunks_is_injected_when_it_ends_within_the_limit() -> None:
+async def test_a_streamed_page_gets_the_tags_as_its_closing_body_tag_passes() -> None:
     response = await fetch(chunked_app([b"<html><body>", b"streamed", b"</body></html>"]))
     assert response.text == '<html><body>streamed<script src="/global.js"></script>\n</body></html>'
-    assert response.headers["content-length"] == str(len(response.content))
+    assert "content-length" not in response.headers  # sent as it came: chunked
+
+
+async def test_a_closing_body_tag_split_across_chunks_is_found() -> None:
+    chunks = [b"<html><body>split", b"</BO", b"dy></html>"]
+    response = await fetch(chunked_app(chunks))
+    assert response.content == b"<html><body>split" + GLOBAL_TAG + b"\n</BOdy></html>"
+
+
+async def test_a_streamed_page_that_links_the_resource_already_is_not_given_it_twice() -> None:
+    chunks = [b"<html><head>" + GLOBAL_TAG + b"</head><body>", b"hi</body></html>"]
+    response = await fetch(chunked_app(chunks))
+    assert response.content == b"".join(chunks)
+
+
+async def test_each_chunk_of_a_streamed_page_reaches_the_client_before_the_next_is_sent() -> None:
+    """A page streamed at 0 s and later: the first part is shown at 0 s, not at the end."""
+    first_read = asyncio.Event()
+
+    async def slow_page(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": b"<html><body><p>first</p>", "more_body": True}
+        )
+        # The rest is sent only once the client has shown the first part.
+        await asyncio.wait_for(first_read.wait(), TIMEOUT)
+        await send({"type": "http.response.body", "body": b"<p>second</p></body></html>"})
+
+    async with serving(ResourceInjector(slow_page, [GLOBAL_JS])) as ws_url:
+        url = ws_url.replace("ws://", "http://")
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http, http.stream("GET", url) as response:
+            chunks = response.aiter_bytes()
+            received = await asyncio.wait_for(anext(chunks), TIMEOUT)
+            assert received == b"<html><body><p>first</p>"
+            first_read.set()
+            rest = b"".join([chunk async for chunk in chunks])
+    assert rest == b"<p>second</p>" + GLOBAL_TAG + b"\n</body></html>"
+
+
+async def test_a_streamed_page_with_a_content_length_passes_untouched() -> None:
+    async def promised_length(scope: Scope, receive: Receive, send: Send) -> None:
+        body = [b"<html><body>", b"fixed</body></html>"]
+        headers = [
+            (b"content-type", b"text/html"),
+            (b"content-length", str(len(b"".join(body))).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body[0], "more_body": True})
+        await send({"type": "http.response.body", "body": body[1]})
+
+    response = await fetch(promised_length)
+    assert response.content == b"<html><body>fixed</body></html>"
 
 
 async def test_the_etag_of_a_changed_page_becomes_weak() -> None:

@@ -6,11 +6,13 @@ served, gathered by a per-request collector (a context variable, so it follows
 the request through the app, through ``await`` and into the WSGI thread that
 a2wsgi runs with a copy of the context).
 
-Only a complete ``text/html`` response with a ``</body>`` is changed.  Left
-exactly as sent: other types, HEAD requests, bodies with a
-``Content-Encoding`` (gzip), Server-Sent Events, and responses that outgrow
-:data:`BUFFER_LIMIT` — a streamed page is held back only up to that size, then
-passed on untouched.
+Only a ``text/html`` response with a ``</body>`` is changed.  A page sent
+whole gets the tags and a corrected Content-Length; a page streamed in
+chunks is never held back: the tags go in as its ``</body>`` passes (chunks
+before it reach the client as they are sent).  Left exactly as sent: other
+types, HEAD requests, bodies with a ``Content-Encoding`` (gzip), Server-Sent
+Events, streams that declare a Content-Length, and pages that reach
+:data:`BUFFER_LIMIT` bytes before their ``</body>``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ __all__ = [
 log = logging.getLogger("moksha.web")
 
 BUFFER_LIMIT = 2 * 1024 * 1024
-"""The largest page (bytes) held back to inject into; larger ones pass untouched."""
+"""Pages larger than this (bytes) before their ``</body>`` pass untouched."""
 
 GLOBAL_GROUP = "moksha.global"
 
@@ -98,11 +100,16 @@ def inject(body: bytes, resources: Iterable[Resource], charset: str = "utf-8") -
     at = body.lower().rfind(b"</body>")
     if at < 0:
         return body
-    missing = [r for r in dict.fromkeys(resources) if r.html().encode(charset) not in body]
+    tags = _tags_missing_from(body, resources, charset)
+    return body[:at] + tags + body[at:] if tags else body
+
+
+def _tags_missing_from(page: bytes, resources: Iterable[Resource], charset: str) -> bytes:
+    """The tags of ``resources`` that ``page`` does not have yet, encoded; b"" for none."""
+    missing = [r for r in dict.fromkeys(resources) if r.html().encode(charset) not in page]
     if not missing:
-        return body
-    tags = (render_resources(missing) + "\n").encode(charset, errors="xmlcharrefreplace")
-    return body[:at] + tags + body[at:]
+        return b""
+    return (render_resources(missing) + "\n").encode(charset, errors="xmlcharrefreplace")
 
 
 class ResourceInjector:
@@ -144,8 +151,19 @@ class ResourceInjector:
             await responder.close()
 
 
+_CLOSING = b"</body>"
+
+
 class _Responder:
-    """Watches one response go out and decides whether to hold it back and inject."""
+    """Watches one response go out and injects before its ``</body>``.
+
+    A page sent in one body message is changed whole (its Content-Length
+    corrected).  A page streamed in several is never held back: each chunk
+    goes on as it comes, but for the few bytes at its end that may begin a
+    ``</body>`` split across chunks; the tags go in when ``</body>`` passes.
+    A stream with a Content-Length, or one that passes :attr:`limit` bytes
+    before its ``</body>``, goes on untouched.
+    """
 
     def __init__(
         self, send: Send, resources: Callable[[], list[Resource]], limit: int, *, head: bool
@@ -154,9 +172,10 @@ class _Responder:
         self._resources = resources
         self._limit = limit
         self._head = head
-        self._start: Message | None = None  # held back while buffering
-        self._chunks: list[bytes] = []
-        self._size = 0
+        self._start: Message | None = None  # held back until the first body message
+        self._streaming = False
+        self._seen = bytearray()  # the streamed page so far: tags it has need not go in again
+        self._tail = b""  # the end of the last chunk, which may begin a "</body>"
         self._charset = "utf-8"
         self._passing = False
 
@@ -170,7 +189,12 @@ class _Responder:
                 self._passing = True
                 await self._send(message)
         elif message["type"] == "http.response.body" and self._start is not None:
-            await self._buffer(message)
+            if message.get("more_body", False):
+                await self._begin_stream(message)
+            else:
+                await self._finish(message.get("body", b""))
+        elif message["type"] == "http.response.body" and self._streaming:
+            await self._stream(message.get("body", b""), more_body=message.get("more_body", False))
         else:  # a message we do not know (trailers, pathsend): give up and pass all on
             await self._give_up(message)
 
@@ -195,53 +219,95 @@ class _Responder:
 
     async def close(self) -> None:
         """The app returned: send on whatever it left held back (it never ended its body)."""
-        if not self._passing and self._start is not None:
+        if self._passing:
+            return
+        if self._start is not None:
             await self._give_up(None)
+        elif self._streaming and self._tail:
+            self._passing = True
+            await self._send({"type": "http.response.body", "body": self._tail, "more_body": True})
 
-    async def _buffer(self, message: Message) -> None:
-        chunk = message.get("body", b"")
-        self._chunks.append(chunk)
-        self._size += len(chunk)
-        if self._size > self._limit:
-            await self._give_up(None, more_body=message.get("more_body", False))
-        elif not message.get("more_body", False):
-            await self._finish()
-
-    async def _give_up(self, message: Message | None, *, more_body: bool = True) -> None:
-        """Send what was held back as it came, then pass everything on."""
+    async def _give_up(self, message: Message | None) -> None:
+        """Send the start held back, then pass everything on as it comes."""
         self._passing = True
         if self._start is not None:
             await self._send(self._start)
             self._start = None
-            body = b"".join(self._chunks)
-            self._chunks = []
-            if body or not more_body:
-                await self._send(
-                    {"type": "http.response.body", "body": body, "more_body": more_body}
-                )
         if message is not None:
             await self._send(message)
 
-    async def _finish(self) -> None:
+    async def _begin_stream(self, first: Message) -> None:
+        """The page comes in several messages: inject as it passes, or leave it alone."""
         assert self._start is not None
-        body = b"".join(self._chunks)
+        start = self._start
+        if Headers(raw=start.get("headers", [])).get("content-length") is not None:
+            await self._give_up(first)  # its length is promised: it cannot grow
+            return
+        self._start = None
+        self._streaming = True
+        await self._send({**start, "headers": _weak_etag(start.get("headers", []))})
+        await self._stream(first.get("body", b""), more_body=True)
+
+    async def _stream(self, body: bytes, *, more_body: bool) -> None:
+        chunk = self._tail + body
+        self._tail = b""
+        if len(self._seen) + len(body) > self._limit:
+            self._passing = True  # past the limit before its end: left as it is
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": more_body})
+            return
+        self._seen += body
+        at = chunk.lower().find(_CLOSING)
+        if at >= 0:
+            self._passing = True
+            tags = self._tags(bytes(self._seen))
+            chunk = chunk[:at] + tags + chunk[at:]
+        elif more_body:
+            keep = _partial_closing(chunk)
+            chunk, self._tail = chunk[: len(chunk) - keep], chunk[len(chunk) - keep :]
+        if chunk or not more_body:
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": more_body})
+
+    def _tags(self, page: bytes) -> bytes:
+        """The tags of the resources ``page`` lacks, in its charset (none if unknown)."""
+        try:
+            return _tags_missing_from(page, self._resources(), self._charset)
+        except LookupError:  # a charset Python does not know: leave the page alone
+            log.warning("cannot inject resources into a page in charset %r", self._charset)
+            return b""
+
+    async def _finish(self, body: bytes) -> None:
+        """The whole page came in one message: inject and correct its length."""
+        assert self._start is not None
         try:
             new_body = inject(body, self._resources(), self._charset)
         except LookupError:  # a charset Python does not know: leave the page alone
             log.warning("cannot inject resources into a page in charset %r", self._charset)
             new_body = body
-        headers = [
-            (name, value)
-            for name, value in self._start.get("headers", [])
-            if name.lower() != b"content-length"
-            and not (new_body is not body and name.lower() == b"etag")
-        ]
+        raw = self._start.get("headers", [])
+        headers = [(name, value) for name, value in raw if name.lower() != b"content-length"]
         if new_body is not body:
             # The page changed, so the app's validator now names a similar, not an equal, body.
-            etag = Headers(raw=self._start.get("headers", [])).get("etag")
-            if etag:
-                headers.append((b"etag", (etag if etag.startswith("W/") else f"W/{etag}").encode()))
+            headers = _weak_etag(headers)
         headers.append((b"content-length", str(len(new_body)).encode()))
         self._passing = True
         await self._send({**self._start, "headers": headers})
         await self._send({"type": "http.response.body", "body": new_body, "more_body": False})
+
+
+def _weak_etag(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with a strong ETag made weak (the body is similar, no longer equal)."""
+    out = []
+    for name, value in headers:
+        if name.lower() == b"etag" and not value.startswith(b"W/"):
+            value = b"W/" + value
+        out.append((name, value))
+    return out
+
+
+def _partial_closing(chunk: bytes) -> int:
+    """How many bytes at the end of ``chunk`` could begin a ``</body>`` (0 to 6)."""
+    end = chunk[-(len(_CLOSING) - 1) :].lower()
+    for size in range(len(end), 0, -1):
+        if _CLOSING.startswith(end[-size:]):
+            return size
+    return 0
