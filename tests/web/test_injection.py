@@ -126,19 +126,22 @@ async def test_each_chunk_of_a_streamed_page_reaches_the_client_before_the_next_
     assert rest == b"<p>second</p>" + GLOBAL_TAG + b"\n</body></html>"
 
 
-async def test_a_streamed_page_with_a_content_length_passes_untouched() -> None:
-    async def promised_length(scope: Scope, receive: Receive, send: Send) -> None:
-        body = [b"<html><body>", b"fixed</body></html>"]
+async def test_a_page_of_known_length_sent_in_parts_gets_a_corrected_length() -> None:
+    """As a WSGI app's page comes (a2wsgi sends each part, then an empty one)."""
+
+    async def in_parts(scope: Scope, receive: Receive, send: Send) -> None:
+        body = [b"<html><body>", b"sized</body></html>", b""]
         headers = [
             (b"content-type", b"text/html"),
             (b"content-length", str(len(b"".join(body))).encode()),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body[0], "more_body": True})
-        await send({"type": "http.response.body", "body": body[1]})
+        for n, part in enumerate(body, 1):
+            await send({"type": "http.response.body", "body": part, "more_body": n < len(body)})
 
-    response = await fetch(promised_length)
-    assert response.content == b"<html><body>fixed</body></html>"
+    response = await fetch(in_parts)
+    assert response.content == b"<html><body>sized" + GLOBAL_TAG + b"\n</body></html>"
+    assert response.headers["content-length"] == str(len(response.content))
 
 
 async def test_the_etag_of_a_changed_page_becomes_weak() -> None:

@@ -296,6 +296,12 @@ KEYS: tuple[Key, ...] = (
         "Largest feed document accepted, in bytes."),
     Key("feed.max_backoff", "feed_max_backoff", _seconds, 3600.0,
         "Longest wait before a failing feed is tried again."),
+    Key("moksha.feeds.allow", "feeds_allow", _words, (),
+        "URL patterns (https://*.example.org/*) of feeds a request may ask the server to "
+        "fetch, e.g. /widgets/feed_entries?url=; configured feeds always may, others never."),
+    Key("moksha.feeds.allow_private", "feeds_allow_private", _boolean, False,
+        "Feeds a request names (and moksha.feeds.allow admits) may be on loopback, "
+        "link-local or private addresses."),
     Key("moksha.monitoring.interval", "monitoring_interval", _seconds, 10.0,
         "Seconds between two reports on the monitoring socket."),
     Key("moksha.logging.format", "logging_format", _one_of("text", "json"), "text",

@@ -114,6 +114,8 @@ class Config(Mapping[str, Any]):
     feed_timeout: float
     feed_max_bytes: int
     feed_max_backoff: float
+    feeds_allow: tuple[str, ...]
+    feeds_allow_private: bool
     dashboard_layout: str | None
     dashboard_demo: bool
     dashboard_title: str

@@ -32,21 +32,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from markupsafe import Markup
 
-from moksha.config import load_config
+from moksha.config import Config, load_config
 from moksha.feeds.cache import FeedCache
 from moksha.feeds.errors import FeedError
 from moksha.feeds.feed import Feed
 from moksha.feeds.fetch import check_url
 from moksha.feeds.naming import feed_topic
+from moksha.feeds.outbound import FeedRequestPolicy
 from moksha.feeds.parse import Entry
 from moksha.web.resources import Resource
 from moksha.widgets.builtin import positive_int
 from moksha.widgets.live import MOKSHA_JS, WIDGETS_CSS, LiveWidget
-from moksha.widgets.widget import Param, Widget, WidgetError
+from moksha.widgets.widget import Param, ParamRefused, Widget, WidgetError
 
 __all__ = ["FeedWidget", "LiveFeedWidget"]
 
@@ -138,6 +139,38 @@ class FeedWidget(Widget):
     resources: ClassVar[list[Resource]] = [WIDGETS_CSS]
     css_class = "moksha-card moksha-feed-entries"
 
+    page_title = "Feed"
+    _requested: FeedRequestPolicy | None = None  # set when the url came from a request
+
+    def for_request(self, params: Mapping[str, str], config: Config) -> Widget:
+        """As :meth:`Widget.for_request`; a feed URL given by a request must be admitted.
+
+        The URL must be a configured feed or match ``moksha.feeds.allow``
+        (see :mod:`moksha.feeds.outbound`); the refusal comes before any
+        connection, and a failure to fetch an admitted URL is shown without
+        saying what answered.
+
+        Raises:
+            ParamRefused: the URL is not one a request may name.
+            WidgetError: the URL is not an http/https URL, or another param is bad.
+        """
+        bound = cast("FeedWidget", super().for_request(params, config))  # a copy of self
+        url = params.get("url")
+        if url is None:
+            return bound
+        try:
+            url = check_url(url)
+        except FeedError as exc:
+            raise WidgetError(f"{self.name}: {exc}") from None
+        policy = FeedRequestPolicy.from_config(config)
+        if not policy.admits(url):
+            raise ParamRefused(
+                f"{self.name}: this site does not show that feed. Its administrator can add "
+                "it to feed.urls, or a pattern matching it to moksha.feeds.allow."
+            )
+        bound._requested = policy
+        return bound
+
     def feed_url(self, params: Mapping[str, Any] | None = None) -> str | None:
         """The feed shown: the ``url`` param given, else the widget's default, else :attr:`url`."""
         given = (params or {}).get("url")
@@ -154,14 +187,20 @@ class FeedWidget(Widget):
         context = super().prepare(**params)
         entries: Sequence[Entry] = ()
         title, error = url, None
+        requested = self._requested
+        transport = requested.transport(url) if requested is not None else None
         try:
             config = self.config if self.config is not None else load_config()
-            with Feed(url, config=config, cache=self.cache) as feed:
+            with Feed(url, config=config, cache=self.cache, transport=transport) as feed:
                 loaded = feed.load()
             entries, title = loaded.entries, loaded.title
         except FeedError as exc:
             log.warning("%s cannot show %s: %s", self.name, url, exc)
-            error = f"This feed cannot be shown now: {exc}"
+            if requested is not None and not requested.is_configured(url):
+                # Asked for by a request: say nothing of what answered (or did not).
+                error = "This feed cannot be shown now."
+            else:
+                error = f"This feed cannot be shown now: {exc}"
         limit = params["limit"]
         context.update(
             url=url,
@@ -182,6 +221,7 @@ class LiveFeedWidget(FeedWidget, LiveWidget):
     """
 
     onmessage = _ONMESSAGE
+    page_title = "Live feed"
     resources: ClassVar[list[Resource]] = [WIDGETS_CSS, MOKSHA_JS]
     css_class = "moksha-card moksha-feed-entries moksha-live"
 

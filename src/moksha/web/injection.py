@@ -6,13 +6,14 @@ served, gathered by a per-request collector (a context variable, so it follows
 the request through the app, through ``await`` and into the WSGI thread that
 a2wsgi runs with a copy of the context).
 
-Only a ``text/html`` response with a ``</body>`` is changed.  A page sent
-whole gets the tags and a corrected Content-Length; a page streamed in
-chunks is never held back: the tags go in as its ``</body>`` passes (chunks
+Only a ``text/html`` response with a ``</body>`` is changed.  A page of
+known size (sent whole, or with a Content-Length, as WSGI apps send theirs)
+gets the tags and a corrected Content-Length; a page streamed without a
+length is never held back: the tags go in as its ``</body>`` passes (chunks
 before it reach the client as they are sent).  Left exactly as sent: other
 types, HEAD requests, bodies with a ``Content-Encoding`` (gzip), Server-Sent
-Events, streams that declare a Content-Length, and pages that reach
-:data:`BUFFER_LIMIT` bytes before their ``</body>``.
+Events, and pages larger than :data:`BUFFER_LIMIT` bytes before their
+``</body>``.
 """
 
 from __future__ import annotations
@@ -157,12 +158,12 @@ _CLOSING = b"</body>"
 class _Responder:
     """Watches one response go out and injects before its ``</body>``.
 
-    A page sent in one body message is changed whole (its Content-Length
-    corrected).  A page streamed in several is never held back: each chunk
-    goes on as it comes, but for the few bytes at its end that may begin a
-    ``</body>`` split across chunks; the tags go in when ``</body>`` passes.
-    A stream with a Content-Length, or one that passes :attr:`limit` bytes
-    before its ``</body>``, goes on untouched.
+    A page of known size (one body message, or a Content-Length, at most
+    :attr:`limit`) is changed whole and its Content-Length corrected.  A page
+    streamed without a length is never held back: each chunk goes on as it
+    comes, but for the few bytes at its end that may begin a ``</body>`` split
+    across chunks; the tags go in when ``</body>`` passes.  One that passes
+    :attr:`limit` bytes before its ``</body>`` goes on untouched.
     """
 
     def __init__(
@@ -174,6 +175,8 @@ class _Responder:
         self._head = head
         self._start: Message | None = None  # held back until the first body message
         self._streaming = False
+        self._sized: Message | None = None  # the start of a page of known length, held back
+        self._chunks: list[bytes] = []
         self._seen = bytearray()  # the streamed page so far: tags it has need not go in again
         self._tail = b""  # the end of the last chunk, which may begin a "</body>"
         self._charset = "utf-8"
@@ -195,6 +198,8 @@ class _Responder:
                 await self._finish(message.get("body", b""))
         elif message["type"] == "http.response.body" and self._streaming:
             await self._stream(message.get("body", b""), more_body=message.get("more_body", False))
+        elif message["type"] == "http.response.body" and self._sized is not None:
+            await self._collect(message)
         else:  # a message we do not know (trailers, pathsend): give up and pass all on
             await self._give_up(message)
 
@@ -223,6 +228,11 @@ class _Responder:
             return
         if self._start is not None:
             await self._give_up(None)
+        elif self._sized is not None:  # a page of known length that never ended
+            self._start, self._sized = self._sized, None
+            await self._give_up(
+                {"type": "http.response.body", "body": b"".join(self._chunks), "more_body": True}
+            )
         elif self._streaming and self._tail:
             self._passing = True
             await self._send({"type": "http.response.body", "body": self._tail, "more_body": True})
@@ -240,10 +250,13 @@ class _Responder:
         """The page comes in several messages: inject as it passes, or leave it alone."""
         assert self._start is not None
         start = self._start
-        if Headers(raw=start.get("headers", [])).get("content-length") is not None:
-            await self._give_up(first)  # its length is promised: it cannot grow
-            return
         self._start = None
+        if Headers(raw=start.get("headers", [])).get("content-length") is not None:
+            # A page of known length (at most the limit) sent in parts, as WSGI apps send
+            # theirs: gathered, so its Content-Length can be corrected.
+            self._sized = start
+            await self._collect(first)
+            return
         self._streaming = True
         await self._send({**start, "headers": _weak_etag(start.get("headers", []))})
         await self._stream(first.get("body", b""), more_body=True)
@@ -266,6 +279,13 @@ class _Responder:
             chunk, self._tail = chunk[: len(chunk) - keep], chunk[len(chunk) - keep :]
         if chunk or not more_body:
             await self._send({"type": "http.response.body", "body": chunk, "more_body": more_body})
+
+    async def _collect(self, message: Message) -> None:
+        self._chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            self._start, self._sized = self._sized, None
+            body, self._chunks = b"".join(self._chunks), []
+            await self._finish(body)
 
     def _tags(self, page: bytes) -> bytes:
         """The tags of the resources ``page`` lacks, in its charset (none if unknown)."""

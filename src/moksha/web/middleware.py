@@ -276,17 +276,21 @@ class MokshaMiddleware:
         if refusal is not None:
             return refusal
         try:
-            from moksha.widgets import WidgetError, find_widget, render_page
+            from moksha.widgets import ParamRefused, WidgetError, find_widget, render_page
         except ImportError:
             return error_page(404, "No widgets", "moksha.widgets is not installed.")
         try:
             widget = find_widget(name)
         except WidgetError as exc:
             return error_page(404, "No such widget", str(exc))
+        title = widget.page_title or name.replace("_", " ").replace("-", " ").capitalize()
         try:
-            bound = widget.with_params(**request.query_params)
+            # Params from a link: the widget refuses those only the site's code may give.
+            bound = widget.for_request(dict(request.query_params), self.config)
             # Off the event loop: a widget may fetch something (a feed) to render.
-            page = await asyncio.to_thread(render_page, bound, title=name)
+            page = await asyncio.to_thread(render_page, bound, title=title)
+        except ParamRefused as exc:
+            return error_page(403, "Not allowed from a link", str(exc))
         except WidgetError as exc:
             return error_page(400, "Bad widget parameters", str(exc))
         return Response(page, media_type="text/html")

@@ -23,7 +23,14 @@ from moksha.widgets.live import LiveWidget
 from moksha.widgets.page import render_page
 from moksha.widgets.registry import find_widget
 from moksha.widgets.templates import environment
-from moksha.widgets.widget import REQUIRED, Param, ResourceCollector, Widget, WidgetError
+from moksha.widgets.widget import (
+    REQUIRED,
+    Param,
+    ParamRefused,
+    ResourceCollector,
+    Widget,
+    WidgetError,
+)
 
 __all__ = [
     "REQUIRED",
@@ -35,6 +42,7 @@ __all__ = [
     "InspectorWidget",
     "LiveWidget",
     "Param",
+    "ParamRefused",
     "ResourceCollector",
     "Widget",
     "WidgetError",

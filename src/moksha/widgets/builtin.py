@@ -19,11 +19,14 @@ Pages without Python use the elements directly (see ``moksha-widgets.js``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from moksha.web.resources import Resource
 from moksha.widgets.live import MOKSHA_JS, WIDGETS_CSS, WIDGETS_JS
-from moksha.widgets.widget import REQUIRED, Param, Widget
+from moksha.widgets.widget import REQUIRED, Param, ParamRefused, Widget
+
+if TYPE_CHECKING:
+    from moksha.config import Config
 
 __all__ = [
     "ChartWidget",
@@ -110,6 +113,7 @@ class FeedWidget(ComponentWidget):
     """
 
     element = "moksha-feed"
+    page_title = "Messages"
     attributes = ("topic", "limit", "heading")
     params: ClassVar[Mapping[str, Any]] = {
         "topic": Param("#", type=str, doc="the pattern whose messages are listed"),
@@ -143,6 +147,7 @@ class InspectorWidget(ComponentWidget):
     """Tail any pattern: pattern box, pause/resume, text filter, pretty JSON, messages/s."""
 
     element = "moksha-inspector"
+    page_title = "Topic inspector"
     attributes = ("pattern", "limit", "heading")
     params: ClassVar[Mapping[str, Any]] = {
         "pattern": Param("#", type=str, doc="the pattern tailed at first"),
@@ -161,3 +166,17 @@ class HubStatusWidget(ComponentWidget):
         "interval": Param(2.0, type=positive_float, doc="seconds between refreshes"),
         "heading": Param("Hub", type=str, doc="the card's title"),
     }
+
+    def for_request(self, params: Mapping[str, str], config: Config) -> Widget:
+        """As :meth:`Widget.for_request`; a ``src`` from a request must be a path of this site.
+
+        Raises:
+            ParamRefused: ``src`` names another site (the page would read it).
+        """
+        src = params.get("src")
+        if src is not None and (not src.startswith("/") or src.startswith("//")):
+            raise ParamRefused(
+                f"{self.name}: from a link, the param 'src' must be a path on this site "
+                f"(such as {STATUS_PATH}), not {src!r}"
+            )
+        return super().for_request(params, config)

@@ -21,14 +21,17 @@ live widget of a page shares the page's one live-socket connection
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from moksha.topics import topics_of
 from moksha.web.resources import STATIC_PREFIX, CSSLink, JSLink, Resource
-from moksha.widgets.widget import Param, Widget, WidgetError
+from moksha.widgets.widget import Param, ParamRefused, Widget, WidgetError
+
+if TYPE_CHECKING:
+    from moksha.config import Config
 
 __all__ = ["MOKSHA_JS", "WIDGETS_CSS", "WIDGETS_JS", "LiveWidget"]
 
@@ -92,6 +95,20 @@ class LiveWidget(Widget):
         context["topic"] = topics
         context["onmessage"] = params["onmessage"] or self.onmessage
         return context
+
+    def for_request(self, params: Mapping[str, str], config: Config) -> Widget:
+        """As :meth:`Widget.for_request`, but ``onmessage`` never comes from a request.
+
+        Raises:
+            ParamRefused: the request gives ``onmessage`` (code anyone could write
+                into a link would run on the site's own page).
+        """
+        if "onmessage" in params:
+            raise ParamRefused(
+                f"{self.name}: the param 'onmessage' is JavaScript the page would run, so it "
+                "cannot come from a link; set it in the widget's class or the site's code"
+            )
+        return super().for_request(params, config)
 
     def after_render(self, html: Markup, context: Mapping[str, Any]) -> Markup:
         """Append the script that subscribes the element to the widget's topics."""

@@ -24,7 +24,7 @@ PAGE_TEMPLATE = Path(__file__).parent / "html" / "page.html"
 
 
 def render_page(
-    *parts: Widget | Markup | str, title: str = "Moksha", connection: bool = True
+    *parts: Widget | Markup | str, title: str = "Moksha", connection: bool | None = None
 ) -> str:
     """A complete HTML document showing ``parts`` in order.
 
@@ -35,7 +35,9 @@ def render_page(
         parts: widgets (rendered with their defaults) or HTML (``Markup``; a
             plain ``str`` is escaped as text).
         title: the page's title and heading.
-        connection: show the live-socket connection state in the header.
+        connection: show the live-socket connection state in the header; None:
+            when some widget of the page needs the live socket (a page that
+            does not need it never says "offline").
 
     Returns:
         The page's HTML.
@@ -47,10 +49,12 @@ def render_page(
         body = Markup("\n").join(
             part.render() if isinstance(part, Widget) else part for part in parts
         )
+        if connection is None:
+            connection = MOKSHA_JS in collector.resources()
         collector.add(WIDGETS_CSS)
         if connection:
             collector.add(MOKSHA_JS)
-            collector.add(WIDGETS_JS)
+            collector.add(WIDGETS_JS)  # defines <moksha-connection>
         context = {
             "title": title,
             "body": body,

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from markupsafe import Markup
 
@@ -40,11 +40,18 @@ from moksha.errors import MokshaError
 from moksha.web.resources import Resource, render_resources
 from moksha.widgets.templates import render_file, render_string
 
-__all__ = ["REQUIRED", "Param", "ResourceCollector", "Widget", "WidgetError"]
+if TYPE_CHECKING:
+    from moksha.config import Config
+
+__all__ = ["REQUIRED", "Param", "ParamRefused", "ResourceCollector", "Widget", "WidgetError"]
 
 
 class WidgetError(MokshaError, ValueError):
     """A widget was given a param it does not take, a value it cannot use, or no template."""
+
+
+class ParamRefused(WidgetError):
+    """A request (a link anyone can send) gave a param only the site's own code may give."""
 
 
 class _Required:
@@ -163,6 +170,8 @@ class Widget:
             :class:`~moksha.web.resources.CSSLink` the widget needs on its page.
         css_class: classes always on the widget's element (a render's
             ``css_class`` param adds to them).
+        page_title: what a page showing this widget alone (``/widgets/<name>``)
+            is called; None: the widget's name, in words.
     """
 
     template: ClassVar[str | None] = None
@@ -170,6 +179,7 @@ class Widget:
     params: ClassVar[Mapping[str, Any]] = {}
     resources: ClassVar[Sequence[Resource]] = ()
     css_class: ClassVar[str] = ""
+    page_title: ClassVar[str | None] = None
 
     def __init__(self, **settings: Any) -> None:
         """A widget with some settings changed.
@@ -210,6 +220,26 @@ class Widget:
             **{name: specs[name].check(self.name, name, value) for name, value in params.items()},
         }
         return bound
+
+    def for_request(self, params: Mapping[str, str], config: Config) -> Widget:
+        """This widget bound to the params of a request (``/widgets/<name>?param=value``).
+
+        A request's params come from whoever sent the link.  Override this to
+        refuse those that would make the server act for them (fetch a URL) or
+        that the page would run as code; the default binds every param.
+
+        Args:
+            params: the query string's params.
+            config: the site's configuration.
+
+        Returns:
+            The widget to render, as :meth:`with_params` gives it.
+
+        Raises:
+            ParamRefused: a param may not come from a request.
+            WidgetError: a param is unknown or its value is bad.
+        """
+        return self.with_params(**params)
 
     @property
     def name(self) -> str:
