@@ -11,8 +11,8 @@ only under these rules:
    refused before any connection (so the refusal says nothing of the network).
    A pattern is a URL whose host and path may hold ``*``:
    ``https://*.example.org/feeds/*``.  Scheme and port must be equal (the
-   scheme's default port when none is written); a pattern without a path
-   admits every path.
+   scheme's default port when none is written; ``:*`` admits any port); a
+   pattern without a path admits every path.
 3. Such a URL is fetched only from global addresses: a host that resolves to
    a loopback, link-local, private or otherwise non-global address is refused,
    at every redirect too, unless ``moksha.feeds.allow_private = true``.  The
@@ -54,6 +54,9 @@ def url_matches(pattern: str, url: str) -> bool:
     the port exactly, the path and query with ``*`` wildcards.
     """
     want = urlsplit(pattern.strip())
+    any_port = want.netloc.endswith(":*")
+    if any_port:
+        want = want._replace(netloc=want.netloc[:-2])
     try:
         got = httpx.URL(url)
     except httpx.InvalidURL:
@@ -66,7 +69,7 @@ def url_matches(pattern: str, url: str) -> bool:
         want_port = want.port or _DEFAULT_PORTS.get(want.scheme.lower())
     except ValueError:
         return False
-    if want_port != (got.port or _DEFAULT_PORTS.get(got.scheme)):
+    if not any_port and want_port != (got.port or _DEFAULT_PORTS.get(got.scheme)):
         return False
     want_path = (want.path or "/*") + (f"?{want.query}" if want.query else "")
     got_path = got.raw_path.decode("ascii", errors="replace")
