@@ -261,6 +261,9 @@ KEYS: tuple[Key, ...] = (
         "Grid columns of the dashboard on a wide screen; unset: the layout file's, else 3."),
     Key("moksha.livesocket.url", "livesocket_url", _optional_text, None,
         "Base URL of a live socket another process serves (pages connect there)."),
+    Key("moksha.web.trusted_origins", "web_trusted_origins", _words, (),
+        "Other origins (https://host:port) whose pages may send POST/PUT/PATCH/DELETE requests "
+        "here; cross-site ones are refused."),
     Key("moksha.debug", "debug", _boolean, False,
         "Error pages show the traceback: for development only."),
     Key("moksha.session.secret", "session_secret", _optional_text, None,

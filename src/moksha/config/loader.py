@@ -97,6 +97,7 @@ class Config(Mapping[str, Any]):
     livesocket_history_age: float
     livesocket_history_url: str | None
     livesocket_url: str | None
+    web_trusted_origins: tuple[str, ...]
     debug: bool
     session_secret: str | None
     cache_url: str | None

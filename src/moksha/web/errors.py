@@ -30,6 +30,11 @@ __all__ = ["ErrorMiddleware", "error_page", "not_found"]
 
 log = logging.getLogger("moksha.web")
 
+ERROR_PAGE_POLICY = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
+
 _PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -72,7 +77,9 @@ def error_page(
         The response.
     """
     html = _PAGE.format(status=status, title=escape(title), detail=escape(detail))
-    return HTMLResponse(html, status_code=status, headers=headers)
+    # Moksha's own page: no inline script (its style is inline, its scripts only injected links).
+    policy = {"Content-Security-Policy": ERROR_PAGE_POLICY}
+    return HTMLResponse(html, status_code=status, headers={**policy, **(headers or {})})
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:

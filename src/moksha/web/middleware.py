@@ -7,6 +7,8 @@
 
 What it adds, outermost first:
 
+0. security headers on every response, and cross-site POST/PUT/PATCH/DELETE
+   refused (:mod:`moksha.web.security`);
 1. error pages (:mod:`moksha.web.errors`): a clean page in production, the
    traceback with ``moksha.debug = true``, each error logged once;
 2. sessions: Starlette's signed-cookie ``SessionMiddleware`` (``request.session``),
@@ -67,6 +69,7 @@ from moksha.web.errors import ErrorMiddleware, error_page, not_found
 from moksha.web.injection import Collecting, ResourceInjector, load_global_resources
 from moksha.web.mounts import APPS_PREFIX, installed_apps, installed_root
 from moksha.web.resources import STATIC_PREFIX
+from moksha.web.security import SecurityHeaders, page_headers
 from moksha.web.settings import WebSettings
 
 if TYPE_CHECKING:
@@ -223,7 +226,8 @@ class MokshaMiddleware:
             )
             secret = _process_secret()
         sessions = SessionMiddleware(injector, secret_key=secret, session_cookie=SESSION_COOKIE)
-        return ErrorMiddleware(sessions, debug=self.settings.debug)
+        errors = ErrorMiddleware(sessions, debug=self.settings.debug)
+        return SecurityHeaders(errors, self.settings.trusted_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -293,7 +297,7 @@ class MokshaMiddleware:
             return error_page(403, "Not allowed from a link", str(exc))
         except WidgetError as exc:
             return error_page(400, "Bad widget parameters", str(exc))
-        return Response(page, media_type="text/html")
+        return Response(page, media_type="text/html", headers=page_headers(request, self.config))
 
 
 def _widget_collecting() -> Collecting | None:

@@ -14,6 +14,7 @@
 ``moksha.dashboard.demo``               ``moksha start`` runs the demo producers
 ``moksha.livesocket.url``               where pages reach a live socket served elsewhere
                                         (a hub's own port), e.g. ``http://hub:9998``
+``moksha.web.trusted_origins``          other sites whose pages may POST/PUT/PATCH/DELETE here
 ======================================  =================================================
 
 Every key but the allow lists is declared in :mod:`moksha.config`, which types
@@ -56,6 +57,7 @@ class WebSettings:
         allow: ``(kind, name)`` → the groups that may see it (``*`` for any name).
         dashboard_demo: ``moksha start`` runs the demo producers.
         livesocket_url: the base URL of a live socket served by another process, or None.
+        trusted_origins: other origins whose pages may send state-changing requests.
     """
 
     debug: bool = False
@@ -70,6 +72,7 @@ class WebSettings:
     )
     dashboard_demo: bool = True
     livesocket_url: str | None = None
+    trusted_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> WebSettings:
@@ -89,6 +92,7 @@ class WebSettings:
             allow=MappingProxyType(_allow_lists(config)),
             dashboard_demo=config.dashboard_demo,
             livesocket_url=config.livesocket_url,
+            trusted_origins=config.web_trusted_origins,
         )
 
 

@@ -35,7 +35,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from moksha.config import Config
 from moksha.errors import ConfigError
+from moksha.web.security import page_headers
 from moksha.widgets.builtin import STATUS_PATH
 from moksha.widgets.demo import SYSTEM_TOPIC
 from moksha.widgets.grid import Grid, GridItem
@@ -200,9 +202,12 @@ def dashboard_routes(
     """
     grid, title = dashboard_grid(config)
 
+    typed = Config.coerce(config)
+
     async def dashboard(request: Request) -> Response:
         # Off the event loop: a widget may fetch something (a feed) to render.
-        return HTMLResponse(await asyncio.to_thread(render_page, grid, title=title))
+        page = await asyncio.to_thread(render_page, grid, title=title)
+        return HTMLResponse(page, headers=page_headers(request, typed))
 
     async def status(request: Request) -> Response:
         return JSONResponse(hub_status(hub, livesocket), headers={"Cache-Control": "no-store"})

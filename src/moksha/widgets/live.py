@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from moksha.topics import topics_of
 from moksha.web.resources import STATIC_PREFIX, CSSLink, JSLink, Resource
+from moksha.web.security import csp_nonce
 from moksha.widgets.widget import Param, ParamRefused, Widget, WidgetError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ WIDGETS_CSS = CSSLink(f"{STATIC_PREFIX}/widgets/moksha-widgets.css")
 
 # The function wrapping ``onmessage``; subscribes once the page's scripts have run,
 # since the middleware puts moksha.js at the end of <body>, after the widget.
-_SCRIPT = """<script>
+_SCRIPT = """<script%(nonce)s>
 (function (el) {
   function onmessage(json, topic, message) {
 %(code)s
@@ -126,9 +127,12 @@ def live_script(element_id: str, topics: list[str], onmessage: str) -> Markup:
     code = onmessage.replace("${id}", element_id)
     # "</script" (any case) inside the code would end the element early.
     code = code.replace("</", "<\\/")
+    # Pages Moksha writes allow inline scripts with the request's nonce only.
+    nonce = csp_nonce()
     return Markup(
         _SCRIPT
         % {
+            "nonce": f' nonce="{nonce}"' if nonce else "",
             "code": code,
             "id": htmlsafe_json_dumps(element_id),
             "topics": htmlsafe_json_dumps(topics),
