@@ -287,7 +287,7 @@ class MokshaMiddleware:
             widget = find_widget(name)
         except WidgetError as exc:
             return error_page(404, "No such widget", str(exc))
-        title = widget.page_title or name.replace("_", " ").replace("-", " ").capitalize()
+        title = widget.standalone_title(name)
         try:
             # Params from a link: the widget refuses those only the site's code may give.
             bound = widget.for_request(dict(request.query_params), self.config)

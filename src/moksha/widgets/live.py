@@ -87,6 +87,7 @@ class LiveWidget(Widget):
     }
     resources: ClassVar[list[Resource]] = [MOKSHA_JS]
     css_class = "moksha-live"
+    page_title = "Live widget"
 
     def prepare(self, **params: Any) -> dict[str, Any]:
         context = super().prepare(**params)

@@ -171,7 +171,8 @@ class Widget:
         css_class: classes always on the widget's element (a render's
             ``css_class`` param adds to them).
         page_title: what a page showing this widget alone (``/widgets/<name>``)
-            is called; None: the widget's name, in words.
+            is called; not inherited: a subclass without one is called by its
+            name, in words (see :meth:`standalone_title`).
     """
 
     template: ClassVar[str | None] = None
@@ -240,6 +241,16 @@ class Widget:
             WidgetError: a param is unknown or its value is bad.
         """
         return self.with_params(**params)
+
+    def standalone_title(self, name: str) -> str:
+        """The title of a page showing this widget alone, served as ``name``.
+
+        Returns:
+            :attr:`page_title` when this widget or its own class sets it, else
+            ``name`` in words (``weather_alerts`` → ``Weather alerts``).
+        """
+        title = vars(self).get("page_title") or vars(type(self)).get("page_title")
+        return title or name.replace("_", " ").replace("-", " ").strip().capitalize()
 
     @property
     def name(self) -> str:
