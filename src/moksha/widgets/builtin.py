@@ -177,6 +177,6 @@ class HubStatusWidget(ComponentWidget):
         if src is not None and (not src.startswith("/") or src.startswith("//")):
             raise ParamRefused(
                 f"{self.name}: from a link, the param 'src' must be a path on this site "
-                f"(such as {STATUS_PATH}), not {src!r}"
+                f"(such as {STATUS_PATH}), not another site's address"
             )
         return super().for_request(params, config)
