@@ -21,6 +21,11 @@ Both render without raising when the feed cannot be fetched: the card says
 why (a dashboard should not fail because a remote site is down).  A
 ``url`` that is not ``http``/``https`` is a :class:`~moksha.widgets.WidgetError`.
 
+On a page of its own (``/widgets/feed_entries?url=...``) the URL comes from
+a link anyone can send: :meth:`FeedWidget.for_request` admits only what
+:mod:`moksha.feeds.outbound` allows, and the card then never says what
+answered.
+
 Rendering blocks while a stale feed is fetched (at most ``feed.timeout``).
 The cache is ``feed_cache`` of ``config`` (a setting; by default the
 configuration :func:`moksha.config.load_config` finds), or the ``cache``
