@@ -253,3 +253,30 @@ async def test_the_collector_is_an_injected_dependency_opened_once_per_request()
     response = await fetch(app_sending(HTMLResponse(PAGE)), collecting=fake.collecting)
     assert b'<link rel="stylesheet" href="/from-fake.css">' in response.content
     assert fake.opened == 1
+
+
+@pytest.mark.parametrize(
+    "length", [[(b"content-length", b"100")], []], ids=["known-length", "streamed"]
+)
+async def test_a_page_the_app_never_finishes_is_sent_as_far_as_it_went(
+    length: list[tuple[bytes, bytes]],
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def unfinished(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/html"), *length]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": b"<html><body>part</bo", "more_body": True}
+        )
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    await ResourceInjector(unfinished, [GLOBAL_JS])(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"<html><body>part</bo"

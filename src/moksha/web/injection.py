@@ -224,25 +224,19 @@ class _Responder:
 
     async def close(self) -> None:
         """The app returned: send on whatever it left held back (it never ended its body)."""
-        if self._passing:
-            return
-        if self._start is not None:
+        if not self._passing:
             await self._give_up(None)
-        elif self._sized is not None:  # a page of known length that never ended
-            self._start, self._sized = self._sized, None
-            await self._give_up(
-                {"type": "http.response.body", "body": b"".join(self._chunks), "more_body": True}
-            )
-        elif self._streaming and self._tail:
-            self._passing = True
-            await self._send({"type": "http.response.body", "body": self._tail, "more_body": True})
 
     async def _give_up(self, message: Message | None) -> None:
-        """Send the start held back, then pass everything on as it comes."""
+        """Send on what is held back (the start, body parts), then pass everything as it comes."""
         self._passing = True
-        if self._start is not None:
-            await self._send(self._start)
-            self._start = None
+        start, self._start = self._start or self._sized, None
+        self._sized = None
+        held, self._chunks, self._tail = b"".join(self._chunks) + self._tail, [], b""
+        if start is not None:
+            await self._send(start)
+        if held:
+            await self._send({"type": "http.response.body", "body": held, "more_body": True})
         if message is not None:
             await self._send(message)
 
