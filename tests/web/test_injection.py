@@ -280,3 +280,29 @@ async def test_a_page_the_app_never_finishes_is_sent_as_far_as_it_went(
     await ResourceInjector(unfinished, [GLOBAL_JS])(scope, receive, send)
     assert sent[0]["type"] == "http.response.start"
     assert b"".join(m.get("body", b"") for m in sent[1:]) == b"<html><body>part</bo"
+
+
+async def test_a_message_it_does_not_know_comes_after_what_was_held_back() -> None:
+    sent: list[dict[str, Any]] = []
+    unknown = {"type": "http.response.trailers", "headers": [], "more_trailers": False}
+
+    async def with_trailers(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/html"), (b"content-length", b"30")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<html><body>", "more_body": True})
+        await send(unknown)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    await ResourceInjector(with_trailers, [GLOBAL_JS])(scope, receive, send)
+    assert [m["type"] for m in sent] == [
+        "http.response.start",
+        "http.response.body",
+        "http.response.trailers",
+    ]
+    assert sent[1]["body"] == b"<html><body>"
