@@ -107,9 +107,10 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 
 def test_list_shows_installed_plugins_and_broken_ones(
-    installed_plugin: Path, capsys: pytest.CaptureFixture[str]
+    installed_plugin: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert main(["list"]) == 0
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    assert main(["list"]) == 1  # the demo plugin has an entry point that cannot be imported
     lines = capsys.readouterr().out.splitlines()
 
     def row(name: str) -> str:
@@ -129,12 +130,14 @@ def test_list_shows_installed_plugins_and_broken_ones(
         r"stream .* demo_plugin:TwoTopicStream .* demo\.stream\.a, demo\.stream\.b", row("TwoTopic")
     )
     assert re.search(r"backend .* demo_plugin:RecordingBackend", row("RecordingBackend"))
-    assert "demo_plugin_not_installed:Nothing" in row("missing")
-    assert "ModuleNotFoundError" in row("No module named 'demo_plugin_not_installed'")
+    assert re.search(r"demo_plugin_not_installed:Nothing .* broken", row("│ missing "))
+    broken = row("broken: producer entry point 'missing'")
+    assert "ModuleNotFoundError: No module named 'demo_plugin_not_installed'" in broken
+    assert "demo-plugin 0.1" in broken
 
 
 def test_list_json(installed_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["list", "--json"]) == 0
+    assert main(["list", "--json"]) == 1
     rows = json.loads(capsys.readouterr().out)
     demo = {row["object"]: row for row in rows if row["distribution"] == "demo-plugin 0.1"}
     assert demo["demo_plugin:PingRecorder"] == {
