@@ -314,7 +314,8 @@ class CentralMokshaHub(MokshaHub):
 
     async def _on_stop(self) -> None:
         timeout = self.config.shutdown_timeout
-        deadline = asyncio.get_running_loop().time() + timeout
+        began = asyncio.get_running_loop().time()
+        deadline = began + timeout
         if self.livesocket is not None and self._livesocket_server is not None:
             await self.livesocket.aclose()
             self._livesocket_server.stop()
@@ -327,7 +328,18 @@ class CentralMokshaHub(MokshaHub):
         for subscription in self._bridges:
             await subscription.cancel()
         remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-        await asyncio.gather(*(runner.stop(remaining) for runner, _ in self._runners))
+        left = await asyncio.gather(*(runner.stop(remaining) for runner, _ in self._runners))
+        waited = asyncio.get_running_loop().time() - began
+        for (runner, _), count in zip(self._runners, left, strict=True):
+            if count:
+                log.warning(
+                    "%s: %d messages left unprocessed after waiting %.1fs "
+                    "(moksha.shutdown_timeout = %s)",
+                    runner.name,
+                    count,
+                    waited,
+                    timeout,
+                )
         for consumer in self.consumers:
             await self._call_stop_hook(consumer)
         await super()._on_stop()
