@@ -99,6 +99,7 @@ class Config(Mapping[str, Any]):
     stomp_destination_prefix: str
     stomp_vhost: str
     stomp_heartbeat: int
+    stomp_persistent: bool
     zmq_hwm: int
     zmq_reconnect_ivl: int
     zmq_reconnect_ivl_max: int
