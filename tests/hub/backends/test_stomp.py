@@ -583,7 +583,8 @@ async def test_moksha_send_accepts_a_persistent_header(raw, prefix, tmp_path):
         "MOKSHA_STOMP_PASS": "guest",
         "MOKSHA_STOMP_PERSISTENT": "false",
     }
-    command = [sys.executable, "-m", "moksha", "send", f"{prefix}.cli", "1", "-H", "persistent=true"]
+    command = [sys.executable, "-m", "moksha", "send", f"{prefix}.cli", "1"]
+    command += ["-H", "persistent=true"]
     result = await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
     )
