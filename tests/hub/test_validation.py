@@ -215,6 +215,21 @@ class NoPoll(PollingProducer):
     frequency = 1
 
 
+class InitWithoutHub(Consumer):
+    topic = "a"
+
+    def __init__(self):
+        super().__init__(None)
+
+    def consume(self, message):
+        pass
+
+
+class ProducerInitWithTwoArguments(Producer):
+    def __init__(self, hub, extra):
+        super().__init__(hub)
+
+
 @pytest.mark.parametrize(
     ("consumers", "producers", "expected"),
     [
@@ -229,6 +244,8 @@ class NoPoll(PollingProducer):
         ([], [StringFrequency], "StringFrequency.frequency is '5'; set frequency"),
         ([], [NegativeFrequency], "NegativeFrequency.frequency is datetime.timedelta(days=-1"),
         ([], [NoPoll], "NoPoll does not define poll(self)"),
+        ([InitWithoutHub], [], "InitWithoutHub.__init__(self) cannot take the hub; write def"),
+        ([], [ProducerInitWithTwoArguments], "__init__(self, hub, extra) cannot take the hub"),
     ],
 )
 def test_a_hub_given_a_bad_class_raises_plugin_error(

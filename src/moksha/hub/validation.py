@@ -6,10 +6,11 @@ hub: every class found on an entry point (or passed to
 
 ================  ============================================================
 consumers         a class, a :class:`~moksha.hub.api.Consumer` subclass (not a
-                  producer), ``consume`` defined, a topic (on the class, or set
+                  producer), ``consume`` defined, an ``__init__`` taking the
+                  hub, a topic (on the class, or set
                   by its ``__init__``, checked once it ran)
 producers         a class, a :class:`~moksha.hub.api.Producer` subclass (not a
-                  consumer); a :class:`~moksha.hub.api.PollingProducer` also
+                  consumer), an ``__init__`` taking the hub; a :class:`~moksha.hub.api.PollingProducer` also
                   defines ``poll`` and a ``frequency`` (seconds or timedelta; on
                   the class, or set by its ``__init__``, checked once it ran)
 ================  ============================================================
@@ -27,6 +28,7 @@ one ERROR and skips the plugin when it came from an entry point, and raises
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -134,10 +136,29 @@ def consumer_class_problem(obj: Any) -> str | None:
         )
     if obj.consume is Consumer.consume:
         return f"{name} does not define consume(self, message); add that method"
+    if (problem := _init_problem(obj)) is not None:
+        return problem
     topic_problem = _topic_problem(name, obj.topic)
     if topic_problem is None and not topic_of_class(obj) and obj.__init__ is Consumer.__init__:
         return _no_topic(name)
     return topic_problem
+
+
+def _init_problem(cls: type) -> str | None:
+    """Whether ``cls(hub)`` can be called: the hub instantiates plugins with itself."""
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return None  # a builtin or C signature: nothing to say
+    try:
+        signature.bind(None, None)  # self, hub
+    except TypeError:
+        name = cls.__qualname__
+        return (
+            f"{name}.__init__{signature} cannot take the hub; write "
+            "def __init__(self, hub) and call super().__init__(hub)"
+        )
+    return None
 
 
 def consumer_problem(consumer: Consumer) -> str | None:
@@ -195,6 +216,8 @@ def producer_class_problem(obj: Any) -> str | None:
             f"`class {name}(PollingProducer)` with a frequency and a poll(self) method, "
             f"or `class {name}(Producer)`"
         )
+    if (problem := _init_problem(obj)) is not None:
+        return problem
     if not issubclass(obj, PollingProducer):
         return None
     if obj.poll is PollingProducer.poll:
