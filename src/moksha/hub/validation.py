@@ -7,12 +7,13 @@ hub: every class found on an entry point (or passed to
 ================  ============================================================
 consumers         a class, a :class:`~moksha.hub.api.Consumer` subclass (not a
                   producer), ``consume`` defined, an ``__init__`` taking the
-                  hub, a topic (on the class, or set
-                  by its ``__init__``, checked once it ran)
+                  hub, a topic (on the class, or set by its ``__init__``,
+                  checked once it ran)
 producers         a class, a :class:`~moksha.hub.api.Producer` subclass (not a
-                  consumer), an ``__init__`` taking the hub; a :class:`~moksha.hub.api.PollingProducer` also
-                  defines ``poll`` and a ``frequency`` (seconds or timedelta; on
-                  the class, or set by its ``__init__``, checked once it ran)
+                  consumer), an ``__init__`` taking the hub; a
+                  :class:`~moksha.hub.api.PollingProducer` also defines
+                  ``poll`` and a ``frequency`` (seconds or timedelta; on the
+                  class, or set by its ``__init__``, checked once it ran)
 ================  ============================================================
 
 The base classes initialise themselves even when a subclass's ``__init__``
