@@ -393,3 +393,11 @@ def test_other_sections_and_continuation_lines_are_left_alone(tmp_path: Path) ->
     config = load(ini)
     assert config.feed_urls == ("https://a.example/feed", "https://b.example/feed")
     assert config.workers_per_consumer == 2
+
+
+def test_the_spelling_examples_hold() -> None:
+    import doctest
+
+    import moksha.config.spelling
+
+    assert doctest.testmod(moksha.config.spelling).failed == 0

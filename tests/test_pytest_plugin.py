@@ -161,9 +161,15 @@ def test_start_twice(moksha_hub):
     moksha_hub.start()
     with pytest.raises(MokshaError, match="already called in this test"):
         moksha_hub.start()
+
+
+def test_consumed_by_a_consumer_not_started(moksha_hub):
+    moksha_hub.start()
+    with pytest.raises(MokshaError, match="consumed_by=Doubler: it is not one of the consumers"):
+        moksha_hub.wait_for("out.double", consumed_by=Doubler, timeout=30)
 """,
     )
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 SLOW_SAVER = """

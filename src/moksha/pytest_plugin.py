@@ -261,9 +261,16 @@ class HubHarness:
                 ``timeout``; says what did.
             Exception: what a consumer under test raised meanwhile, at once
                 (see :attr:`raise_consumer_errors`).
+            MokshaError: ``consumed_by`` is not a consumer given to :meth:`start`.
             HubClosed: :meth:`start` was not called.
         """
-        self._running_hub()
+        hub = self._running_hub()
+        tested = {getattr(type(c), "_moksha_tested", None) for c in hub.consumers}
+        if consumed_by is not None and consumed_by not in tested:
+            raise MokshaError(
+                f"consumed_by={consumed_by.__name__}: it is not one of the consumers given "
+                "to moksha_hub.start(consumers=[...]); pass it there"
+            )
 
         def matching() -> list[Message]:
             return [m for m in self._messages if matches(pattern, m.topic)]

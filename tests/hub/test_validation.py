@@ -320,3 +320,27 @@ def test_a_plain_producer_is_not_checked_for_frequency(memory_config) -> None:
 
     with CentralMokshaHub(memory_config, [], [Plain]) as hub:
         assert [type(p).__name__ for p in hub.producers] == ["Plain"]
+
+
+def test_a_topic_or_frequency_property_is_checked_on_the_instance(memory_config, inbox) -> None:
+    class FromConfig(Consumer):
+        @property
+        def topic(self):
+            return self.hub.config.get("test.topic", "")
+
+        def consume(self, message):
+            inbox(message.body)
+
+    class Ticking(PollingProducer):
+        @property
+        def frequency(self):
+            return 0.01
+
+        def poll(self):
+            self.send_message("from.config", 1)
+
+    config = {**memory_config, "test.topic": "from.config"}
+    with CentralMokshaHub(config, [FromConfig], [Ticking]):
+        inbox.wait(2)
+    with pytest.raises(PluginError, match="FromConfig has no topic"):
+        CentralMokshaHub(memory_config, [FromConfig], [])

@@ -139,6 +139,8 @@ def consumer_class_problem(obj: Any) -> str | None:
         return f"{name} does not define consume(self, message); add that method"
     if (problem := _init_problem(obj)) is not None:
         return problem
+    if isinstance(inspect.getattr_static(obj, "topic"), property):
+        return None  # computed per instance: checked once the consumer exists
     topic_problem = _topic_problem(name, obj.topic)
     if topic_problem is None and not topic_of_class(obj) and obj.__init__ is Consumer.__init__:
         return _no_topic(name)
@@ -223,6 +225,8 @@ def producer_class_problem(obj: Any) -> str | None:
         return None
     if obj.poll is PollingProducer.poll:
         return f"{name} does not define poll(self); add that method"
+    if isinstance(inspect.getattr_static(obj, "frequency"), property):
+        return None  # computed per instance: checked once the producer exists
     if obj.frequency is None and obj.__init__ is not Producer.__init__:
         return None  # its __init__ may set it: checked once it ran
     return _frequency_problem(name, obj.frequency)
