@@ -150,7 +150,7 @@ def consumer_class_problem(obj: Any) -> str | None:
 def _init_problem(cls: type) -> str | None:
     """Whether ``cls(hub)`` can be called: the hub instantiates plugins with itself."""
     try:
-        signature = inspect.signature(cls.__init__)
+        signature = inspect.signature(inspect.getattr_static(cls, "__init__"))
     except (TypeError, ValueError):
         return None  # a builtin or C signature: nothing to say
     try:
