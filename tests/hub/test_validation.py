@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -25,7 +26,7 @@ from moksha.cli import main
 from moksha.errors import PluginError
 from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Consumer, PollingProducer, Producer
-from support import consumer_of
+from support import TIMEOUT, consumer_of
 
 DATA = Path(__file__).parent.parent / "data" / "hub"
 DIST = "distribution broken-plugin 0.1"
@@ -267,7 +268,12 @@ def test_a_topic_missing_after_init_raises_plugin_error_at_start(memory_config) 
             pass
 
     with pytest.raises(PluginError, match="TopicFromConfig has no topic"):
-        CentralMokshaHub(memory_config, [TopicFromConfig], [])
+        CentralMokshaHub(memory_config, [Fine, TopicFromConfig], [])
+    # The consumer started before the bad one was stopped with the hub.
+    for worker in threading.enumerate():
+        if worker.name == "moksha Fine-0":
+            worker.join(TIMEOUT)
+    assert not [t for t in threading.enumerate() if t.name == "moksha Fine-0"]
 
 
 def test_a_frequency_set_in_init_is_accepted(memory_config, inbox) -> None:

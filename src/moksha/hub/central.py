@@ -139,8 +139,13 @@ class CentralMokshaHub(MokshaHub):
 
     async def _on_start(self) -> None:
         await self._start_bridges()
-        await self._start_consumers()
-        await self._start_producers()
+        try:
+            await self._start_consumers()
+            await self._start_producers()
+        except PluginError:
+            # A class passed in code cannot run: the consumers started before it stop too.
+            await asyncio.gather(*(runner.stop(0) for runner, _ in self._runners))
+            raise
         await self._start_livesocket()
 
     async def _start_livesocket(self) -> None:
