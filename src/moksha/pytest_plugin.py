@@ -61,20 +61,20 @@ name and module) that report to the harness when ``consume`` returns or raises.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
 
 from moksha.errors import HubClosed, MokshaError
-from moksha.hub.api import Consumer, Drop, Nack, Producer
+from moksha.hub.api import Consumer, Producer
 from moksha.hub.hub import CentralMokshaHub
 from moksha.message import Message
+from moksha.testing_observers import ConsumerError, observed, tested_class
 from moksha.topics import matches
 
 __all__ = ["ConsumerError", "HubHarness", "Sent", "moksha_config", "moksha_hub"]
@@ -83,21 +83,6 @@ T = TypeVar("T")
 
 # How many distinct topics a wait_for failure lists before summarising the rest.
 _TOPICS_SHOWN = 10
-
-
-@dataclass(frozen=True)
-class ConsumerError:
-    """An exception a consumer under test raised.
-
-    Attributes:
-        consumer: the consumer class (as given to ``start``).
-        message: the message it was consuming.
-        exception: what it raised (its notes name the consumer and the message).
-    """
-
-    consumer: type[Consumer]
-    message: Message
-    exception: Exception
 
 
 class Sent:
@@ -206,7 +191,8 @@ class HubHarness:
             raise MokshaError("moksha_hub.start() was already called in this test: start once")
         settings = {"moksha.backends": "memory", **self.config, **(config or {})}
         recorder = _recorder_class(self)
-        consumer_classes = [recorder, *(_observed(cls, self) for cls in consumers)]
+        observe = partial(observed, finished=self._finish, failed=self._fail)
+        consumer_classes = [recorder, *(observe(cls) for cls in consumers)]
         self.hub = _outside_event_loop(
             lambda: CentralMokshaHub(settings, consumer_classes, list(producers))
         )
@@ -265,7 +251,7 @@ class HubHarness:
             HubClosed: :meth:`start` was not called.
         """
         hub = self._running_hub()
-        tested = {getattr(type(c), "_moksha_tested", None) for c in hub.consumers}
+        tested = {tested_class(c) for c in hub.consumers}
         if consumed_by is not None and consumed_by not in tested:
             raise MokshaError(
                 f"consumed_by={consumed_by.__name__}: it is not one of the consumers given "
@@ -333,9 +319,9 @@ class HubHarness:
         """The consumer classes under test whose patterns match ``topic``."""
         hub = self._running_hub()
         return [
-            type(c)._moksha_tested  # type: ignore[attr-defined]
+            tested
             for c in hub.consumers
-            if hasattr(type(c), "_moksha_tested") and any(matches(p, topic) for p in c.topics)
+            if (tested := tested_class(c)) is not None and any(matches(p, topic) for p in c.topics)
         ]
 
     def _finish(self, cls: type[Consumer], message: Message) -> None:
@@ -376,65 +362,6 @@ def _recorder_class(harness: HubHarness) -> type[Consumer]:
             harness._record(message)
 
     return MokshaTestRecorder
-
-
-def _observed(cls: type[Consumer], harness: HubHarness) -> type[Consumer]:
-    """A subclass of ``cls`` (same name and module) telling ``harness`` how each consume ended.
-
-    Anything that is not a Consumer class is returned as is, for the hub to refuse.
-    """
-    if not (isinstance(cls, type) and issubclass(cls, Consumer)) or cls.consume is Consumer.consume:
-        return cls
-    original = cls.consume
-
-    def ended(consumer: Consumer, message: Message, error: Exception | None) -> None:
-        if error is None or isinstance(error, Drop | Nack):  # Drop and Nack are on purpose
-            harness._finish(cls, message)
-        else:
-            harness._fail(cls, message, error)
-
-    namespace: dict[str, Any] = {
-        "__module__": cls.__module__,
-        "__qualname__": cls.__qualname__,
-        "__doc__": cls.__doc__,
-        "_moksha_tested": cls,
-    }
-    if inspect.iscoroutinefunction(original):
-
-        async def consume_async(self: Consumer, message: Message) -> Any:
-            try:
-                result = await original(self, message)
-            except Exception as exc:
-                ended(self, message, exc)
-                raise
-            ended(self, message, None)
-            return result
-
-        namespace["consume"] = consume_async
-    else:
-
-        def consume(self: Consumer, message: Message) -> Any:
-            try:
-                result = original(self, message)
-            except Exception as exc:
-                ended(self, message, exc)
-                raise
-            ended(self, message, None)
-            return result
-
-        namespace["consume"] = consume
-    if cls.validate is not Consumer.validate:
-        validate = cls.validate
-
-        def rejecting(self: Consumer, message: Message) -> None:
-            try:
-                validate(self, message)
-            except Exception:
-                harness._finish(cls, message)  # rejected: it is done with the message
-                raise
-
-        namespace["validate"] = rejecting
-    return type(cls.__name__, (cls,), namespace)
 
 
 def _outside_event_loop(call: Callable[[], T]) -> T:
