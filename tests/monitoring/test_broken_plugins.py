@@ -1,7 +1,7 @@
 """A plugin that breaks its own statistics cannot break monitoring for the others.
 
-``/metrics``, ``/ready`` and the monitoring socket keep reporting every other
-consumer; ``/ready`` names the broken one; the log says so once, not every second.
+``/metrics``, ``/ready``, the hub status and the monitoring socket keep
+reporting every other consumer; ``/ready`` names the broken one; the log says so once, not every second.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def test_metrics_and_ready_report_the_others_and_name_the_broken_one(
     async with (
         CentralMokshaHub(make_config(), consumers, []) as hub,
         Monitor(hub) as monitor,
-        serving(Starlette(routes=monitor.routes())) as url,
+        serving(Starlette(routes=monitor.routes(status=True))) as url,
         httpx.AsyncClient(base_url=url, trust_env=False, timeout=TIMEOUT) as http,
     ):
         for n in range(3):
@@ -75,7 +75,10 @@ async def test_metrics_and_ready_report_the_others_and_name_the_broken_one(
         await until(lambda: hub.consumers[2].stats()["headcount_out"] == 3)
         metrics = [await http.get("/metrics") for _ in range(3)]
         ready = await http.get("/ready")
+        status = await http.get("/_moksha/hub/status")  # what `moksha monitor --hub` reads
     assert [response.status_code for response in metrics] == [200, 200, 200]
+    assert status.status_code == 200
+    assert [c["name"] for c in status.json()["consumers"]] == ["Thermometer", "ForgetsSuperInit"]
     text = metrics[-1].text
     assert series(text, "Thermometer")["moksha_consumer_messages_consumed_total"] == 3
     assert series(text, "ForgetsSuperInit")["moksha_consumer_messages_consumed_total"] == 3
