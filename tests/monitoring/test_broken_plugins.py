@@ -1,7 +1,8 @@
 """A plugin that breaks its own statistics cannot break monitoring for the others.
 
 ``/metrics``, ``/ready``, the hub status and the monitoring socket keep
-reporting every other consumer; ``/ready`` names the broken one; the log says so once, not every second.
+reporting every other consumer; ``/ready`` names the broken one; the log says
+so once, not every second.
 """
 
 from __future__ import annotations
