@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -107,9 +108,10 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 
 def test_list_shows_installed_plugins_and_broken_ones(
-    installed_plugin: Path, capsys: pytest.CaptureFixture[str]
+    installed_plugin: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert main(["list"]) == 0
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    assert main(["list"]) == 1  # the demo plugin has an entry point that cannot be imported
     lines = capsys.readouterr().out.splitlines()
 
     def row(name: str) -> str:
@@ -129,12 +131,14 @@ def test_list_shows_installed_plugins_and_broken_ones(
         r"stream .* demo_plugin:TwoTopicStream .* demo\.stream\.a, demo\.stream\.b", row("TwoTopic")
     )
     assert re.search(r"backend .* demo_plugin:RecordingBackend", row("RecordingBackend"))
-    assert "demo_plugin_not_installed:Nothing" in row("missing")
-    assert "ModuleNotFoundError" in row("No module named 'demo_plugin_not_installed'")
+    assert re.search(r"demo_plugin_not_installed:Nothing .* broken", row("│ missing "))
+    broken = row("broken: producer entry point 'missing'")
+    assert "ModuleNotFoundError: No module named 'demo_plugin_not_installed'" in broken
+    assert "demo-plugin 0.1" in broken
 
 
 def test_list_json(installed_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["list", "--json"]) == 0
+    assert main(["list", "--json"]) == 1
     rows = json.loads(capsys.readouterr().out)
     demo = {row["object"]: row for row in rows if row["distribution"] == "demo-plugin 0.1"}
     assert demo["demo_plugin:PingRecorder"] == {
@@ -361,3 +365,72 @@ def test_config_json(config_with_secret: Path, capsys: pytest.CaptureFixture[str
     }
     assert rows["stomp_pass"] == {"value": "***", "source": str(config_with_secret)}
     assert rows["amqp_exchange"] == {"value": "amq.topic", "source": "default"}
+
+
+def test_config_check_fails_on_a_misspelt_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(tmp_path / "typo.ini", amqp_brokr="amqp://127.0.0.1/", **{"myapp.x": "1"})
+    assert main(["config", "--check", "-c", str(ini)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"unknown key 'amqp_brokr' in {ini}: did you mean 'amqp_broker'?" in line
+
+
+def test_config_check_passes_a_clean_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(tmp_path / "fine.ini", amqp_broker="amqp://127.0.0.1/", **{"myapp.x": "1"})
+    assert main(["config", "--check", "-c", str(ini)]) == 0
+    assert "no problems found" in capsys.readouterr().err
+
+
+def test_config_check_names_a_line_without_separator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = tmp_path / "nosep.ini"
+    ini.write_text("[app:main]\namqp_broker amqp://127.0.0.1/\n", encoding="utf-8")
+    assert main(["config", "--check", "-c", str(ini)]) == 2
+    err = capsys.readouterr().err
+    assert f"{ini}, line 2: 'amqp_broker amqp://127.0.0.1/' has no '='" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["send", "demo.x", "1"], ["hub"]])
+def test_commands_log_one_warning_per_misspelt_key(tmp_path: Path, command: list[str]) -> None:
+    ini = write_ini(tmp_path / "typo.ini", **{"moksha.worker_per_consumer": "2"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOKSHA_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moksha", *command, "-c", str(ini)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.stderr is not None
+    err = b""
+    stopping = False
+    try:
+        # Raw reads: a buffered reader could hold the banner while select() waits.
+        fd = proc.stderr.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break  # the command ended
+                err += chunk
+                if b"Ctrl-C to stop" in err and not stopping:  # the hub started
+                    proc.send_signal(signal.SIGTERM)
+                    stopping = True
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    lines = err.decode().splitlines()
+    warnings = [line for line in lines if "WARNING" in line]
+    assert len(warnings) == 1, err.decode()
+    assert f"'moksha.worker_per_consumer' in {ini}: did you mean" in warnings[0]
+    assert "'moksha.workers_per_consumer'" in warnings[0]

@@ -314,3 +314,90 @@ def test_coerce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert coerced.workers_per_consumer == 2
     with pytest.raises(TypeError, match="mapping"):
         Config.coerce(42)  # type: ignore[arg-type]
+
+
+# -- misspelt keys and lines without a separator ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("amqp_brokr", "amqp_broker"),
+        ("moksha.worker_per_consumer", "moksha.workers_per_consumer"),
+        ("moksha.livesocket.websocket.prot", "moksha.livesocket.websocket.port"),
+        ("moksha.livesocket.histroy.size", "moksha.livesocket.history.size"),
+        ("feed.url", "feed.urls"),
+        ("stomp_usr", "stomp_user"),
+    ],
+)
+def test_a_key_close_to_a_known_one_gets_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, written: str, meant: str
+) -> None:
+    ini = write_ini(tmp_path / "development.ini", f"[app:main]\n{written} = 1\nmyapp.key = 2\n")
+    config = load(ini)
+    [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert f"unknown key {written!r} in {ini}: did you mean {meant!r}?" in warning.getMessage()
+    [misspelling] = config.misspellings()
+    assert (misspelling.key, misspelling.source, misspelling.meant) == (written, str(ini), meant)
+    assert config.get(written) == "1"  # still kept, in case a plugin reads it
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "myapp.database_url",
+        "moksha.auth.allow.app.billing",
+        "moksha.app_db.inventory.url",
+        "sqlalchemy.url",
+        "debug",
+        "weather_alerts.topic",
+    ],
+)
+def test_plugin_keys_and_key_families_are_not_taken_for_typos(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, key: str
+) -> None:
+    ini = write_ini(tmp_path / "development.ini", f"[app:main]\n{key} = x\n")
+    assert load(ini).misspellings() == []
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]
+
+
+def test_a_misspelt_key_in_code_names_code_as_its_source() -> None:
+    [misspelling] = load(overrides={"amqp_brokr": "amqp://x"}).misspellings()
+    assert misspelling.source == "code"
+
+
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        ("amqp_broker amqp://127.0.0.1/", "write 'amqp_broker = amqp://127.0.0.1/'"),
+        ("moksha.workers_per_consumer", "write 'moksha.workers_per_consumer = VALUE'"),
+    ],
+)
+def test_a_line_without_separator_is_an_error_naming_the_line(
+    tmp_path: Path, line: str, fix: str
+) -> None:
+    ini = write_ini(tmp_path / "development.ini", f"[app:main]\n# broker\n{line}\n")
+    with pytest.raises(ConfigError) as raised:
+        load(ini)
+    message = str(raised.value)
+    assert f"config file {ini}, line 3: {line!r} has no '='" in message
+    assert fix in message
+
+
+def test_other_sections_and_continuation_lines_are_left_alone(tmp_path: Path) -> None:
+    ini = write_ini(
+        tmp_path / "development.ini",
+        "[server:main]\nuse egg:waitress\n[app:main]\nfeed.urls = https://a.example/feed\n"
+        "    https://b.example/feed\nmoksha.workers_per_consumer: 2\n",
+    )
+    config = load(ini)
+    assert config.feed_urls == ("https://a.example/feed", "https://b.example/feed")
+    assert config.workers_per_consumer == 2
+
+
+def test_the_spelling_examples_hold() -> None:
+    import doctest
+
+    import moksha.config.spelling
+
+    assert doctest.testmod(moksha.config.spelling).failed == 0

@@ -276,6 +276,9 @@ def test_a_consumer_that_fails_to_start_does_not_stop_the_others(
         def __init__(self, hub):
             raise RuntimeError("no database")
 
+        def consume(self, message):
+            inbox("never")
+
     with CentralMokshaHub(memory_config, [Broken, consumer_of(a_topic, inbox)], []) as hub:
         assert [type(c).__name__ for c in hub.consumers] == ["TestConsumer"]
         hub.send_message(a_topic, 1)

@@ -119,3 +119,28 @@ async def test_async_consumers_are_retried_too(config, inbox):
     async with CentralMokshaHub(config, [AsyncFlaky], []) as hub:
         await hub.publish("job", 1)
     assert inbox.items == ["1", "2"]
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_each_failure_is_logged_with_one_traceback(config, inbox, caplog, is_async):
+    def fail(self, message):
+        raise ValueError(f"cannot handle {message.body}")
+
+    async def fail_async(self, message):
+        raise ValueError(f"cannot handle {message.body}")
+
+    failing_consumer = type(
+        "AlwaysFails",
+        (Consumer,),
+        {"topic": "job", "consume": fail_async if is_async else fail},
+    )
+    dead = consumer_of("job.dead", inbox)
+    with CentralMokshaHub({**config, "moksha.max_retries": 2}, [failing_consumer, dead], []) as hub:
+        hub.send_message("job", 1)
+        inbox.wait(1)
+    [given_up] = [record for record in caplog.records if record.exc_info]
+    assert "failed 3 times; giving up" in given_up.getMessage()
+    text = caplog.handler.format(given_up)
+    assert text.count("Traceback (most recent call last)") == 1, text
+    assert "During handling of the above exception" not in text
+    assert text.count("ValueError: cannot handle 1") == 1

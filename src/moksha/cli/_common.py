@@ -34,6 +34,8 @@ __all__ = [
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
+log = logging.getLogger("moksha.config")
+
 # Width for tables written to a pipe or file: rich would otherwise fold them at
 # 80 columns, and a table sizes itself to its content anyway.
 _PIPE_WIDTH = 1000
@@ -50,6 +52,7 @@ class CliState:
 
     config_path: str | None = None
     debug: bool = False
+    logging_started: bool = False
 
     def load_config(self, path: str | None = None) -> Config:
         """Read the configuration as every command does.
@@ -64,7 +67,8 @@ class CliState:
         Raises:
             ConfigError: the file is missing or a value in it is wrong.
         """
-        return load_config(path or self.config_path)
+        # Misspelt keys are logged once logging is set up (see start_logging).
+        return load_config(path or self.config_path, warn=self.logging_started)
 
     def start_logging(
         self, ctx: click.Context, level: int = logging.WARNING, config: Config | None = None
@@ -72,9 +76,14 @@ class CliState:
         """Log to stderr at ``level`` (DEBUG under ``--debug``) until the command ends.
 
         With ``config``: its format (``moksha.logging.format``), per-logger levels
-        (``moksha.logging.levels``) and secrets to mask.
+        (``moksha.logging.levels``) and secrets to mask; and its misspelt keys
+        are logged, as :meth:`load_config` did not before logging started.
         """
         ctx.with_resource(configure_logging(config, logging.DEBUG if self.debug else level))
+        self.logging_started = True
+        if config is not None:
+            for misspelling in config.misspellings():
+                log.warning("%s", misspelling)
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)

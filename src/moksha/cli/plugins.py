@@ -1,4 +1,9 @@
-"""``moksha list``: every installed plugin, what it listens to, and who provides it."""
+"""``moksha list``: every installed plugin, what it listens to, and who provides it.
+
+Consumers and producers get the checks the hub makes before running them
+(:mod:`moksha.hub.validation`): an entry point the hub would skip is listed as
+broken with the same sentence the hub logs, and the command exits with 1.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from moksha.cli._common import CliState, common_options, pass_state, stdout_console
+from moksha.hub.validation import plugin_problem
 from moksha.plugins import LISTED_GROUPS, Plugin, iter_plugins
 
 __all__ = ["describe", "list_command"]
@@ -23,16 +29,21 @@ __all__ = ["describe", "list_command"]
 def list_command(ctx: click.Context, state: CliState, as_json: bool) -> int:
     """List the installed consumers, producers, widgets, apps and backends.
 
-    Plugins are found on the moksha.* entry-point groups; one that fails to
-    import is listed with its error.
+    Plugins are found on the moksha.* entry-point groups.  One the hub could
+    not run (it fails to import, has the wrong base class, no topic, no
+    frequency...) is listed as broken with what to fix, and the exit status is 1.
     """
     state.start_logging(ctx)
     rows = [describe(plugin) for plugin in iter_plugins(LISTED_GROUPS)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
-        stdout_console().print(_table(rows))
-    return 0
+        console = stdout_console()
+        console.print(_table(rows))
+        for row in rows:
+            if row["error"]:
+                console.print(Text(f"broken: {row['error']}", style="red"), soft_wrap=True)
+    return 1 if any(row["error"] for row in rows) else 0
 
 
 def describe(plugin: Plugin) -> dict[str, Any]:
@@ -44,7 +55,8 @@ def describe(plugin: Plugin) -> dict[str, Any]:
     Returns:
         ``kind`` (consumer, producer, stream, ...), ``group``, ``name``,
         ``object`` (``module:Class``), ``topics`` (list), ``distribution``
-        (``"name version"`` or None) and ``error`` (None when it loaded).
+        (``"name version"`` or None) and ``error``: None when the hub can run it,
+        else the sentence the hub logs when it skips it.
     """
     obj = plugin.obj
     if plugin.error is None and hasattr(obj, "__module__") and hasattr(obj, "__qualname__"):
@@ -58,7 +70,7 @@ def describe(plugin: Plugin) -> dict[str, Any]:
         "object": target,
         "topics": _topics(obj),
         "distribution": plugin.distribution,
-        "error": plugin.error,
+        "error": plugin_problem(plugin),
     }
 
 
@@ -75,12 +87,15 @@ def _topics(obj: Any) -> list[str]:
 def _table(rows: list[dict[str, Any]]) -> Table | Text:
     if not rows:
         return Text("No Moksha plugins are installed.")
-    table = Table("kind", "name", "object", "topics", "distribution")
+    table = Table("kind", "name", "object", "topics", "distribution", "status")
     for row in rows:
-        target = Text(row["object"])
-        if row["error"]:
-            target.append("\n" + row["error"], style="red")
+        status = Text("broken", style="red") if row["error"] else Text("ok")
         table.add_row(
-            row["kind"], row["name"], target, ", ".join(row["topics"]), row["distribution"] or ""
+            row["kind"],
+            row["name"],
+            row["object"],
+            ", ".join(row["topics"]),
+            row["distribution"] or "",
+            status,
         )
     return table

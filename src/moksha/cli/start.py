@@ -24,9 +24,10 @@ from moksha.config import Config
 from moksha.errors import ConfigError
 from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Producer
+from moksha.hub.validation import checked_plugins
 from moksha.livesocket import LiveSocket, LiveSocketServer, listen
 from moksha.monitoring import Monitor, MonitoringApp
-from moksha.plugins import PRODUCER_GROUPS, load_plugin_classes
+from moksha.plugins import PRODUCER_GROUPS
 from moksha.web import WebSettings, create_app
 
 __all__ = ["demo_producers", "start_command"]
@@ -107,7 +108,8 @@ def demo_producers(settings: WebSettings) -> list[type[Producer]]:
 
 
 async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> None:
-    producers = load_plugin_classes(PRODUCER_GROUPS)
+    # Entry points that cannot run are logged and left out, not passed to the hub.
+    producers = [cls for cls, _ in checked_plugins(PRODUCER_GROUPS)]
     producers += [cls for cls in demo_producers(settings) if cls not in producers]
     # Created inside the running loop, the hub runs on it (no background thread).
     hub = CentralMokshaHub(config, producers=producers)

@@ -204,6 +204,9 @@ KEYS: tuple[Key, ...] = (
         "Virtual host sent as the STOMP host header (RabbitMQ: '/')."),
     Key("stomp_heartbeat", "stomp_heartbeat", _integer(0), 10000,
         "STOMP heart-beat interval in milliseconds (0 disables)."),
+    Key("stomp_persistent", "stomp_persistent", _boolean, True,
+        "STOMP messages are sent persistent:true (a durable queue keeps them across a broker "
+        "restart); a persistent header on a message overrides it."),
     Key("zmq_hwm", "zmq_hwm", _integer(0), 10000,
         "ZeroMQ high-water mark of each socket, in messages (0: no limit)."),
     Key("zmq_reconnect_ivl", "zmq_reconnect_ivl", _integer(0), 100,

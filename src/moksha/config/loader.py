@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -12,9 +13,12 @@ from types import MappingProxyType
 from typing import Any
 
 from moksha.config.keys import KEY_ALIASES, KEYS, KEYS_BY_NAME, BadValue
+from moksha.config.spelling import likely_key
 from moksha.errors import ConfigError
 
-__all__ = ["Config", "find_config_file", "load_config"]
+__all__ = ["Config", "Misspelling", "find_config_file", "load_config"]
+
+log = logging.getLogger("moksha.config")
 
 _CONFIG_VARIABLE = "MOKSHA_CONFIG"
 _SEARCH_NAMES = ("development.ini", "production.ini")
@@ -24,6 +28,28 @@ _INI_DEFAULTS = ("here", "__file__")  # set by us for interpolation, not setting
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
 _SLASH_PASSWORD = re.compile(r"^([^/@:\s]+/)[^@\s]*@")  # the original user/password@host
 _SECRET_WORDS = ("pass", "secret", "token")  # extras whose names suggest a secret
+_INI_DELIMITERS = ("=", ":")
+
+
+@dataclass(frozen=True, slots=True)
+class Misspelling:
+    """An unknown key that looks like a known one (see :mod:`moksha.config.spelling`).
+
+    Attributes:
+        key: the key as written.
+        source: where it was set (a file path, ``code``).
+        meant: the known key it probably should be.
+    """
+
+    key: str
+    source: str
+    meant: str
+
+    def __str__(self) -> str:
+        return (
+            f"unknown key {self.key!r} in {self.source}: did you mean {self.meant!r}? "
+            "Moksha ignores it (it is kept for plugins); rename it if it is Moksha's"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -73,6 +99,7 @@ class Config(Mapping[str, Any]):
     stomp_destination_prefix: str
     stomp_vhost: str
     stomp_heartbeat: int
+    stomp_persistent: bool
     zmq_hwm: int
     zmq_reconnect_ivl: int
     zmq_reconnect_ivl_max: int
@@ -169,6 +196,15 @@ class Config(Mapping[str, Any]):
             return self._sources[KEY_ALIASES.get(key, key)]
         except KeyError:
             raise KeyError(f"{key!r} is not a known key and no source set it") from None
+
+    def misspellings(self) -> list[Misspelling]:
+        """Unknown keys that look like misspelt known ones, each with the key it probably meant."""
+        found = []
+        for name in self.extras:
+            meant = likely_key(name)
+            if meant is not None:
+                found.append(Misspelling(name, self._sources.get(name, "code"), meant))
+        return found
 
     def redacted(self) -> dict[str, Any]:
         """All keys and values, safe to log or print.
@@ -290,7 +326,9 @@ def _read_ini(path: Path, named_by: str) -> list[_Entry]:
     parser = _PasteParser(defaults={"here": os.path.dirname(where), "__file__": where})
     try:
         with open(where, encoding="utf-8") as file:
-            parser.read_file(file)
+            text = file.read()
+        _check_separators(where, text)
+        parser.read_string(text, source=where)
         section = next(
             (name for name in _SECTIONS if parser.has_section(name)), configparser.DEFAULTSECT
         )
@@ -305,6 +343,39 @@ def _read_ini(path: Path, named_by: str) -> list[_Entry]:
             f"config file {where} cannot be read: {exc.strerror}.", source=where
         ) from None
     return _entries({k: v for k, v in values.items() if k not in _INI_DEFAULTS}, where)
+
+
+def _check_separators(where: str, text: str) -> None:
+    """Refuse a settings line without ``=`` (or ``:``) between its key and value.
+
+    configparser would read ``amqp_broker amqp://host`` as the key
+    ``amqp_broker amqp`` (split at the URL's colon) and a line with neither as
+    a parse error without the fix; this names the line and says what to write.
+
+    Raises:
+        ConfigError: naming the file, the line number and the line.
+    """
+    section = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;" or line[0].isspace():
+            continue  # blank, comment, or the continuation of a value
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1]
+            continue
+        if section not in (*_SECTIONS, configparser.DEFAULTSECT):
+            continue  # other programs' sections (Paste's [server:main], logging) are theirs
+        cuts = [stripped.find(mark) for mark in _INI_DELIMITERS if mark in stripped]
+        key = stripped[: min(cuts)].strip() if cuts else stripped
+        if cuts and key and not any(char.isspace() for char in key):
+            continue
+        words = stripped.split(None, 1)
+        example = f"{words[0]} = {words[1]}" if len(words) == 2 else f"{stripped} = VALUE"
+        raise ConfigError(
+            f"config file {where}, line {number}: {stripped!r} has no '=' between the key "
+            f"and the value; write {example!r}",
+            source=where,
+        )
 
 
 def find_config_file(
@@ -339,6 +410,7 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     search: bool = True,
+    warn: bool = True,
 ) -> Config:
     """Read the configuration once: defaults, then file, then environment, then code.
 
@@ -351,13 +423,17 @@ def load_config(
             ``os.environ``).  Variables that name no known key are ignored.
         search: look for a file (and honour ``MOKSHA_CONFIG``) when ``path``
             is None.
+        warn: log one WARNING per unknown key that looks like a misspelt
+            known one (:meth:`Config.misspellings`); a caller that sets up
+            logging afterwards passes False and logs them itself.
 
     Returns:
         The frozen Config.
 
     Raises:
         ConfigError: ``path`` (or ``MOKSHA_CONFIG``) names a missing file, the
-            file cannot be parsed, or a value is not valid for its key.
+            file cannot be parsed (a settings line without ``=`` is named), or a
+            value is not valid for its key.
     """
     environ = os.environ if environ is None else environ
     named_by = "code"
@@ -367,4 +443,8 @@ def load_config(
     layers = [_read_ini(Path(path), named_by)] if path is not None else []
     layers.append(_environment_entries(environ))
     layers.append(_entries(overrides or {}, "code"))
-    return _assemble(layers)
+    config = _assemble(layers)
+    if warn:
+        for misspelling in config.misspellings():
+            log.warning("%s", misspelling)
+    return config

@@ -18,16 +18,24 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from moksha.config import Config
-from moksha.errors import ConfigError, MokshaError
+from moksha.errors import ConfigError, MokshaError, PluginError
 from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer, Producer
 from moksha.hub.backends import Backend, Subscription
 from moksha.hub.client import ORIGIN_HEADER, HubState, MokshaHub
 from moksha.hub.handling import ATTEMPT_HEADER
 from moksha.hub.runners import ConsumerRunner, run_polling_producer
+from moksha.hub.validation import (
+    Origin,
+    checked_plugins,
+    consumer_class_problem,
+    consumer_problem,
+    producer_class_problem,
+    producer_problem,
+    rejection,
+)
 from moksha.message import Message
-from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS, load_plugin_classes
-from moksha.topics import topics_of
+from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -61,6 +69,12 @@ class CentralMokshaHub(MokshaHub):
             and ``moksha.stream`` entry points.
         backends: as for :class:`MokshaHub`.
 
+    Raises:
+        PluginError: a class in ``consumers`` or ``producers`` cannot run (wrong
+            base class, no topic, no frequency...; see :mod:`moksha.hub.validation`).
+            Plugins found on entry points are skipped with one ERROR instead.
+        ConfigError, BackendError: as for :class:`MokshaHub`.
+
     Attributes:
         consumers: the running consumer instances.
         producers: the running producer instances.
@@ -76,6 +90,13 @@ class CentralMokshaHub(MokshaHub):
         *,
         backends: Sequence[Backend] | None = None,
     ) -> None:
+        # Classes passed in code are checked before anything connects.
+        for consumer_cls in consumers or ():
+            if (problem := consumer_class_problem(consumer_cls)) is not None:
+                raise PluginError(rejection(Origin(), "consumer", consumer_cls, problem))
+        for producer_cls in producers or ():
+            if (problem := producer_class_problem(producer_cls)) is not None:
+                raise PluginError(rejection(Origin(), "producer", producer_cls, problem))
         self._consumer_classes = consumers
         self._producer_classes = producers
         self.consumers: list[Consumer] = []
@@ -118,8 +139,13 @@ class CentralMokshaHub(MokshaHub):
 
     async def _on_start(self) -> None:
         await self._start_bridges()
-        await self._start_consumers()
-        await self._start_producers()
+        try:
+            await self._start_consumers()
+            await self._start_producers()
+        except PluginError:
+            # A class passed in code cannot run: the consumers started before it stop too.
+            await asyncio.gather(*(runner.stop(0) for runner, _ in self._runners))
+            raise
         await self._start_livesocket()
 
     async def _start_livesocket(self) -> None:
@@ -206,32 +232,59 @@ class CentralMokshaHub(MokshaHub):
         )
         log.warning("%s: message %s sent to %s", consumer, message.id, topic)
 
+    @staticmethod
+    def _plugin_classes(
+        explicit: Sequence[type[Any]] | None, groups: Sequence[str]
+    ) -> list[tuple[Any, Origin]]:
+        """The classes to run with where each came from (the entry points when not given).
+
+        Entry points failing the class checks are logged and left out; classes
+        given in code were checked by ``__init__``.
+        """
+        if explicit is not None:
+            return [(cls, Origin()) for cls in explicit]
+        return checked_plugins(groups)
+
+    @staticmethod
+    def _reject(origin: Origin, kind: str, obj: Any, problem: str) -> None:
+        """Skip a plugin from an entry point with one ERROR; refuse one passed in code."""
+        sentence = rejection(origin, kind, obj, problem)
+        if origin.group is None:
+            raise PluginError(sentence)
+        log.error("%s", sentence)
+
+    async def _construct(self, origin: Origin, kind: str, cls: type[Any]) -> Any:
+        """``cls(self)``, or None (logged with its traceback) when its ``__init__`` raised."""
+        try:
+            # Plugin constructors may block (databases, files): not on the loop.
+            return await asyncio.to_thread(cls, self)
+        except Exception as exc:
+            problem = (
+                f"its __init__ raised {type(exc).__name__}: {exc}; fix what it needs "
+                "(the traceback follows), the other plugins run without it"
+            )
+            log.error("%s", rejection(origin, kind, cls, problem), exc_info=True)
+            return None
+
     async def _start_consumers(self) -> None:
-        classes = self._consumer_classes
-        if classes is None:
-            classes = load_plugin_classes(CONSUMER_GROUPS)
         assert self._loop is not None and self._tasks is not None
-        for cls in classes:
-            try:
-                # Plugin constructors may block (databases, files): not on the loop.
-                consumer = await asyncio.to_thread(cls, self)
-            except Exception:
-                log.exception("consumer %s.%s failed to start", cls.__module__, cls.__qualname__)
+        for cls, origin in self._plugin_classes(self._consumer_classes, CONSUMER_GROUPS):
+            consumer = await self._construct(origin, "consumer", cls)
+            if consumer is None:
                 continue
-            patterns = topics_of(consumer.topic)
-            if not patterns:
-                log.warning("consumer %s has no topic: it will receive nothing", cls.__qualname__)
+            problem = consumer_problem(consumer)
+            if problem is not None:
+                self._reject(origin, "consumer", cls, problem)
+                continue
+            patterns = consumer.topics
             runner = ConsumerRunner(
                 consumer, config=self.config, loop=self._loop, dead_letter=self._dead_letter
             )
             backend = self._receiving
             wait_for_consume = backend.capabilities.acknowledgements and self.config.blocking_mode
             handler = runner.process if wait_for_consume else runner.deliver
-            subscriptions = []
             try:
-                if patterns:
-                    subscription = await backend.subscribe(patterns, handler, group=group_name(cls))
-                    subscriptions.append(subscription)
+                subscription = await backend.subscribe(patterns, handler, group=group_name(cls))
             except MokshaError:
                 log.exception("consumer %s cannot subscribe to %s", cls.__qualname__, patterns)
                 continue
@@ -239,22 +292,21 @@ class CentralMokshaHub(MokshaHub):
             for pattern in patterns:
                 self.topics.setdefault(pattern, []).append(consumer.consume)
             self.consumers.append(consumer)
-            self._runners.append((runner, subscriptions))
+            self._runners.append((runner, [subscription]))
             log.info("consumer %s started on %s", cls.__qualname__, ", ".join(patterns))
 
     async def _start_producers(self) -> None:
-        classes = self._producer_classes
-        if classes is None:
-            classes = load_plugin_classes(PRODUCER_GROUPS)
         assert self._loop is not None and self._tasks is not None
-        for cls in classes:
+        for cls, origin in self._plugin_classes(self._producer_classes, PRODUCER_GROUPS):
             if not cls.enabled(self.config):
                 log.info("producer %s is off in this configuration", cls.__qualname__)
                 continue
-            try:
-                producer = await asyncio.to_thread(cls, self)
-            except Exception:
-                log.exception("producer %s.%s failed to start", cls.__module__, cls.__qualname__)
+            producer = await self._construct(origin, "producer", cls)
+            if producer is None:
+                continue
+            problem = producer_problem(producer)
+            if problem is not None:
+                self._reject(origin, "producer", cls, problem)
                 continue
             if isinstance(producer, PollingProducer):
                 task = self._tasks.create_task(
@@ -267,7 +319,8 @@ class CentralMokshaHub(MokshaHub):
 
     async def _on_stop(self) -> None:
         timeout = self.config.shutdown_timeout
-        deadline = asyncio.get_running_loop().time() + timeout
+        began = asyncio.get_running_loop().time()
+        deadline = began + timeout
         if self.livesocket is not None and self._livesocket_server is not None:
             await self.livesocket.aclose()
             self._livesocket_server.stop()
@@ -280,7 +333,18 @@ class CentralMokshaHub(MokshaHub):
         for subscription in self._bridges:
             await subscription.cancel()
         remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-        await asyncio.gather(*(runner.stop(remaining) for runner, _ in self._runners))
+        left = await asyncio.gather(*(runner.stop(remaining) for runner, _ in self._runners))
+        waited = asyncio.get_running_loop().time() - began
+        for (runner, _), count in zip(self._runners, left, strict=True):
+            if count:
+                log.warning(
+                    "%s: %d messages left unprocessed after waiting %.1fs "
+                    "(moksha.shutdown_timeout = %s)",
+                    runner.name,
+                    count,
+                    waited,
+                    timeout,
+                )
         for consumer in self.consumers:
             await self._call_stop_hook(consumer)
         await super()._on_stop()

@@ -136,6 +136,15 @@ class MokshaHub:
         self._state = state
         self._accepting = state in (HubState.RUNNING, HubState.STOPPING)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the hub runs on once started (its own thread's, from plain Python).
+
+        Other threads reach it with ``asyncio.run_coroutine_threadsafe(hub.publish(...),
+        hub.loop)``; None before :meth:`start`.
+        """
+        return self._loop
+
     async def start(self) -> None:
         """Connect the backends and start what the hub runs.
 

@@ -159,7 +159,7 @@ class ConsumerRunner:
     async def stop(self, timeout: float) -> int:
         """Let the backlog drain for at most ``timeout`` seconds, then stop.
 
-        Returns the number of messages left unprocessed.
+        Returns the number of messages left unprocessed (the hub logs them).
         """
         try:
             async with asyncio.timeout(timeout):
@@ -174,10 +174,7 @@ class ConsumerRunner:
         except TimeoutError:
             if self._task is not None:
                 self._task.cancel()
-        left = self._unprocessed()
-        if left:
-            log.warning("%s: %d messages left unprocessed after %ss", self.name, left, timeout)
-        return left
+        return self._unprocessed()
 
     def _unprocessed(self) -> int:
         """Messages still waiting in the backlog (stop markers are not messages)."""
@@ -234,10 +231,15 @@ class ConsumerRunner:
                 # consumers (see _run_async).  Failures go the long way.
                 consumer.headcount_out += 1
                 started = clock()
+                failed = None
                 try:
                     consume(item)
                 except Exception as exc:
-                    handler.after_failure_sync(item, exc)
+                    failed = exc
+                if failed is not None:
+                    # Outside the except block: retries raising there would chain to
+                    # this error, and its traceback would be logged twice.
+                    handler.after_failure_sync(item, failed)
                 record(clock() - started)
             else:
                 handle(item)
@@ -272,10 +274,13 @@ class ConsumerRunner:
                     # consumers: a coroutine less per message.  Failures go the long way.
                     consumer.headcount_out += 1
                     started = clock()
+                    failed = None
                     try:
                         await consume(item)
                     except Exception as exc:
-                        await self._handler.after_failure_async(item, exc)
+                        failed = exc
+                    if failed is not None:  # outside the except block, as in _run_thread
+                        await self._handler.after_failure_async(item, failed)
                     record(clock() - started)
                 else:
                     await handle(item)

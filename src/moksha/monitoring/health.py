@@ -58,7 +58,10 @@ class Readiness:
 
 
 def readiness(hub: MokshaHub) -> Readiness:
-    """Check ``hub``: running, backends connected, consumers started.
+    """Check ``hub``: running, backends connected, consumers started and readable.
+
+    A consumer whose statistics cannot be read (its ``stats`` raises) is named
+    in the reasons; the others are still checked.
 
     Args:
         hub: the hub; a :class:`~moksha.hub.CentralMokshaHub` also has its consumers checked.
@@ -77,6 +80,13 @@ def readiness(hub: MokshaHub) -> Readiness:
             reasons.append(f"backend {backend.name} is not connected")
     consumers = list(getattr(hub, "consumers", ()))
     for consumer in consumers:
-        if not consumer.stats().get("initialized", True):
-            reasons.append(f"consumer {type(consumer).__name__} has not started")
+        name = type(consumer).__name__
+        try:
+            started = consumer.stats().get("initialized", True)
+        except Exception as exc:
+            # A consumer that broke its own statistics must not break the verdict.
+            reasons.append(f"consumer {name} cannot report its statistics ({exc!r})")
+            continue
+        if not started:
+            reasons.append(f"consumer {name} has not started")
     return Readiness(not reasons, reasons, hub.state.value, backends, len(consumers))

@@ -114,12 +114,18 @@ class Monitor:
         """What the monitoring socket publishes: every consumer's and producer's ``__json__()``.
 
         As in the original Moksha, this resets the consumers' counters (the
-        monitor's totals keep counting).
+        monitor's totals keep counting).  A plugin whose ``__json__`` fails is
+        left out of its list and named under ``"unreadable"`` with the error.
         """
-        return {
-            "consumers": [self.tally.report(c) for c in getattr(self.hub, "consumers", ())],
-            "producers": [p.__json__() for p in getattr(self.hub, "producers", ())],
+        consumers = [self.tally.report(c) for c in getattr(self.hub, "consumers", ())]
+        producers = [self.tally.producer_report(p) for p in getattr(self.hub, "producers", ())]
+        report: dict[str, Any] = {
+            "consumers": [data for data in consumers if data is not None],
+            "producers": [data for data in producers if data is not None],
         }
+        if unreadable := self.tally.unreadable():
+            report["unreadable"] = unreadable
+        return report
 
     def metrics(self, accept: str | None = None) -> tuple[bytes, str]:
         """The Prometheus exposition, and its content type (OpenMetrics if ``accept`` asks)."""

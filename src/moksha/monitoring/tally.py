@@ -22,6 +22,12 @@ Three details keep the totals exact:
   the kept ones stand for the missing ones, so the histogram's count still
   matches the messages consumed.
 
+A plugin whose statistics cannot be read (a consumer that keeps its own
+``self.stats = {}``, a ``__json__`` that raises) is left out of the totals,
+logged once, and listed in :meth:`HubTally.unreadable` with the error, so
+``/metrics``, ``/ready`` and the monitoring socket still report every other
+plugin and ``/ready`` names the broken one.
+
 Backends and producers are sampled too: a backend whose ``connected`` goes
 from false back to true counts as a reconnection, and a producer whose
 consecutive-failure count grows adds to its failures.  Both are seen only at
@@ -32,19 +38,22 @@ reads: an outage or a failure shorter than the time between two reads
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from moksha.hub.api.consumer import TIMES_KEPT
+from moksha.hub.api.consumer import TIMES_KEPT, Consumer
 from moksha.topics import topics_of
 
 if TYPE_CHECKING:
-    from moksha.hub.api import Consumer, Producer
+    from moksha.hub.api import Producer
     from moksha.hub.backends import Backend
     from moksha.hub.hub import MokshaHub
+
+log = logging.getLogger("moksha.monitoring")
 
 __all__ = [
     "BUCKETS",
@@ -216,14 +225,21 @@ class HubTally:
         self._consumers: dict[int, tuple[Consumer, ConsumerTally]] = {}
         self._producers: dict[int, tuple[Producer, ProducerTally]] = {}
         self._backends: dict[int, tuple[Backend, BackendTally]] = {}
+        # Plugins whose statistics could not be read at the last try: (plugin, error).
+        self._unreadable: dict[int, tuple[Consumer | Producer, str]] = {}
 
     def sample(self) -> None:
-        """Read every consumer, producer and backend, and add what changed."""
+        """Read every consumer, producer and backend, and add what changed.
+
+        A plugin whose statistics cannot be read is skipped (see :meth:`unreadable`).
+        """
         with self._lock:
             for consumer in self._hub_consumers():
-                self._consumer_tally(consumer).add(consumer.stats(), reset=False)
+                if (stats := self._read(consumer, consumer.stats)) is not None:
+                    self._consumer_tally(consumer).add(stats, reset=False)
             for producer in self._hub_producers():
-                self._producer_tally(producer).add(producer.__json__())
+                if (report := self._read(producer, producer.__json__)) is not None:
+                    self._producer_tally(producer).add(report)
             for backend in self.hub.backends:
                 entry = self._backends.get(id(backend))
                 connected = backend.connected
@@ -232,15 +248,55 @@ class HubTally:
                 else:
                     entry[1].add(connected)
 
-    def report(self, consumer: Consumer) -> dict[str, Any]:
+    def report(self, consumer: Consumer) -> dict[str, Any] | None:
         """``consumer.__json__()`` (which resets its counters), the values added to the totals.
 
         Returns:
-            What ``__json__`` returned.
+            What ``__json__`` returned, or None when it could not be read
+            (see :meth:`unreadable`).
         """
         with self._lock:
-            data = consumer.__json__()
-            self._consumer_tally(consumer).add(data, reset=True)
+            data = self._read(consumer, consumer.__json__)
+            if data is not None:
+                self._consumer_tally(consumer).add(data, reset=True)
+        return None if data is None else dict(data)
+
+    def producer_report(self, producer: Producer) -> dict[str, Any] | None:
+        """``producer.__json__()``, or None when it could not be read (see :meth:`unreadable`)."""
+        with self._lock:
+            data = self._read(producer, producer.__json__)
+        return None if data is None else dict(data)
+
+    def unreadable(self) -> dict[str, str]:
+        """The plugins whose statistics could not be read at the last try, with the error.
+
+        Returns:
+            ``{"consumer <module>.<Class>": "<error>; <fix>"}`` (``producer ...`` likewise).
+        """
+        with self._lock:
+            return {_label(plugin): error for plugin, error in self._unreadable.values()}
+
+    def _read(self, plugin: Consumer | Producer, read: Any) -> Mapping[str, Any] | None:
+        """``read()`` (a plugin's ``stats`` or ``__json__``), or None when it fails.
+
+        The first failure of a plugin is logged, and so is its recovery.
+        """
+        try:
+            data = read()
+            if not isinstance(data, Mapping):
+                raise TypeError(f"it returned a {type(data).__name__}, not a dict")
+        except Exception as exc:
+            if id(plugin) not in self._unreadable:
+                error = (
+                    f"{type(exc).__name__}: {exc}; its statistics cannot be read, so "
+                    "monitoring leaves it out (does it assign self.stats, or override "
+                    "stats or __json__?)"
+                )
+                self._unreadable[id(plugin)] = (plugin, error)
+                log.error("monitoring: %s: %s", _label(plugin), error)
+            return None
+        if self._unreadable.pop(id(plugin), None) is not None:
+            log.info("monitoring: %s reports its statistics again", _label(plugin))
         return data
 
     def consumers(self) -> list[ConsumerTally]:
@@ -264,6 +320,7 @@ class HubTally:
         return producers
 
     def _consumer_tally(self, consumer: Consumer) -> ConsumerTally:
+        # Called only after the consumer's statistics were read.
         entry = self._consumers.get(id(consumer))
         if entry is None:
             cls = type(consumer)
@@ -278,3 +335,10 @@ class HubTally:
             tally = ProducerTally(cls.__name__, cls.__module__)
             entry = self._producers[id(producer)] = (producer, tally)
         return entry[1]
+
+
+def _label(plugin: Consumer | Producer) -> str:
+    """``consumer pkg.mod.Class`` or ``producer ...``, without asking the plugin anything."""
+    kind = "consumer" if isinstance(plugin, Consumer) else "producer"
+    cls = type(plugin)
+    return f"{kind} {cls.__module__}.{cls.__qualname__}"

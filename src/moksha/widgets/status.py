@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from moksha.topics import topics_of
@@ -49,6 +50,23 @@ def producer_stats(producer: Producer) -> dict[str, Any]:
     return {key: value if _plain(value) else str(value) for key, value in report.items()}
 
 
+def _readable(
+    read: Callable[[Any], dict[str, Any]], plugins: Iterable[Any]
+) -> list[dict[str, Any]]:
+    """``read(plugin)`` for each plugin whose statistics can be read.
+
+    A plugin that broke its own (``self.stats = {}``) is left out rather than
+    break the page for every other one; the monitor logs it and /ready names it.
+    """
+    found = []
+    for plugin in plugins:
+        try:
+            found.append(read(plugin))
+        except Exception:
+            continue  # reported by moksha.monitoring (logged once, named by /ready)
+    return found
+
+
 def _plain(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
 
@@ -66,8 +84,8 @@ def hub_status(hub: MokshaHub, livesocket: LiveSocket | None = None) -> dict[str
     live = livesocket if livesocket is not None else getattr(hub, "livesocket", None)
     return {
         "hub": {"id": hub.hub_id, "state": hub.state.value, "time": time.time()},
-        "consumers": [consumer_stats(c) for c in getattr(hub, "consumers", ())],
-        "producers": [producer_stats(p) for p in getattr(hub, "producers", ())],
+        "consumers": _readable(consumer_stats, getattr(hub, "consumers", ())),
+        "producers": _readable(producer_stats, getattr(hub, "producers", ())),
         "backends": [
             {"name": backend.name, "connected": backend.connected}
             | dataclasses.asdict(backend.capabilities)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -537,3 +539,58 @@ async def test_closing_while_the_broker_is_down_leaves_nothing_running():
         await backend.close()
     assert asyncio.all_tasks() == before
     assert not backend.connected
+
+
+# Persistence: RabbitMQ keeps a STOMP message across a restart only when it is persistent.
+
+
+@pytest.mark.parametrize(
+    ("settings", "headers", "mode"),
+    [
+        ({}, {}, aio_pika.DeliveryMode.PERSISTENT),
+        ({"stomp_persistent": "false"}, {}, aio_pika.DeliveryMode.NOT_PERSISTENT),
+        ({}, {"persistent": "false"}, aio_pika.DeliveryMode.NOT_PERSISTENT),
+        ({"stomp_persistent": "false"}, {"persistent": "true"}, aio_pika.DeliveryMode.PERSISTENT),
+    ],
+)
+async def test_publishes_are_persistent_unless_configured_or_asked_otherwise(
+    raw, prefix, settings, headers, mode
+):
+    queue = await raw.declare_queue(exclusive=True)
+    await queue.bind("amq.topic", f"{prefix}.#")
+    async with backend_for(**settings) as backend:
+        await backend.publish(Message(f"{prefix}.event", 1, headers={**headers, "app": "x"}))
+    async with asyncio.timeout(TIMEOUT):
+        while (incoming := await queue.get(no_ack=True, fail=False)) is None:
+            await asyncio.sleep(0.01)
+    assert incoming.delivery_mode == mode
+    assert incoming.headers == {"app": "x"}  # the persistent header is the frame's, not a user one
+
+
+async def test_a_persistent_header_that_is_not_true_or_false_is_refused() -> None:
+    backend = backend_for()
+    with pytest.raises(MessageError, match="write persistent=true or persistent=false"):
+        await backend.publish(Message("t", 1, headers={"persistent": "yes"}))
+
+
+async def test_moksha_send_accepts_a_persistent_header(raw, prefix, tmp_path):
+    queue = await raw.declare_queue(exclusive=True)
+    await queue.bind("amq.topic", f"{prefix}.#")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOKSHA_")}
+    env |= {
+        "MOKSHA_STOMP_URI": f"127.0.0.1:{STOMP_PORT}",
+        "MOKSHA_STOMP_USER": "guest",
+        "MOKSHA_STOMP_PASS": "guest",
+        "MOKSHA_STOMP_PERSISTENT": "false",
+    }
+    command = [sys.executable, "-m", "moksha", "send", f"{prefix}.cli", "1"]
+    command += ["-H", "persistent=true"]
+    result = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    async with asyncio.timeout(TIMEOUT):
+        while (incoming := await queue.get(no_ack=True, fail=False)) is None:
+            await asyncio.sleep(0.01)
+    assert incoming.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert result.stdout.strip() == f"sent {incoming.message_id} to {prefix}.cli"

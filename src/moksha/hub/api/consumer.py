@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from moksha.topics import topics_of
 
@@ -66,10 +66,21 @@ class Consumer:
     topic: str | list[str] = ""
     jsonify: bool = True
 
+    hub: MokshaHub
     _initialized: bool = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # The base class initialises itself here too, so a subclass whose
+        # __init__ forgets super().__init__(hub) still has counters, a hub and a log.
+        self = super().__new__(cls)
+        self._init_base(args[0] if args else kwargs.get("hub"))
+        return self
+
     def __init__(self, hub: MokshaHub) -> None:
-        self.hub = hub
+        self._init_base(hub)
+
+    def _init_base(self, hub: MokshaHub | None) -> None:
+        self.hub = hub  # type: ignore[assignment]  # None only until __init__ runs
         self.log = log
         self.headcount_in = 0
         self.headcount_out = 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -37,11 +37,22 @@ log = logging.getLogger("moksha.hub")
 class Producer:
     """Base class of producers.  The hub instantiates it with itself as the argument."""
 
+    hub: MokshaHub
     _initialized: bool = False
     _exception_count: int = 0
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # The base class initialises itself here too, so a subclass whose
+        # __init__ forgets super().__init__(hub) still works.
+        self = super().__new__(cls)
+        self._init_base(args[0] if args else kwargs.get("hub"))
+        return self
+
     def __init__(self, hub: MokshaHub) -> None:
-        self.hub = hub
+        self._init_base(hub)
+
+    def _init_base(self, hub: MokshaHub | None) -> None:
+        self.hub = hub  # type: ignore[assignment]  # None only until __init__ runs
         self.log = log
         self._initialized = True
 
@@ -93,8 +104,8 @@ class PollingProducer(Producer):
     now: bool = False
     die: bool = False
 
-    def __init__(self, hub: MokshaHub) -> None:
-        super().__init__(hub)
+    def _init_base(self, hub: MokshaHub | None) -> None:
+        super()._init_base(hub)
         if isinstance(self.frequency, timedelta):
             self.frequency = self.frequency.total_seconds()
         self._last_ran: float | None = None

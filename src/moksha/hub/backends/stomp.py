@@ -270,7 +270,7 @@ class StompBackend(Backend):
         out = Outgoing(
             destination(self.options.prefix, message.topic),
             message.payload,
-            send_headers(message),
+            send_headers(message, persistent=self.options.persistent),
             loop.create_future() if self.config.blocking_mode else None,
         )
         deadline = loop.time() + self.config.publish_timeout

@@ -27,6 +27,11 @@ Options (keys of :mod:`moksha.config`):
     destination = prefix + topic (``/topic/``).
 ``stomp_prefetch``
     the ``prefetch-count`` of ``client-individual`` subscriptions.
+``stomp_persistent``
+    send ``persistent:true`` (RabbitMQ: delivery mode 2, so a durable queue
+    keeps the message across a broker restart, as AMQP publishes are kept).
+    A message's own ``persistent`` header (``true``/``false``, e.g. ``moksha
+    send -H persistent=false``) decides for that message.
 
 Wire format (RabbitMQ's STOMP plugin maps these headers to and from AMQP
 properties, so AMQP clients of ``amq.topic`` see the same message):
@@ -38,12 +43,13 @@ STOMP header           Message / AMQP
 ``amqp-message-id``    ``message.id`` / ``message_id`` property
 ``timestamp``          ``int(message.timestamp_s)`` / ``timestamp`` property (seconds)
 ``content-type``       ``application/json`` / ``content_type`` property
+``persistent``         ``stomp_persistent`` or the message's header / ``delivery_mode`` 2
 anything else          ``message.headers`` / AMQP headers (strings)
 body                   ``message.payload``
 =====================  ============================================
 
 Header names RabbitMQ reads as AMQP properties or frame controls
-(:data:`RESERVED_HEADERS`) cannot be user headers: publishing one raises
+(:data:`RESERVED_HEADERS`, but for ``persistent``) cannot be user headers: publishing one raises
 :class:`~moksha.errors.MessageError` rather than let the broker reject the
 frame.  ``content-length`` is sent only when the payload holds a NUL byte,
 because RabbitMQ copies it into the AMQP headers.
@@ -73,6 +79,7 @@ __all__ = [
 ]
 
 JSON = "application/json"
+PERSISTENT = "persistent"
 
 # Read by RabbitMQ as AMQP properties (see rabbit_stomp_util:message_properties)
 # or by STOMP itself; a user header with one of these names would be swallowed
@@ -113,6 +120,7 @@ class StompOptions:
     explicit_nacks: bool
     prefix: str
     prefetch: int
+    persistent: bool = True
     ssl: ssl.SSLContext | None = field(repr=False)
 
     @property
@@ -138,6 +146,7 @@ class StompOptions:
             explicit_nacks=config.stomp_send_explicit_nacks,
             prefix=config.stomp_destination_prefix,
             prefetch=config.stomp_prefetch,
+            persistent=config.stomp_persistent,
             ssl=_ssl_context(config),
         )
 
@@ -194,13 +203,20 @@ def destination(prefix: str, topic: str) -> str:
     return prefix + (topic.replace("/", "%2F") if "/" in topic else topic)
 
 
-def send_headers(message: Message) -> dict[str, str]:
+def send_headers(message: Message, *, persistent: bool = True) -> dict[str, str]:
     """The SEND headers carrying ``message``'s id, timestamp, content type and headers.
 
+    Args:
+        message: the message to send.
+        persistent: send ``persistent:true`` unless the message's own
+            ``persistent`` header says ``false``.
+
     Raises:
-        MessageError: a user header has a reserved name (:data:`RESERVED_HEADERS`).
+        MessageError: a user header has a reserved name (:data:`RESERVED_HEADERS`),
+            or the ``persistent`` header is neither ``true`` nor ``false``.
     """
-    user = message.headers
+    user = dict(message.headers)
+    chosen = user.pop(PERSISTENT, None)
     if not RESERVED_HEADERS.isdisjoint(user):
         names = ", ".join(sorted(RESERVED_HEADERS.intersection(user)))
         raise MessageError(
@@ -208,11 +224,20 @@ def send_headers(message: Message) -> dict[str, str]:
             f"{message.topic!r}: STOMP or RabbitMQ reads them as message properties; "
             "rename them"
         )
+    if chosen is not None:
+        if chosen.strip().lower() not in ("true", "false"):
+            raise MessageError(
+                f"the persistent header of a message on {message.topic!r} is {chosen!r}; "
+                "write persistent=true or persistent=false"
+            )
+        persistent = chosen.strip().lower() == "true"
     headers = {
         "content-type": _content_type(message),
         "amqp-message-id": message.id,
         "timestamp": str(int(message.timestamp_s)),
     }
+    if persistent:  # RabbitMQ reads a missing header as not persistent
+        headers[PERSISTENT] = "true"
     headers.update(user)
     return headers
 
