@@ -198,7 +198,14 @@ class AMQPBackend(Backend):
         if group is not None and self.config.amqp_durable_queues:
             queue = f"{self.config.amqp_queue_prefix}.{group}"
         subscription = AMQPSubscription(
-            patterns, handler, queue, self.config, self.declare_exchange, self.forget
+            patterns,
+            handler,
+            queue,
+            self.config,
+            self.declare_exchange,
+            self.forget,
+            url=str(self.address.url),
+            group=group,
         )
         self._subscriptions[subscription] = None
         if self._ready.is_set() and self._connection is not None:

@@ -51,7 +51,10 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, DeliveryError
 
+from moksha.errors import BackendError
+from moksha.hub.backends.amqp_bindings import follow_code, leave, live_marker
 from moksha.hub.backends.amqp_options import from_amqp
+from moksha.hub.backends.amqp_stale import StaleFilter
 from moksha.hub.backends.base import Handler, Subscription, deliver
 
 if TYPE_CHECKING:
@@ -89,6 +92,8 @@ class AMQPSubscription(Subscription):
         handler: awaited once per delivery.
         queue: the durable queue's name, or None for an exclusive auto-delete queue.
         config: the backend's configuration (prefetch, queue prefix).
+        url: the broker's URL (the queue registry opens a connection of its own).
+        group: the consumer group the durable queue serves.
         declare_exchange: returns the configured exchange on a channel.
         forget: called once when the subscription is cancelled.
     """
@@ -101,6 +106,9 @@ class AMQPSubscription(Subscription):
         config: Config,
         declare_exchange: Callable[[AbstractRobustChannel], Awaitable[AbstractExchange]],
         forget: Callable[[AMQPSubscription], None],
+        *,
+        url: str = "",
+        group: str | None = None,
     ) -> None:
         self.patterns = tuple(patterns)
         self._handler = handler
@@ -108,6 +116,12 @@ class AMQPSubscription(Subscription):
         self._declare_exchange = declare_exchange
         self._forget = forget
         self._durable_queue = queue
+        self._url = url
+        self._group = group or ""
+        # Durable queues only: its bindings follow the code (amqp_bindings), and what
+        # still arrives for a removed pattern is dead-lettered (amqp_stale).
+        self._marker = live_marker(config.amqp_queue_prefix)
+        self._stale = StaleFilter(self.patterns) if queue is not None else None
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractRobustQueue | None = None
         self._tag: str | None = None
@@ -124,7 +138,8 @@ class AMQPSubscription(Subscription):
     async def start(self, connection: AbstractRobustConnection) -> None:
         """Open the channel, declare and bind the queue, consume; undone if any step fails."""
         config = self._config
-        channel = connection.channel(publisher_confirms=False)
+        # Confirms only matter to the dead letters a durable queue's subscription publishes.
+        channel = connection.channel(publisher_confirms=self._stale is not None)
         try:
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await channel.initialize()
@@ -132,11 +147,15 @@ class AMQPSubscription(Subscription):
                 exchange = await self._declare_exchange(channel)
                 if self._durable_queue is not None:
                     queue = await channel.declare_queue(self._durable_queue, durable=True)
+                    await channel.declare_queue(self._marker, exclusive=True)
                 else:
                     name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
                     queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
-                for pattern in self.patterns:
-                    await queue.bind(exchange, routing_key=pattern)
+                    for pattern in self.patterns:
+                        await queue.bind(exchange, routing_key=pattern)
+            if self._stale is not None:
+                await self._follow_code(queue, exchange)
+            async with asyncio.timeout(SETUP_TIMEOUT):
                 self._tag = await queue.consume(self._deliver)
         except BaseException:
             await discard(channel)
@@ -147,6 +166,43 @@ class AMQPSubscription(Subscription):
         self._channel, self._queue = channel, queue
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"moksha-amqp {queue.name}")
+
+    async def _follow_code(self, queue: AbstractRobustQueue, exchange: AbstractExchange) -> None:
+        """Make the durable queue's bindings this subscription's patterns (amqp_bindings).
+
+        The bindings are made on the registry's own connection, not on this
+        robust channel, so aio-pika does not restore stale ones on reconnection
+        (bindings of a durable queue survive broker restarts anyway).
+        """
+        assert self._stale is not None
+        try:
+            applied = await follow_code(
+                self._url,
+                self._config.amqp_queue_prefix,
+                exchange=exchange.name,
+                queue=queue.name,
+                group=self._group,
+                patterns=self.patterns,
+                marker=self._marker,
+            )
+        except BackendError as exc:
+            # Consuming matters more than tidying: bind ours, remove nothing this time.
+            log.error("%s; queue %s keeps any stale bindings until the next start", exc, queue.name)
+            for pattern in self.patterns:
+                await queue.bind(exchange, routing_key=pattern)
+            return
+        self._stale.others = applied.others
+
+    async def _dead_letter(self, delivery: AbstractIncomingMessage) -> None:
+        """Settle a delivery for a removed pattern; on a dead channel, leave it to redelivery."""
+        assert self._stale is not None and self._durable_queue is not None
+        channel = self._channel
+        if channel is None:
+            return
+        try:
+            await self._stale.settle(delivery, self._durable_queue, channel)
+        except CONNECTION_EXCEPTIONS as exc:
+            log.debug("amqp: could not dead-letter %s (%s)", delivery.routing_key, exc)
 
     async def _deliver(self, delivery: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(delivery)
@@ -175,6 +231,12 @@ class AMQPSubscription(Subscription):
                     delivery.channel  # noqa: B018 - raises when the delivering channel is gone
                 except aio_pika.exceptions.ChannelInvalidStateError:
                     continue  # the broker redelivers it on the restored channel
+                if self._stale is not None and not self._stale.wanted(delivery):
+                    if last is not None:
+                        run, last = last, None
+                        await _settle(run.ack(multiple=True), run)
+                    await self._dead_letter(delivery)
+                    continue
                 try:
                     await deliver(handler, from_amqp(delivery))
                 except Exception as exc:
@@ -228,7 +290,22 @@ class AMQPSubscription(Subscription):
             async with asyncio.timeout(CANCEL_TIMEOUT):
                 if queue is not None and tag is not None:
                     await queue.cancel(tag)
+                if self._stale is not None:
+                    await channel.queue_delete(self._marker)
                 await channel.close()
+        if self._stale is not None and queue is not None:
+            await self._leave(queue.name)
+
+    async def _leave(self, queue: str) -> None:
+        """Tell the registry this release stops (bindings shrink to the releases still running)."""
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                await leave(
+                    self._url, self._config.amqp_queue_prefix, queue=queue, marker=self._marker
+                )
+        except (TimeoutError, BackendError, *CONNECTION_EXCEPTIONS) as exc:
+            # The next start of this consumer finds the marker gone and does the same.
+            log.warning("amqp: could not update the queue registry for %s (%s)", queue, exc)
 
 
 async def _settle(settling: Coroutine[Any, Any, None], delivery: AbstractIncomingMessage) -> None:
