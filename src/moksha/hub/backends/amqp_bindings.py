@@ -59,6 +59,7 @@ __all__ = [
     "follow_code",
     "leave",
     "live_marker",
+    "registry_queue",
 ]
 
 log = logging.getLogger(__name__)
