@@ -36,17 +36,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from moksha.errors import BackendError, BackendUnavailable
+from moksha.hub.backends.amqp_bindings import inventory, remove
 from moksha.hub.backends.amqp_options import broker_address, to_amqp
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.message import Message
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["AMQPBackend"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _CONNECT_TIMEOUT = 10.0  # one attempt: TCP connect and AMQP handshake
 # A channel can fail a publish a moment before its connection reports the loss;
@@ -220,6 +223,20 @@ class AMQPBackend(Backend):
                     ) from exc
                 self._wake.set()  # lost meanwhile: applied when connected again
         return subscription
+
+    async def durable_queues(self) -> list[DurableQueue]:
+        """The durable queues in Moksha's queue registry (see :mod:`.amqp_bindings`)."""
+        return await self._registry_call(inventory)
+
+    async def delete_durable_queue(self, name: str) -> None:
+        """Delete a queue of Moksha's registry, and its dead letters (see :mod:`.amqp_bindings`)."""
+        await self._registry_call(remove, name)
+
+    async def _registry_call(self, call: Callable[..., Awaitable[T]], *args: str) -> T:
+        try:
+            return await call(str(self.address.url), self.config.amqp_queue_prefix, *args)
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BackendError(f"amqp: {self.address}: {self._reason(exc)}") from exc
 
     async def declare_exchange(self, channel: AbstractRobustChannel) -> AbstractExchange:
         """The configured exchange on ``channel``, declared unless it is a built-in one."""

@@ -50,6 +50,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 
 from moksha.errors import BackendError
+from moksha.hub.backends.base import DurableQueue
 
 __all__ = [
     "LOCK_TIMEOUT",
@@ -57,9 +58,11 @@ __all__ = [
     "Registry",
     "dead_letter_queue",
     "follow_code",
+    "inventory",
     "leave",
     "live_marker",
     "registry_queue",
+    "remove",
 ]
 
 log = logging.getLogger(__name__)
@@ -378,3 +381,46 @@ async def leave(url: str, prefix: str, *, queue: str, marker: str) -> None:
         if others:
             record = await registry.bind(record, set().union(*others.values()))
         await registry.save(replace(record, releases=others), queue)
+
+
+async def inventory(url: str, prefix: str) -> list[DurableQueue]:
+    """Every durable queue in the registry that still exists, with its state.
+
+    Records of queues deleted behind Moksha's back (``rabbitmqctl``) are dropped.
+    """
+    queues = []
+    async with Registry.open(url, prefix) as registry:
+        for name, record in sorted(registry.records.items()):
+            state = await registry.queue_state(name)
+            if state is None:
+                await registry.save(None, name)
+                continue
+            dead = await registry.queue_state(dead_letter_queue(name))
+            depth, consumers = state
+            queues.append(
+                DurableQueue(
+                    name, record.group, depth, consumers, record.bindings, dead[0] if dead else 0
+                )
+            )
+    return queues
+
+
+async def remove(url: str, prefix: str, name: str) -> None:
+    """Delete queue ``name`` and its dead letters, if Moksha created it and nobody reads it.
+
+    Raises:
+        BackendError: not in the registry, or consumers are attached.
+    """
+    async with Registry.open(url, prefix) as registry:
+        if name not in registry.records:
+            raise BackendError(
+                f"amqp: queue {name!r} is not in Moksha's queue registry "
+                f"{registry_queue(prefix)!r}; Moksha deletes only the queues it created"
+            )
+        state = await registry.queue_state(name)
+        if state is not None and state[1] > 0:
+            raise BackendError(
+                f"amqp: queue {name!r} has {state[1]} consumer(s) attached: a hub still runs "
+                "its consumer; stop it first"
+            )
+        await registry.delete(name)
