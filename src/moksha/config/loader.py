@@ -66,6 +66,8 @@ class Config(Mapping[str, Any]):
     publish_timeout: float
     retry_delay: float
     dead_letter_topic: str
+    queue_depth_interval: float
+    queue_depth_limit: int
     amqp_durable_queues: bool
     amqp_queue_prefix: str
     amqp_heartbeat: int

@@ -104,6 +104,7 @@ class ConsumerTally:
         consumed: messages it took from its backlog (``headcount_out``; retries count again).
         exceptions: exceptions its ``consume`` raised.
         backlog: messages waiting, at the last read.
+        queue_depth: messages waiting for it in the broker, at the last read (None: unknown).
         processing: its processing times.
     """
 
@@ -114,6 +115,7 @@ class ConsumerTally:
     consumed: int = 0
     exceptions: int = 0
     backlog: int = 0
+    queue_depth: int | None = None
     processing: Histogram = field(default_factory=Histogram)
     _counters: tuple[int, int, int] = (0, 0, 0)
     _times: list[float] = field(default_factory=list)
@@ -135,6 +137,8 @@ class ConsumerTally:
         self.consumed += consumed
         self.exceptions += exceptions
         self.backlog = int(stats.get("backlog") or 0)
+        depth = stats.get("queue_depth")
+        self.queue_depth = int(depth) if depth is not None else None
         times: list[float] = list(stats.get("times") or ())
         seen = {id(seconds) for seconds in self._times}
         new = [seconds for seconds in times if id(seconds) not in seen]

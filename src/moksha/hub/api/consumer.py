@@ -67,6 +67,9 @@ class Consumer:
     jsonify: bool = True
 
     _initialized: bool = False
+    queue_depth: int | None = None
+    """Messages waiting for it in the broker (its durable queue), as the hub last read
+    them; None where the backend cannot tell (set by the hub)."""
 
     def __init__(self, hub: MokshaHub) -> None:
         self.hub = hub
@@ -120,6 +123,7 @@ class Consumer:
             "exceptions": self._exception_count,
             "jsonify": self.jsonify,
             "backlog": self._backlog_size() if self._initialized else None,
+            "queue_depth": self.queue_depth,
             "headcount_out": self.headcount_out,
             "headcount_in": self.headcount_in,
             "times": list(self._times),

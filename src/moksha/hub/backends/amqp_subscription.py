@@ -267,6 +267,18 @@ class AMQPSubscription(Subscription):
                         await _settle(last.ack(multiple=True), last)
             raise
 
+    async def waiting(self) -> int | None:
+        """Messages ready in the queue (not those delivered and unacked); None while down."""
+        queue = self._queue
+        if queue is None:
+            return None
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                declared = await queue.declare()
+        except (TimeoutError, *CONNECTION_EXCEPTIONS):
+            return None
+        return declared.message_count
+
     async def stop(self) -> None:
         """Stop handling deliveries (those not yet acked go back to the queue with the channel)."""
         worker, self._worker = self._worker, None

@@ -115,6 +115,14 @@ class Subscription(abc.ABC):
     async def cancel(self) -> None:
         """Stop deliveries to the handler.  Cancelling twice is harmless."""
 
+    async def waiting(self) -> int | None:
+        """How many messages wait in the broker for this subscription; None where unknown.
+
+        The hub reads it every ``moksha.queue_depth_interval`` seconds for the
+        dashboard, ``/metrics`` and ``/ready``.  Backends with queues override it.
+        """
+        return None
+
 
 class Backend(abc.ABC):
     """A message transport: memory, AMQP, STOMP, ZeroMQ, ...
