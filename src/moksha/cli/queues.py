@@ -20,14 +20,21 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from moksha.cli._common import CliState, common_options, pass_state, run_async, stdout_console
+from moksha.cli._common import (
+    CliState,
+    common_options,
+    pass_state,
+    run_async,
+    stderr_console,
+    stdout_console,
+)
 from moksha.config import Config
 from moksha.errors import MokshaError
 from moksha.hub.backends import Backend, DurableQueue, select_backends
 from moksha.hub.central import group_name
 from moksha.plugins import CONSUMER_GROUPS, iter_plugins
 
-__all__ = ["Owned", "queues_command", "survey"]
+__all__ = ["Owned", "Survey", "queues_command", "survey"]
 
 ORPHAN = "orphan"
 
@@ -80,19 +87,38 @@ def installed_owners() -> tuple[dict[str, str], list[str]]:
     return owners, errors
 
 
-async def survey(config: Config) -> tuple[list[Backend], list[Owned]]:
-    """The configured backends and every durable queue they keep, with its owner.
+@dataclass
+class Survey:
+    """What :func:`survey` found.
 
-    Raises:
-        BackendError: a broker cannot be reached.
+    Attributes:
+        backends: the configured backends.
+        found: every durable queue they keep, with its owner.
+        failures: one sentence per backend that could not list its queues.
     """
+
+    backends: list[Backend]
+    found: list[Owned]
+    failures: list[str]
+
+
+async def survey(config: Config) -> Survey:
+    """List the durable queues of every configured backend, with their owners."""
     owners, _ = installed_owners()
-    backends = [cls(config) for cls in select_backends(config)]
-    found = []
-    for backend in backends:
-        for queue in await backend.durable_queues():
-            found.append(Owned(backend.name, queue, owners.get(queue.group)))
-    return backends, found
+    result = Survey([cls(config) for cls in select_backends(config)], [], [])
+    for backend in result.backends:
+        try:
+            queues = await backend.durable_queues()
+        except MokshaError as exc:
+            result.failures.append(str(exc))
+            continue
+        result.found += [Owned(backend.name, q, owners.get(q.group)) for q in queues]
+    return result
+
+
+def _report_failures(result: Survey) -> None:
+    for failure in result.failures:
+        stderr_console().print(Text(f"Warning: {failure}", style="yellow"))
 
 
 @click.group("queues", invoke_without_command=True)
@@ -109,14 +135,16 @@ def queues_command(ctx: click.Context, state: CliState, as_json: bool) -> int:
     if ctx.invoked_subcommand is not None:
         return 0
     state.start_logging(ctx)
-    _, found = run_async(survey(state.load_config()))
+    result = run_async(survey(state.load_config()))
+    _report_failures(result)
+    found = result.found
     if as_json:
         click.echo(json.dumps([owned.as_json() for owned in found], indent=2))
     elif not found:
         stdout_console().print("Moksha keeps no durable queues on the configured brokers.")
     else:
         stdout_console().print(_table(found))
-    return 0
+    return 1 if result.failures else 0
 
 
 @queues_command.command("prune")
@@ -138,8 +166,9 @@ def prune_command(ctx: click.Context, state: CliState, dry_run: bool, yes: bool)
             "some consumer plugins failed to load, so their queues would look orphaned; "
             "fix them first: " + "; ".join(errors)
         )
-    backends, found = run_async(survey(state.load_config()))
-    orphans = [owned for owned in found if owned.owner is None]
+    result = run_async(survey(state.load_config()))
+    _report_failures(result)
+    orphans = [owned for owned in result.found if owned.owner is None]
     in_use = [owned for owned in orphans if owned.queue.consumers > 0]
     for owned in in_use:
         console.print(f"kept (a hub consumes from it): {owned.summary()}")
@@ -154,7 +183,7 @@ def prune_command(ctx: click.Context, state: CliState, dry_run: bool, yes: bool)
     if not yes and not click.confirm(f"Delete these {len(doomed)} queue(s)?", default=False):
         console.print("Nothing deleted.")
         return 1
-    by_name = {backend.name: backend for backend in backends}
+    by_name = {backend.name: backend for backend in result.backends}
     failed = 0
     for owned in doomed:
         try:

@@ -28,16 +28,13 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from moksha.hub.backends.amqp_bindings import dead_letter_queue
+from moksha.hub.backends.base import DEAD_LETTER_HEADER, DEAD_LETTER_REASON_HEADER
 from moksha.topics import TopicRouter
 
-__all__ = ["DEAD_LETTER_HEADER", "REASON_HEADER", "StaleFilter"]
+__all__ = ["StaleFilter"]
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_HEADER = "moksha-dead-letter"
-"""The topic a dead letter was published on (the same header as the hub's dead letters)."""
-REASON_HEADER = "moksha-dead-letter-reason"
-"""Why it was dead-lettered, as a sentence."""
 
 
 class StaleFilter:
@@ -99,7 +96,7 @@ class StaleFilter:
         )
         headers = dict(delivery.headers or {})
         headers[DEAD_LETTER_HEADER] = topic
-        headers[REASON_HEADER] = reason
+        headers[DEAD_LETTER_REASON_HEADER] = reason
         await channel.default_exchange.publish(
             aio_pika.Message(
                 delivery.body,

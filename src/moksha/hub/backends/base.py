@@ -49,7 +49,21 @@ from moksha.message import Message
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["Backend", "Capabilities", "DurableQueue", "Handler", "Subscription", "deliver"]
+__all__ = [
+    "DEAD_LETTER_HEADER",
+    "DEAD_LETTER_REASON_HEADER",
+    "Backend",
+    "Capabilities",
+    "DurableQueue",
+    "Handler",
+    "Subscription",
+    "deliver",
+]
+
+DEAD_LETTER_HEADER = "moksha-dead-letter"
+"""Set on a dead letter: the topic it was published on (as on the hub's dead letters)."""
+DEAD_LETTER_REASON_HEADER = "moksha-dead-letter-reason"
+"""Set on a message a backend dead-lettered: why, as a sentence."""
 
 Handler = Callable[[Message], Awaitable[None] | None]
 """Receives one delivered message; raising means "not processed".

@@ -57,12 +57,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from moksha.errors import BackendError, BackendUnavailable, MessageError
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.hub.backends.stomp_connection import CONNECT_TIMEOUT, ConnectionLost, StompConnection
 from moksha.hub.backends.stomp_options import StompOptions, destination, send_headers
 from moksha.hub.backends.stomp_outbox import Outbox, Outgoing
 from moksha.hub.backends.stomp_protocol import Frame, StompServerError
-from moksha.hub.backends.stomp_subscription import StompSubscription
+from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX, StompSubscription
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -366,6 +366,28 @@ class StompBackend(Backend):
                 f"{refused.message}{details}"
             ) from refused
         return sub
+
+    async def durable_queues(self) -> list[DurableQueue]:
+        """STOMP cannot list a broker's queues, so this backend cannot either.
+
+        Raises:
+            BackendError: always, saying where to look instead.
+        """
+        raise BackendError(
+            "stomp: STOMP cannot list a broker's queues or bindings; on RabbitMQ, the "
+            f"durable queues of consumer groups are named {GROUP_QUEUE_PREFIX}<group> "
+            "(rabbitmqctl list_queues name messages consumers)"
+        )
+
+    async def delete_durable_queue(self, name: str) -> None:
+        """Not possible over STOMP (see :meth:`durable_queues`).
+
+        Raises:
+            BackendError: always.
+        """
+        raise BackendError(
+            f"stomp: STOMP cannot delete queue {name!r}; use rabbitmqctl delete_queue"
+        )
 
     def _apply(
         self, connection: StompConnection, sub: StompSubscription

@@ -1,0 +1,58 @@
+"""A STOMP group's durable queue after its consumer moved to another topic (RabbitMQ).
+
+STOMP cannot remove the old binding; what arrives through it must still never
+reach the handler: it is dead-lettered, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import aio_pika
+import pytest
+from test_stomp import AMQP, backend_for
+
+from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX
+from moksha.message import Message
+from support import RUN, Received, require_service
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    require_service("RabbitMQ STOMP", 61613)
+    require_service("RabbitMQ", 5672)
+    async with await aio_pika.connect(AMQP) as connection:
+        yield await connection.channel()
+
+
+@pytest.fixture
+async def queue(raw: aio_pika.abc.AbstractChannel) -> AsyncIterator[str]:
+    """A group's name; its queue and dead letters are deleted at teardown."""
+    group = f"test-{RUN}-{uuid4().hex[:8]}"
+    yield group
+    await raw.queue_delete(GROUP_QUEUE_PREFIX + group)
+    await raw.queue_delete(f"{GROUP_QUEUE_PREFIX}{group}:dead-letter")
+
+
+async def test_messages_of_a_removed_pattern_are_dead_lettered_not_consumed(
+    raw: aio_pika.abc.AbstractChannel, queue: str
+) -> None:
+    group, topic = queue, f"test.stomp.{RUN}.{uuid4().hex[:8]}"
+    async with backend_for() as backend:
+        subscription = await backend.subscribe([f"{topic}.old"], Received(), group=group)
+        await subscription.cancel()
+        for n in range(2):
+            await backend.publish(Message(f"{topic}.old", n))
+    received = Received()
+    async with backend_for(stomp_ack_mode="client-individual") as backend:
+        await backend.subscribe([f"{topic}.new"], received, group=group)
+        await backend.publish(Message(f"{topic}.new", "new"))
+        await received.wait(1)  # after the two old ones, in queue order
+    assert received.bodies == ["new"]
+    dead = await raw.declare_queue(f"{GROUP_QUEUE_PREFIX}{group}:dead-letter", passive=True)
+    letters = [await dead.get(no_ack=True, timeout=5) for _ in range(2)]
+    assert [letter.body for letter in letters] == [b"0", b"1"]
+    for letter in letters:
+        assert letter.headers["moksha-dead-letter"] == f"{topic}.old"
+        assert f"{topic}.new" in str(letter.headers["moksha-dead-letter-reason"])
