@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from monitoring_support import client
+import httpx
 from starlette.applications import Starlette
 
 from moksha.hub import CentralMokshaHub
@@ -46,7 +46,10 @@ async def test_a_growing_queue_shows_on_the_dashboard_metrics_and_ready() -> Non
     try:
         async with (
             CentralMokshaHub(config, [Sluggish], []) as hub,
-            client(Starlette(routes=Monitor(hub).routes())) as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=Starlette(routes=Monitor(hub).routes())),
+                base_url="http://testserver",
+            ) as http,
         ):
             calm = await http.get("/ready")
             for n in range(20):

@@ -173,3 +173,20 @@ async def test_a_stopped_consumer_keeps_its_bindings_for_the_next_start(
     await publish(raw, f"{prefix}.k", *range(5))
     assert await ready_count(raw, queue) == 5
     assert await recorded_bindings(queue) == (f"{prefix}.k",)
+
+
+async def test_a_queue_older_than_the_record_is_reported_once(
+    prefix, raw, durable_queues, caplog
+):
+    fresh, old = f"{prefix}.fresh", f"{prefix}.older"
+    durable_queues += [f"moksha.{fresh}", f"moksha.{old}"]
+    queue = await raw.declare_queue(f"moksha.{old}", durable=True)  # made by hand, bound by hand
+    await queue.bind("amq.topic", routing_key=f"{prefix}.by-hand")
+    with caplog.at_level("WARNING", logger="moksha.hub.backends.amqp_bindings"):
+        await start_and_stop([f"{prefix}.a"], fresh)
+        assert "existed before" not in caplog.text
+        await start_and_stop([f"{prefix}.a"], old)
+        assert f"queue moksha.{old} existed before Moksha recorded its bindings" in caplog.text
+        caplog.clear()
+        await start_and_stop([f"{prefix}.a"], old)  # recorded now
+        assert "existed before" not in caplog.text

@@ -67,6 +67,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT = 10.0
 LOCK_TIMEOUT = 15.0  # hubs starting together queue up for the lock; each holds it ~10 ms
 _FIRST_PAUSE = 0.02  # between two attempts at the lock, doubling up to _LONGEST_PAUSE
 _LONGEST_PAUSE = 0.5
@@ -164,7 +165,7 @@ class Registry:
         Raises:
             BackendError: the lock stayed taken for ``LOCK_TIMEOUT`` seconds.
         """
-        connection = await aio_pika.connect(url)
+        connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT)
         async with connection:
             await _take_lock(connection, f"{registry_queue(prefix)}.lock")
             registry = cls(connection, prefix)
@@ -259,6 +260,15 @@ class Registry:
         await channel.close()
         return result.message_count or 0, result.consumer_count or 0
 
+    async def ensure_queue(self, queue: str) -> bool:
+        """Declare the durable ``queue`` unless it exists; whether it existed."""
+        if await self.queue_state(queue) is not None:
+            return True
+        channel = await self._connection.channel()
+        await channel.declare_queue(queue, durable=True)
+        await channel.close()
+        return False
+
     async def delete(self, queue: str) -> None:
         """Delete ``queue`` and its dead letters, and forget its record."""
         channel = await self._connection.channel()
@@ -332,11 +342,12 @@ async def follow_code(
         BackendError: the registry's lock stayed taken.
     """
     async with Registry.open(url, prefix) as registry:
+        existed = await registry.ensure_queue(queue)
         record = registry.records.get(queue)
         if record is None:
             record = QueueRecord(queue, group, exchange)
-            if queue not in registry.records:
-                _warn_if_unrecorded(await registry.queue_state(queue), queue)
+            if existed:
+                _warn_unrecorded(queue)
         others = await registry.live_releases(record)
         others.pop(marker, None)
         target = set(patterns).union(*others.values())
@@ -355,15 +366,14 @@ async def follow_code(
         return Applied(record.bindings, other_patterns)
 
 
-def _warn_if_unrecorded(state: tuple[int, int] | None, queue: str) -> None:
-    if state is not None:
-        log.warning(
-            "amqp: queue %s existed before Moksha recorded its bindings; bindings made "
-            "before cannot be listed over AMQP 0-9-1 and are left as they are. Delete the "
-            "queue once (rabbitmqctl delete_queue %s) to start it clean.",
-            queue,
-            queue,
-        )
+def _warn_unrecorded(queue: str) -> None:
+    log.warning(
+        "amqp: queue %s existed before Moksha recorded its bindings; bindings made "
+        "before cannot be listed over AMQP 0-9-1 and are left as they are. Delete the "
+        "queue once (rabbitmqctl delete_queue %s) to start it clean.",
+        queue,
+        queue,
+    )
 
 
 async def leave(url: str, prefix: str, *, queue: str, marker: str) -> None:

@@ -145,16 +145,20 @@ class AMQPSubscription(Subscription):
                 await channel.initialize()
                 await channel.set_qos(prefetch_count=config.amqp_prefetch)
                 exchange = await self._declare_exchange(channel)
-                if self._durable_queue is not None:
-                    queue = await channel.declare_queue(self._durable_queue, durable=True)
-                    await channel.declare_queue(self._marker, exclusive=True)
-                else:
+                if self._durable_queue is None:
                     name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
                     queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
                     for pattern in self.patterns:
                         await queue.bind(exchange, routing_key=pattern)
-            if self._stale is not None:
-                await self._follow_code(queue, exchange)
+                else:  # alive before the registry can see it
+                    await channel.declare_queue(self._marker, exclusive=True)
+            if self._durable_queue is not None:
+                followed = await self._follow_code(self._durable_queue, exchange.name)
+                async with asyncio.timeout(SETUP_TIMEOUT):
+                    queue = await channel.declare_queue(self._durable_queue, durable=True)
+                    if not followed:  # consuming matters more than tidying: bind ours
+                        for pattern in self.patterns:
+                            await queue.bind(exchange, routing_key=pattern)
             async with asyncio.timeout(SETUP_TIMEOUT):
                 self._tag = await queue.consume(self._deliver)
         except BaseException:
@@ -167,31 +171,32 @@ class AMQPSubscription(Subscription):
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"moksha-amqp {queue.name}")
 
-    async def _follow_code(self, queue: AbstractRobustQueue, exchange: AbstractExchange) -> None:
+    async def _follow_code(self, queue: str, exchange: str) -> bool:
         """Make the durable queue's bindings this subscription's patterns (amqp_bindings).
 
         The bindings are made on the registry's own connection, not on this
         robust channel, so aio-pika does not restore stale ones on reconnection
         (bindings of a durable queue survive broker restarts anyway).
+
+        Returns:
+            False when the registry's lock stayed taken (nothing was bound).
         """
         assert self._stale is not None
         try:
             applied = await follow_code(
                 self._url,
                 self._config.amqp_queue_prefix,
-                exchange=exchange.name,
-                queue=queue.name,
+                exchange=exchange,
+                queue=queue,
                 group=self._group,
                 patterns=self.patterns,
                 marker=self._marker,
             )
         except BackendError as exc:
-            # Consuming matters more than tidying: bind ours, remove nothing this time.
-            log.error("%s; queue %s keeps any stale bindings until the next start", exc, queue.name)
-            for pattern in self.patterns:
-                await queue.bind(exchange, routing_key=pattern)
-            return
+            log.error("%s; queue %s keeps any stale bindings until the next start", exc, queue)
+            return False
         self._stale.others = applied.others
+        return True
 
     async def _dead_letter(self, delivery: AbstractIncomingMessage) -> None:
         """Settle a delivery for a removed pattern; on a dead channel, leave it to redelivery."""
