@@ -190,3 +190,16 @@ async def test_a_queue_older_than_the_record_is_reported_once(
         caplog.clear()
         await start_and_stop([f"{prefix}.a"], old)  # recorded now
         assert "existed before" not in caplog.text
+
+
+async def test_a_queue_deleted_behind_mokshas_back_is_bound_again(prefix, raw, durable_queues):
+    group = f"{prefix}.again"
+    queue = f"moksha.{group}"
+    durable_queues.append(queue)
+    await start_and_stop([f"{prefix}.t"], group)
+    await raw.queue_delete(queue)  # rabbitmqctl delete_queue, say
+    async with backend_for() as backend:
+        received = Received()
+        await backend.subscribe([f"{prefix}.t"], received, group=group)
+        await publish(raw, f"{prefix}.t", "still bound")
+        assert (await received.wait(1))[0].body == "still bound"

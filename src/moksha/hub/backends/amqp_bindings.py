@@ -214,9 +214,8 @@ class Registry:
         wanted = tuple(sorted(set(target)))
         channel = await self._connection.channel()
         queue = await channel.declare_queue(record.queue, passive=True)
-        for key in wanted:
-            if key not in record.bindings:
-                await queue.bind(record.exchange, routing_key=key)
+        for key in wanted:  # all of them: one unbound by hand comes back
+            await queue.bind(record.exchange, routing_key=key)
         for key in record.bindings:
             if key not in wanted:
                 await queue.unbind(record.exchange, routing_key=key)
@@ -348,6 +347,8 @@ async def follow_code(
             record = QueueRecord(queue, group, exchange)
             if existed:
                 _warn_unrecorded(queue)
+        elif not existed:  # deleted behind Moksha's back: its bindings went with it
+            record = replace(record, bindings=())
         others = await registry.live_releases(record)
         others.pop(marker, None)
         target = set(patterns).union(*others.values())
