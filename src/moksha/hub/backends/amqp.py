@@ -17,7 +17,10 @@ Queues: a subscription with a ``group`` gets the durable queue
 compete for its messages, which wait there while no hub runs); without a
 group, or with ``amqp_durable_queues = false``, an exclusive auto-delete queue
 (every subscription gets every message, nothing is kept).  The ``durable``
-capability describes the default, grouped case.
+capability describes the default, grouped case.  A durable queue's bindings
+follow the code, and :meth:`AMQPBackend.durable_queues` lists Moksha's durable
+queues, from a registry kept on the broker
+(:mod:`moksha.hub.backends.amqp_bindings`).
 
 Connection: the first connection is retried here, with one WARNING line per
 failed attempt and a backoff from ``reconnect_delay`` doubling up to

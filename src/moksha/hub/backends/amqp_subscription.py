@@ -4,7 +4,11 @@ Each subscription opens a robust channel with ``basic.qos(amqp_prefetch)``,
 declares its queue (the durable ``<amqp_queue_prefix>.<group>``, or an
 exclusive auto-delete ``<amqp_queue_prefix>.exclusive.<uuid>``), binds it to
 the exchange with each pattern and consumes it.  aio-pika restores all of that
-after a reconnection.
+after a reconnection.  A durable queue is bound differently: through the queue
+registry (:mod:`~moksha.hub.backends.amqp_bindings`), which also removes the
+bindings no running release needs any more, and a delivery matching none of
+the patterns is never handed to the handler
+(:mod:`~moksha.hub.backends.amqp_stale`).
 
 aio-pika calls the consumer once per delivery, in a task of its own; the
 subscription puts each delivery in an inbox.  One worker takes every delivery
