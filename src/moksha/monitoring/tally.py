@@ -137,8 +137,6 @@ class ConsumerTally:
         self.consumed += consumed
         self.exceptions += exceptions
         self.backlog = int(stats.get("backlog") or 0)
-        depth = stats.get("queue_depth")
-        self.queue_depth = int(depth) if depth is not None else None
         times: list[float] = list(stats.get("times") or ())
         seen = {id(seconds) for seconds in self._times}
         new = [seconds for seconds in times if id(seconds) not in seen]
@@ -225,7 +223,9 @@ class HubTally:
         """Read every consumer, producer and backend, and add what changed."""
         with self._lock:
             for consumer in self._hub_consumers():
-                self._consumer_tally(consumer).add(consumer.stats(), reset=False)
+                tally = self._consumer_tally(consumer)
+                tally.add(consumer.stats(), reset=False)
+                tally.queue_depth = consumer.queue_depth  # not in stats(): the original's shape
             for producer in self._hub_producers():
                 self._producer_tally(producer).add(producer.__json__())
             for backend in self.hub.backends:

@@ -40,6 +40,7 @@ def consumer_stats(consumer: Consumer) -> dict[str, Any]:
     times = stats.pop("times")
     stats["topic"] = topics_of(stats["topic"])
     stats["mean_time_ms"] = round(1000 * sum(times) / len(times), 3) if times else None
+    stats["queue_depth"] = consumer.queue_depth  # in the broker, as the hub last read it
     return stats
 
 

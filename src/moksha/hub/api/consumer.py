@@ -123,7 +123,6 @@ class Consumer:
             "exceptions": self._exception_count,
             "jsonify": self.jsonify,
             "backlog": self._backlog_size() if self._initialized else None,
-            "queue_depth": self.queue_depth,
             "headcount_out": self.headcount_out,
             "headcount_in": self.headcount_in,
             "times": list(self._times),
