@@ -14,6 +14,7 @@ from amqp_support import BROKER, backend_for, ready_count
 
 from moksha.hub.backends.amqp_bindings import Registry, dead_letter_queue
 from moksha.hub.backends.amqp_options import to_amqp
+from moksha.hub.backends.amqp_stale import DEAD_LETTER_BOUND
 from moksha.message import Message
 from support import TIMEOUT, Received, until
 
@@ -85,6 +86,8 @@ async def test_messages_queued_for_a_removed_pattern_are_dead_lettered_with_the_
         assert received.bodies == ["after"]  # the old ones never reached the handler
     assert bodies == [b"1", b"2", b"3"]
     assert await ready_count(raw, queue) == 0
+    # Bounded: declaring it with other arguments would fail (PRECONDITION_FAILED).
+    await raw.declare_queue(dead_letter_queue(queue), durable=True, arguments=DEAD_LETTER_BOUND)
 
 
 async def test_a_pattern_added_and_one_removed_at_once(prefix, raw, durable_queues):

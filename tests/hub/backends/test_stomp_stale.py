@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 from test_stomp import AMQP, backend_for
 
-from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX
+from moksha.hub.backends.stomp_subscription import DEAD_LETTER_LIMIT, GROUP_QUEUE_PREFIX
 from moksha.message import Message
 from support import RUN, Received, require_service
 
@@ -56,3 +56,6 @@ async def test_messages_of_a_removed_pattern_are_dead_lettered_not_consumed(
     for letter in letters:
         assert letter.headers["moksha-dead-letter"] == f"{topic}.old"
         assert f"{topic}.new" in str(letter.headers["moksha-dead-letter-reason"])
+    # Bounded: declaring it with other arguments would fail (PRECONDITION_FAILED).
+    bound = {"x-max-length": DEAD_LETTER_LIMIT}
+    await raw.declare_queue(dead.name, durable=True, arguments=bound)

@@ -14,7 +14,9 @@ It is never handed to ``consume()``:
   the durable queue ``<queue>:dead-letter`` (same body and properties, plus
   the headers ``moksha-dead-letter`` = its topic and
   ``moksha-dead-letter-reason`` = a sentence saying which patterns it missed),
-  then acked.  ``moksha queues`` shows how many wait there; an operator can
+  then acked.  That queue is bounded: it keeps the newest ``DEAD_LETTER_LIMIT``
+  (100,000) dead letters, the broker dropping the oldest.  ``moksha queues``
+  shows how many wait there; an operator can
   re-publish or drop them, and ``moksha queues prune`` deletes them with an
   orphan queue.
 """
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from pamqp.common import FieldValue
 
 from moksha.hub.backends.amqp_bindings import dead_letter_queue
 from moksha.hub.backends.base import DEAD_LETTER_HEADER, DEAD_LETTER_REASON_HEADER
@@ -34,6 +37,13 @@ from moksha.topics import TopicRouter
 __all__ = ["StaleFilter"]
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTER_LIMIT = 100_000
+"""Dead letters kept per queue; past it the broker drops the oldest (``drop-head``)."""
+DEAD_LETTER_BOUND: dict[str, FieldValue] = {
+    "x-max-length": DEAD_LETTER_LIMIT,
+    "x-overflow": "drop-head",
+}
 
 
 
@@ -88,7 +98,7 @@ class StaleFilter:
             return
         target = dead_letter_queue(queue)
         if target not in self._declared:
-            await channel.declare_queue(target, durable=True)
+            await channel.declare_queue(target, durable=True, arguments=DEAD_LETTER_BOUND)
             self._declared.add(target)
         reason = (
             f"topic {topic!r} matches none of the patterns ({', '.join(self.patterns)}) of the "

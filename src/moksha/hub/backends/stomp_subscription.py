@@ -12,8 +12,8 @@ On a group's durable queue, a message whose topic matches none of the
 patterns came through a binding a previous release made (STOMP cannot remove
 one): it is never handed to the handler but SENT, with the headers
 ``moksha-dead-letter`` (its topic) and ``moksha-dead-letter-reason``, to
-``/queue/moksha.stomp.<group>:dead-letter``, and acked once the broker
-confirmed it.
+``/queue/moksha.stomp.<group>:dead-letter`` (bounded: the newest
+``DEAD_LETTER_LIMIT`` are kept), and acked once the broker confirmed it.
 
 With ``client-individual`` acks, a message is ACKed after its handler
 returned, NACKed when it raised (if ``stomp_send_explicit_nacks``), and a
@@ -54,6 +54,8 @@ GROUP_QUEUE_PREFIX = "moksha.stomp."
 """Prefix of the durable queue a consumer group shares (RabbitMQ ``x-queue-name``)."""
 
 DEAD_LETTER_TIMEOUT = 5.0  # the broker's receipt for a dead letter
+DEAD_LETTER_LIMIT = 100_000
+"""Dead letters kept per group; past it RabbitMQ drops the oldest (``drop-head``)."""
 
 
 def dead_letter_destination(group: str) -> str:
@@ -176,6 +178,9 @@ class StompSubscription(Subscription):
         headers[DEAD_LETTER_HEADER] = message.topic
         headers[DEAD_LETTER_REASON_HEADER] = reason
         headers["persistent"] = "true"
+        # RabbitMQ declares the queue on the first SEND with this argument: bounded
+        # (its default overflow policy drops the oldest).
+        headers["x-max-length"] = str(DEAD_LETTER_LIMIT)
         try:
             connection.send(target, message.payload, headers)
             async with asyncio.timeout(DEAD_LETTER_TIMEOUT):
