@@ -17,6 +17,7 @@ from moksha.hub.backends.amqp_options import to_amqp
 from moksha.hub.backends.amqp_stale import DEAD_LETTER_BOUND
 from moksha.message import Message
 from support import TIMEOUT, Received, until
+from tcp_proxy import TcpProxy
 
 
 async def publish(raw: aio_pika.abc.AbstractChannel, topic: str, *bodies: object) -> None:
@@ -206,3 +207,32 @@ async def test_a_queue_deleted_behind_mokshas_back_is_bound_again(prefix, raw, d
         await backend.subscribe([f"{prefix}.t"], received, group=group)
         await publish(raw, f"{prefix}.t", "still bound")
         assert (await received.wait(1))[0].body == "still bound"
+
+
+async def test_a_release_cut_off_during_the_overlap_binds_its_topics_again(
+    prefix, raw, durable_queues
+):
+    group = f"{prefix}.cut"
+    queue = f"moksha.{group}"
+    durable_queues += [queue, dead_letter_queue(queue)]
+    old, new = f"{prefix}.old", f"{prefix}.new"
+    fast = {"moksha.reconnect_delay": 0.05, "moksha.reconnect_max_delay": 0.2}
+    async with TcpProxy(5672) as proxy:
+        behind_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        async with backend_for(behind_proxy, **fast) as release1, backend_for() as release2:
+            await release1.subscribe([old], Received(), group=group)
+            proxy.refuse = True
+            await proxy.cut()  # release 1 is cut off: its liveness marker goes
+            second = await release2.subscribe([new], Received(), group=group)
+            assert await recorded_bindings(queue) == (new,)  # release 1 looked stopped
+            proxy.refuse = False
+            await until(lambda: release1.connected, timeout=3 * TIMEOUT)
+            await until_async(lambda: recorded_bindings(queue), (new, old))
+            await second.cancel()  # release 2 stops; release 1 runs on
+            assert await recorded_bindings(queue) == (old,)
+
+
+async def until_async(read, expected, timeout: float = TIMEOUT) -> None:
+    async with asyncio.timeout(timeout):
+        while await read() != expected:
+            await asyncio.sleep(0.02)

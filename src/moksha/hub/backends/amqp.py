@@ -301,6 +301,8 @@ class AMQPBackend(Backend):
                     await discard(channel)
                     raise
             for subscription in list(self._subscriptions):
+                if subscription.started and not subscription.cancelled:
+                    await subscription.refresh()  # reconnected: bindings may have moved
                 if subscription.started or subscription.cancelled:
                     continue
                 try:

@@ -28,7 +28,9 @@ the union of both (nothing a running release needs disappears, and neither
 release undoes the other: no flapping); when a hub stops cleanly
 (:func:`leave`) and hubs of another release remain, the bindings shrink to
 what those still running need.  A hub that crashed is seen as gone at the
-next start or clean stop of a hub of that consumer.
+next start or clean stop of a hub of that consumer.  A hub cut off from the broker
+looks stopped meanwhile; the backend calls :func:`follow_code` again once it
+has reconnected.
 
 Which message reaches which release during the overlap is the subscription's
 business (see :mod:`moksha.hub.backends.amqp_subscription`).

@@ -202,6 +202,21 @@ class AMQPSubscription(Subscription):
         self._stale.others = applied.others
         return True
 
+    async def refresh(self) -> None:
+        """Apply the durable queue's bindings again, once reconnected.
+
+        While this hub was cut off, its liveness marker was gone: a hub of
+        another release starting meanwhile took it for stopped and may have
+        removed the bindings only this release needs.  Errors are logged: the
+        subscription keeps consuming what its queue holds.
+        """
+        if self._stale is None or self._durable_queue is None or self._channel is None:
+            return
+        try:
+            await self._follow_code(self._durable_queue, self._config.amqp_exchange)
+        except CONNECTION_EXCEPTIONS as exc:
+            log.warning("amqp: could not bind %s again (%s)", self._durable_queue, exc)
+
     async def _dead_letter(self, delivery: AbstractIncomingMessage) -> None:
         """Settle a delivery for a removed pattern; on a dead channel, leave it to redelivery."""
         assert self._stale is not None and self._durable_queue is not None
