@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import aio_pika
 import pytest
 
-from moksha.hub.backends.amqp_bindings import Registry, registry_queue
+from moksha.hub.backends.amqp_registry import Registry, registry_queue
 from support import RUN, RUN_QUEUE_PREFIX
 
 if TYPE_CHECKING:

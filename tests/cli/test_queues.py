@@ -23,8 +23,8 @@ from moksha.cli import main
 from moksha.config import load_config
 from moksha.errors import BackendError
 from moksha.hub.backends.amqp import AMQPBackend
-from moksha.hub.backends.amqp_bindings import Registry, dead_letter_queue, registry_queue
 from moksha.hub.backends.amqp_options import to_amqp
+from moksha.hub.backends.amqp_registry import Registry, dead_letter_queue, registry_queue
 from moksha.message import Message
 from support import RUN, Received, require_service
 

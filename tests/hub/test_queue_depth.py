@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Consumer
-from moksha.hub.backends.amqp_bindings import Registry
+from moksha.hub.backends.amqp_registry import Registry
 from moksha.hub.central import group_name
 from moksha.monitoring import Monitor
 from moksha.widgets.status import hub_status

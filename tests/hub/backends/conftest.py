@@ -9,7 +9,7 @@ import aio_pika
 import pytest
 from amqp_support import BROKER
 
-from moksha.hub.backends.amqp_bindings import Registry
+from moksha.hub.backends.amqp_registry import Registry
 from support import RUN, require_service
 
 

@@ -12,8 +12,8 @@ import asyncio
 import aio_pika
 from amqp_support import BROKER, backend_for, ready_count
 
-from moksha.hub.backends.amqp_bindings import Registry, dead_letter_queue
 from moksha.hub.backends.amqp_options import to_amqp
+from moksha.hub.backends.amqp_registry import Registry, dead_letter_queue
 from moksha.hub.backends.amqp_stale import DEAD_LETTER_BOUND
 from moksha.message import Message
 from support import TIMEOUT, Received, until

@@ -30,7 +30,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pamqp.common import FieldValue
 
-from moksha.hub.backends.amqp_bindings import dead_letter_queue
+from moksha.hub.backends.amqp_registry import dead_letter_queue
 from moksha.hub.backends.base import DEAD_LETTER_HEADER, DEAD_LETTER_REASON_HEADER
 from moksha.topics import TopicRouter
 

@@ -56,8 +56,9 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, DeliveryError
 
 from moksha.errors import BackendError
-from moksha.hub.backends.amqp_bindings import follow_code, leave, live_marker
+from moksha.hub.backends.amqp_bindings import follow_code, leave
 from moksha.hub.backends.amqp_options import from_amqp
+from moksha.hub.backends.amqp_registry import live_marker
 from moksha.hub.backends.amqp_stale import StaleFilter
 from moksha.hub.backends.base import Handler, Subscription, deliver
 
