@@ -193,3 +193,14 @@ def test_a_queue_moksha_did_not_create_is_never_deleted(prefix: str) -> None:
         assert await queue_exists(f"{prefix}.foreign")
 
     asyncio.run(attempt())
+
+
+def test_a_backend_that_cannot_list_its_queues_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = tmp_path / "stomp.ini"
+    ini.write_text("[app:main]\nstomp_uri = 127.0.0.1:61613\n")
+    assert main(["queues", "-c", str(ini)]) == 1
+    captured = capsys.readouterr()
+    assert "Warning: stomp: STOMP cannot list a broker's queues" in captured.err
+    assert "rabbitmqctl list_queues" in captured.err

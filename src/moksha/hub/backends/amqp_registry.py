@@ -107,8 +107,8 @@ class QueueRecord:
         Raises:
             ValueError: not a record (a message some other program put there).
         """
-        data: Any = json.loads(body)
         try:
+            data: Any = json.loads(body)
             return cls(
                 queue=str(data["queue"]),
                 group=str(data["group"]),
@@ -117,7 +117,7 @@ class QueueRecord:
                 releases={str(m): tuple(map(str, p)) for m, p in data["releases"].items()},
                 serial=int(data["serial"]),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a queue record: {body[:80]!r}") from exc
 
 
