@@ -159,6 +159,9 @@ KEYS: tuple[Key, ...] = (
         "STOMP subscription ack mode."),
     Key("stomp_send_explicit_nacks", "stomp_send_explicit_nacks", _boolean, True,
         "Send NACK frames for messages a consumer failed to handle."),
+    Key("stomp_amqp_url", "stomp_amqp_url", _optional_text, None,
+        "AMQP URL of the RabbitMQ behind the STOMP broker: STOMP group queues then follow "
+        "the code (stale bindings removed) and moksha queues lists them."),
     Key("zmq_enabled", "zmq_enabled", _boolean, False, "Use the ZeroMQ backend."),
     Key("zmq_publish_endpoints", "zmq_publish_endpoints", _words, (),
         "ZeroMQ endpoints to publish on, e.g. tcp://*:6543.", aliases=("zmq_published_endpoints",)),

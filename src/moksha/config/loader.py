@@ -51,6 +51,7 @@ class Config(Mapping[str, Any]):
     stomp_ssl_crt: str | None
     stomp_ack_mode: str
     stomp_send_explicit_nacks: bool
+    stomp_amqp_url: str | None
     zmq_enabled: bool
     zmq_publish_endpoints: tuple[str, ...]
     zmq_subscribe_endpoints: tuple[str, ...]

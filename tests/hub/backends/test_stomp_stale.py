@@ -59,3 +59,37 @@ async def test_messages_of_a_removed_pattern_are_dead_lettered_not_consumed(
     # Bounded: declaring it with other arguments would fail (PRECONDITION_FAILED).
     bound = {"x-max-length": DEAD_LETTER_LIMIT}
     await raw.declare_queue(dead.name, durable=True, arguments=bound)
+
+
+async def test_with_stomp_amqp_url_the_old_binding_goes_and_moksha_lists_the_queue(
+    raw: aio_pika.abc.AbstractChannel, queue: str
+) -> None:
+    group, topic = queue, f"test.stomp.{RUN}.{uuid4().hex[:8]}"
+    name = GROUP_QUEUE_PREFIX + group
+    follows = {"stomp_amqp_url": AMQP}
+    async with backend_for(**follows) as backend:
+        subscription = await backend.subscribe([f"{topic}.old"], Received(), group=group)
+        await subscription.cancel()
+        await backend.publish(Message(f"{topic}.old", "queued"))
+    assert await ready(raw, name) == 1
+    received = Received()
+    async with backend_for(stomp_ack_mode="client-individual", **follows) as backend:
+        await backend.subscribe([f"{topic}.new"], received, group=group)
+        [listed] = [q for q in await backend.durable_queues() if q.name == name]
+        assert listed.patterns == (f"{topic}.new",) and listed.consumers == 1
+        await backend.publish(Message(f"{topic}.new", "new"))
+        await received.wait(1)
+        assert received.bodies == ["new"]  # the queued old one was dead-lettered
+    async with backend_for(**follows) as backend:
+        await backend.publish(Message(f"{topic}.old", "lands nowhere"))
+        await backend.publish(Message(f"{topic}.new", "waits"))
+    assert await ready(raw, name) == 1
+    assert await ready(raw, f"{name}:dead-letter") == 1
+    async with backend_for(**follows) as backend:
+        await backend.delete_durable_queue(name)
+        assert name not in [q.name for q in await backend.durable_queues()]
+
+
+async def ready(raw: aio_pika.abc.AbstractChannel, name: str) -> int:
+    declared = await raw.declare_queue(name, passive=True)
+    return declared.declaration_result.message_count or 0

@@ -38,6 +38,7 @@ from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 from moksha.errors import BackendError
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "LOCK_TIMEOUT",
     "QueueRecord",
     "Registry",

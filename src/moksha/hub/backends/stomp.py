@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING
 
 from moksha.errors import BackendError, BackendUnavailable, MessageError
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
+from moksha.hub.backends.stomp_bindings import StompQueues
 from moksha.hub.backends.stomp_connection import CONNECT_TIMEOUT, ConnectionLost, StompConnection
 from moksha.hub.backends.stomp_options import StompOptions, destination, send_headers
 from moksha.hub.backends.stomp_outbox import Outbox, Outgoing
@@ -107,6 +108,8 @@ class StompBackend(Backend):
         self._outbox = Outbox()
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        # Group queues follow the code through RabbitMQ's AMQP side, when configured.
+        self._queues = StompQueues(config) if config.stomp_amqp_url else None
 
     @classmethod
     def configured(cls, config: Config) -> bool:
@@ -131,6 +134,8 @@ class StompBackend(Backend):
         """
         if self._supervisor is not None:
             return
+        if self._queues is not None:
+            await self._queues.open()
         self._closing = False
         self._attempted.clear()
         self._supervisor = asyncio.create_task(self._supervise(), name="moksha stomp connection")
@@ -225,6 +230,8 @@ class StompBackend(Backend):
             await sub.stop()
         self._subscriptions.clear()
         self._routes.clear()
+        if self._queues is not None:
+            await self._queues.close()
         lost = self._outbox.abandon(
             BackendUnavailable(f"stomp: closed before {self._brokers()} confirmed the message")
         )
@@ -337,6 +344,9 @@ class StompBackend(Backend):
         Raises:
             BackendError: the broker refused the subscription (an ERROR frame).
         """
+        marker = None
+        if group is not None and self._queues is not None:
+            marker = await self._queues.follow(group, patterns)  # before SUBSCRIBE binds
         sub = StompSubscription(
             tuple(patterns),
             handler,
@@ -346,6 +356,7 @@ class StompBackend(Backend):
             current=lambda: self._connection,
             cancel=self._cancel,
         )
+        sub.marker = marker
         self._subscriptions.append(sub)
         refused: StompServerError | None = None
         async with self._lock:
@@ -368,23 +379,30 @@ class StompBackend(Backend):
         return sub
 
     async def durable_queues(self) -> list[DurableQueue]:
-        """STOMP cannot list a broker's queues, so this backend cannot either.
+        """The group queues, through ``stomp_amqp_url`` (STOMP itself cannot list queues).
 
         Raises:
-            BackendError: always, saying where to look instead.
+            BackendError: ``stomp_amqp_url`` is not set (saying where to look
+                instead), or cannot be reached.
         """
+        if self._queues is not None:
+            return await self._queues.durable_queues()
         raise BackendError(
             "stomp: STOMP cannot list a broker's queues or bindings; on RabbitMQ, the "
             f"durable queues of consumer groups are named {GROUP_QUEUE_PREFIX}<group> "
-            "(rabbitmqctl list_queues name messages consumers)"
+            "(rabbitmqctl list_queues name messages consumers), or set stomp_amqp_url"
         )
 
     async def delete_durable_queue(self, name: str) -> None:
-        """Not possible over STOMP (see :meth:`durable_queues`).
+        """Delete a group queue, through ``stomp_amqp_url`` (see :meth:`durable_queues`).
 
         Raises:
-            BackendError: always.
+            BackendError: ``stomp_amqp_url`` is not set, the queue is not a group
+                queue of Moksha's registry, or a hub consumes from it.
         """
+        if self._queues is not None:
+            await self._queues.delete(name)
+            return
         raise BackendError(
             f"stomp: STOMP cannot delete queue {name!r}; use rabbitmqctl delete_queue"
         )
@@ -430,6 +448,8 @@ class StompBackend(Backend):
             for sid in ids:
                 del self._routes[sid]
         await sub.stop()
+        if self._queues is not None and sub.group is not None and sub.marker is not None:
+            await self._queues.leave(sub.group, sub.marker)
 
 
 def _why(exc: BaseException) -> str:

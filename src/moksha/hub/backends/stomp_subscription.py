@@ -95,6 +95,7 @@ class StompSubscription(Subscription):
         self.handler = handler
         self.group = group
         self.connection: StompConnection | None = None  # the one its SUBSCRIBEs went to
+        self.marker: str | None = None  # its liveness marker, with stomp_amqp_url
         self.cancelled = False
         self._options = options
         self._current = current
