@@ -228,8 +228,14 @@ class AMQPBackend(Backend):
         return subscription
 
     async def durable_queues(self) -> list[DurableQueue]:
-        """The durable queues in Moksha's queue registry (see :mod:`.amqp_bindings`)."""
-        return await self._registry_call(inventory)
+        """The durable queues in Moksha's queue registry (see :mod:`.amqp_bindings`).
+
+        Only this backend's (``<amqp_queue_prefix>.<group>``): the STOMP backend
+        may keep its group queues in the same registry.
+        """
+        prefix = self.config.amqp_queue_prefix
+        queues = await self._registry_call(inventory)
+        return [q for q in queues if q.name == f"{prefix}.{q.group}"]
 
     async def delete_durable_queue(self, name: str) -> None:
         """Delete a queue of Moksha's registry, and its dead letters (see :mod:`.amqp_bindings`)."""

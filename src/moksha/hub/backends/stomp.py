@@ -31,9 +31,12 @@ Subscribing
     while they are down; without one, each pattern gets the broker's
     auto-delete queue, which disappears with the connection.  Deliveries are
     filtered again with :class:`~moksha.topics.TopicRouter`, so patterns keep
-    the AMQP rules on any broker.  With ``stomp_ack_mode = client-individual``
-    a message is ACKed once its handler returned and NACKed (requeued) when it
-    raised; with ``auto`` the broker counts it delivered as soon as it sent
+    the AMQP rules on any broker.  A group queue's bindings follow the code
+    through RabbitMQ's AMQP side when ``stomp_amqp_url`` is set
+    (:mod:`moksha.hub.backends.stomp_bindings`); a message matching none of
+    the patterns is dead-lettered, never handled.  With ``stomp_ack_mode =
+    client-individual`` a message is ACKed once its handler returned and
+    NACKed (requeued) when it raised; with ``auto`` the broker counts it delivered as soon as it sent
     it, and this backend's ``capabilities.acknowledgements`` is False.
 
 Publishing

@@ -128,7 +128,7 @@ class StompQueues:
             queues = await inventory(self._url, self._prefix)
         except CONNECTION_EXCEPTIONS as exc:
             raise BackendError(f"stomp: cannot reach stomp_amqp_url ({exc})") from exc
-        return [q for q in queues if q.name.startswith(GROUP_QUEUE_PREFIX)]
+        return [q for q in queues if q.name == GROUP_QUEUE_PREFIX + q.group]
 
     async def delete(self, name: str) -> None:
         """Delete a STOMP group queue of the registry, and its dead letters.
