@@ -36,8 +36,9 @@ Subscribing
     (:mod:`moksha.hub.backends.stomp_bindings`); a message matching none of
     the patterns is dead-lettered, never handled.  With ``stomp_ack_mode =
     client-individual`` a message is ACKed once its handler returned and
-    NACKed (requeued) when it raised; with ``auto`` the broker counts it delivered as soon as it sent
-    it, and this backend's ``capabilities.acknowledgements`` is False.
+    NACKed (requeued) when it raised; with ``auto`` the broker counts it
+    delivered as soon as it sent it, and this backend's
+    ``capabilities.acknowledgements`` is False.
 
 Publishing
     SEND to ``stomp_destination_prefix + topic``.  In blocking mode
