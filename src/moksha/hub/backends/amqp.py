@@ -306,9 +306,8 @@ class AMQPBackend(Backend):
                 except BaseException:
                     await discard(channel)
                     raise
+            restored = [s for s in self._subscriptions if s.started and not s.cancelled]
             for subscription in list(self._subscriptions):
-                if subscription.started and not subscription.cancelled:
-                    await subscription.refresh()  # reconnected: bindings may have moved
                 if subscription.started or subscription.cancelled:
                     continue
                 try:
@@ -334,6 +333,8 @@ class AMQPBackend(Backend):
             )
             return
         self._ready.set()
+        for subscription in restored:  # reconnected: their bindings may have moved meanwhile
+            await subscription.refresh()
 
     def _on_lost(self, _connection: object, exc: BaseException | None = None) -> None:
         if self._ready.is_set() and self._supervisor is not None:
