@@ -6,6 +6,7 @@ reach the handler: it is dead-lettered, with the reason.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -15,7 +16,7 @@ from test_stomp import AMQP, backend_for
 
 from moksha.hub.backends.stomp_subscription import DEAD_LETTER_LIMIT, GROUP_QUEUE_PREFIX
 from moksha.message import Message
-from support import RUN, Received, require_service
+from support import RUN, TIMEOUT, Received, require_service
 
 
 @pytest.fixture
@@ -93,3 +94,45 @@ async def test_with_stomp_amqp_url_the_old_binding_goes_and_moksha_lists_the_que
 async def ready(raw: aio_pika.abc.AbstractChannel, name: str) -> int:
     declared = await raw.declare_queue(name, passive=True)
     return declared.declaration_result.message_count or 0
+
+
+async def test_two_releases_share_the_union_and_each_handles_only_its_topics(
+    raw: aio_pika.abc.AbstractChannel, queue: str
+) -> None:
+    group, topic = queue, f"test.stomp.{RUN}.{uuid4().hex[:8]}"
+    name = GROUP_QUEUE_PREFIX + group
+    old, new = f"{topic}.old", f"{topic}.new"
+    settings = {"stomp_amqp_url": AMQP, "stomp_ack_mode": "client-individual"}
+    got1, got2 = Received(), Received()
+    async with backend_for(**settings) as release1, backend_for(**settings) as release2:
+        first = await release1.subscribe([old], got1, group=group)
+        await release2.subscribe([new], got2, group=group)
+        [listed] = [q for q in await release2.durable_queues() if q.name == name]
+        assert listed.patterns == (new, old)
+        for n in range(10):
+            await release2.publish(Message(old, n))
+            await release2.publish(Message(new, n))
+
+        async def settled() -> int:
+            dead = await ready(raw, f"{name}:dead-letter") if await has_dead_letters(name) else 0
+            return len(got1.messages) + len(got2.messages) + dead
+
+        async with asyncio.timeout(TIMEOUT):
+            while await settled() < 20:
+                await asyncio.sleep(0.02)
+        assert {m.topic for m in got1.messages} <= {old}
+        assert {m.topic for m in got2.messages} <= {new}
+        await first.cancel()  # the old release stops; the new one runs on
+        [listed] = [q for q in await release2.durable_queues() if q.name == name]
+        assert listed.patterns == (new,)
+
+
+async def has_dead_letters(name: str) -> bool:
+    """Whether the dead-letter queue of group queue ``name`` exists."""
+    async with await aio_pika.connect(AMQP) as connection:
+        probe = await connection.channel()
+        try:
+            await probe.declare_queue(f"{name}:dead-letter", passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False
+        return True

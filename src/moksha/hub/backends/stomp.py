@@ -348,9 +348,9 @@ class StompBackend(Backend):
         Raises:
             BackendError: the broker refused the subscription (an ERROR frame).
         """
-        marker = None
+        applied = None
         if group is not None and self._queues is not None:
-            marker = await self._queues.follow(group, patterns)  # before SUBSCRIBE binds
+            applied = await self._queues.follow(group, patterns)  # before SUBSCRIBE binds
         sub = StompSubscription(
             tuple(patterns),
             handler,
@@ -360,7 +360,10 @@ class StompBackend(Backend):
             current=lambda: self._connection,
             cancel=self._cancel,
         )
-        sub.marker = marker
+        if applied is not None:
+            sub.marker = applied.marker
+            for pattern in applied.others:
+                sub.others.add(pattern, True)
         self._subscriptions.append(sub)
         refused: StompServerError | None = None
         async with self._lock:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aio_pika
@@ -35,11 +36,24 @@ from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["StompQueues"]
+__all__ = ["Applied", "StompQueues"]
 
 log = logging.getLogger(__name__)
 
 EXCHANGE = "amq.topic"  # where RabbitMQ's /topic/ destinations route
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What :meth:`StompQueues.follow` did.
+
+    Attributes:
+        marker: the subscription's liveness marker.
+        others: the patterns of the consumer's other live releases.
+    """
+
+    marker: str
+    others: tuple[str, ...]
 
 
 class StompQueues:
@@ -85,11 +99,12 @@ class StompQueues:
             with contextlib.suppress(*CONNECTION_EXCEPTIONS):
                 await connection.close()
 
-    async def follow(self, group: str, patterns: Sequence[str]) -> str | None:
-        """Bind the group's queue to ``patterns`` (and other live releases'); its marker.
+    async def follow(self, group: str, patterns: Sequence[str]) -> Applied | None:
+        """Bind the group's queue to ``patterns`` (and other live releases').
 
         Returns:
-            The liveness marker to hand to :meth:`leave`, or None when nothing was done.
+            The liveness marker to hand to :meth:`leave` and the other live
+            releases' patterns, or None when nothing was done.
         """
         channel = self._channel
         if channel is None:
@@ -98,7 +113,7 @@ class StompQueues:
         queue = GROUP_QUEUE_PREFIX + group
         try:
             await channel.declare_queue(marker, exclusive=True)
-            await follow_code(
+            applied = await follow_code(
                 self._url,
                 self._prefix,
                 exchange=EXCHANGE,
@@ -110,7 +125,7 @@ class StompQueues:
         except (BackendError, *CONNECTION_EXCEPTIONS) as exc:
             log.warning("stomp: could not apply the bindings of %s (%s)", queue, exc)
             return None
-        return marker
+        return Applied(marker, applied.others)
 
     async def leave(self, group: str, marker: str) -> None:
         """A group subscription stops cleanly (see :func:`~.amqp_bindings.leave`)."""

@@ -10,7 +10,9 @@ the silence is ours (:attr:`StompConnection.paused`).
 
 On a group's durable queue, a message whose topic matches none of the
 patterns came through a binding a previous release made (STOMP cannot remove
-one): it is never handed to the handler but SENT, with the headers
+one): it is never handed to the handler.  During a rolling upgrade (with
+``stomp_amqp_url``), one another live release of the consumer subscribes to
+is NACKed once (requeued) for that release's hubs; otherwise it is SENT, with the headers
 ``moksha-dead-letter`` (its topic) and ``moksha-dead-letter-reason``, to
 ``/queue/moksha.stomp.<group>:dead-letter`` (bounded: the newest
 ``DEAD_LETTER_LIMIT`` are kept), and acked once the broker confirmed it.
@@ -96,6 +98,8 @@ class StompSubscription(Subscription):
         self.group = group
         self.connection: StompConnection | None = None  # the one its SUBSCRIBEs went to
         self.marker: str | None = None  # its liveness marker, with stomp_amqp_url
+        # Patterns of the other live releases of its consumer (with stomp_amqp_url).
+        self.others: TopicRouter[bool] = TopicRouter()
         self.cancelled = False
         self._options = options
         self._current = current
@@ -144,6 +148,13 @@ class StompSubscription(Subscription):
                 continue  # its connection is gone: the broker delivers it again
             message = message_from_frame(frame, options.prefix)
             if not self._router.match(message.topic):
+                if (
+                    client_acks
+                    and self.others.match(message.topic)
+                    and frame.headers.get("redelivered") != "true"
+                ):
+                    connection.nack(frame)  # once, for a hub of the release that wants it
+                    continue
                 if self.group is not None and not await self._dead_letter(connection, message):
                     continue  # not confirmed: the broker delivers it again
                 if client_acks:
