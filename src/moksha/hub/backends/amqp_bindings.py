@@ -65,7 +65,9 @@ async def follow_code(
 ) -> Applied:
     """Bind ``queue`` to ``patterns`` and to the other live releases' patterns; nothing else.
 
-    The queue and the liveness ``marker`` must exist (the subscription declares them).
+    The liveness ``marker`` must exist (the subscription declares it first); the
+    durable queue is declared here when missing, so that one older than its
+    record can be told from a new one.
 
     Args:
         url: the broker's AMQP URL.
