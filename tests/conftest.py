@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aio_pika
 import pytest
+
+from moksha.hub.backends.amqp_registry import Registry, registry_queue
+from support import RUN, RUN_QUEUE_PREFIX
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -36,3 +42,32 @@ def browser() -> Iterator[Browser]:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def broker_queues_cleaned() -> Iterator[None]:
+    """Delete, once the session ends, the durable queues it created on the local RabbitMQ.
+
+    Moksha records every durable queue it creates in its queue registry; the
+    queues of this session are those named with its id (:data:`support.RUN`),
+    so another developer's run on the same broker keeps its own.
+    """
+    yield
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+    except OSError:
+        return  # no broker, nothing was created
+    asyncio.run(_delete_queues_of_this_run())
+
+
+async def _delete_queues_of_this_run() -> None:
+    broker = "amqp://guest:guest@127.0.0.1:5672/"
+    async with Registry.open(broker, "moksha") as registry:
+        for name in [name for name in registry.records if RUN in name]:
+            await registry.delete(name)
+    async with Registry.open(broker, RUN_QUEUE_PREFIX) as registry:
+        for name in list(registry.records):
+            await registry.delete(name)
+    async with await aio_pika.connect(broker) as connection:
+        channel = await connection.channel()
+        await channel.queue_delete(registry_queue(RUN_QUEUE_PREFIX))

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,12 @@ import pytest
 from moksha.hub.api import Consumer
 
 TIMEOUT = 5.0
+
+RUN = uuid.uuid4().hex[:8]
+"""This test session's id: in the names of the broker queues it creates, so its cleanup
+deletes those and never another developer's (see ``tests/conftest.py``)."""
+RUN_QUEUE_PREFIX = f"test.{RUN}"
+"""The ``amqp_queue_prefix`` of the suites that run on every backend."""
 
 
 class Inbox:
@@ -123,7 +130,11 @@ def free_endpoint() -> str:
 # The config of each backend, for suites that run on every one of them.
 def amqp() -> dict[str, Any]:
     require_service("RabbitMQ", 5672)
-    return {"moksha.backends": "amqp", "amqp_broker": "amqp://guest:guest@127.0.0.1:5672/"}
+    return {
+        "moksha.backends": "amqp",
+        "amqp_broker": "amqp://guest:guest@127.0.0.1:5672/",
+        "amqp_queue_prefix": RUN_QUEUE_PREFIX,  # its queues are deleted at the end of the session
+    }
 
 
 def stomp() -> dict[str, Any]:

@@ -73,6 +73,8 @@ def write_ini(path: Path, **settings: str) -> Path:
         (["list"], ["--json", "--config"]),
         (["send"], ["TOPIC", "BODY", "--header", "--raw", "--config"]),
         (["config"], ["--json", "--config"]),
+        (["queues"], ["prune", "--json", "--config"]),
+        (["queues", "prune"], ["--dry-run", "--yes", "--config"]),
     ],
 )
 def test_help_names_the_arguments(

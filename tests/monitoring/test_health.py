@@ -27,7 +27,9 @@ async def test_a_running_hub_is_live_and_ready_over_http() -> None:
     assert ready.status_code == 200
     assert ready.json() == {
         "ready": True,
+        "status": "ready",
         "reasons": [],
+        "warnings": [],
         "state": "running",
         "backends": {"memory": True},
         "consumers": 1,

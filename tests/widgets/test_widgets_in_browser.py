@@ -237,6 +237,9 @@ def test_the_hub_status_shows_consumers_producers_and_clients(
     )
     assert "sensors.#" in row.inner_text()
     status = page.locator("moksha-hub-status")
+    headers = status.locator("thead th").all_inner_texts()
+    assert "Queued" in headers  # the broker queue's depth; the memory bus has none
+    assert row.locator("td").nth(4).inner_text() == "\N{EN DASH}"
     assert "memory: connected" in status.locator(".moksha-backends").inner_text()
     assert "1 client (1 WebSocket, 0 SSE)" in status.inner_text()
 

@@ -20,6 +20,7 @@ from moksha.cli.feeds import feeds_command
 from moksha.cli.hub import hub_command
 from moksha.cli.monitor import monitor_command
 from moksha.cli.plugins import list_command
+from moksha.cli.queues import queues_command
 from moksha.cli.quickstart import quickstart_command
 from moksha.cli.send import send_command
 from moksha.cli.start import start_command
@@ -48,6 +49,7 @@ cli.add_command(config_command)
 cli.add_command(feeds_command)
 cli.add_command(start_command)
 cli.add_command(quickstart_command)
+cli.add_command(queues_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,6 +159,9 @@ KEYS: tuple[Key, ...] = (
         "STOMP subscription ack mode."),
     Key("stomp_send_explicit_nacks", "stomp_send_explicit_nacks", _boolean, True,
         "Send NACK frames for messages a consumer failed to handle."),
+    Key("stomp_amqp_url", "stomp_amqp_url", _optional_text, None,
+        "AMQP URL of the RabbitMQ behind the STOMP broker: STOMP group queues then follow "
+        "the code (stale bindings removed) and moksha queues lists them."),
     Key("zmq_enabled", "zmq_enabled", _boolean, False, "Use the ZeroMQ backend."),
     Key("zmq_publish_endpoints", "zmq_publish_endpoints", _words, (),
         "ZeroMQ endpoints to publish on, e.g. tcp://*:6543.", aliases=("zmq_published_endpoints",)),
@@ -189,6 +192,12 @@ KEYS: tuple[Key, ...] = (
         "Pause before consuming a failed message again; doubles with each attempt."),
     Key("moksha.dead_letter_topic", "dead_letter_topic", _text, "{topic}.dead",
         "Where a message goes once its retries are used up; {topic} is its topic."),
+    Key("moksha.queue_depth_interval", "queue_depth_interval", _seconds_or_zero, 10.0,
+        "Seconds between two reads of each consumer's broker queue depth (dashboard, "
+        "/metrics, /ready); 0: never read."),
+    Key("moksha.queue_depth_limit", "queue_depth_limit", _integer(0), 10000,
+        "/ready says degraded (still 200) while a consumer's broker queue holds more "
+        "messages than this; 0: never."),
     Key("amqp_durable_queues", "amqp_durable_queues", _boolean, True,
         "One durable queue per consumer class (shared work, kept while down); false: "
         "exclusive auto-delete queues (fan-out, nothing kept)."),

@@ -77,6 +77,7 @@ class Config(Mapping[str, Any]):
     stomp_ssl_crt: str | None
     stomp_ack_mode: str
     stomp_send_explicit_nacks: bool
+    stomp_amqp_url: str | None
     zmq_enabled: bool
     zmq_publish_endpoints: tuple[str, ...]
     zmq_subscribe_endpoints: tuple[str, ...]
@@ -92,6 +93,8 @@ class Config(Mapping[str, Any]):
     publish_timeout: float
     retry_delay: float
     dead_letter_topic: str
+    queue_depth_interval: float
+    queue_depth_limit: int
     amqp_durable_queues: bool
     amqp_queue_prefix: str
     amqp_heartbeat: int

@@ -24,6 +24,7 @@ from moksha.hub.api.producer import PollingProducer, Producer
 from moksha.hub.backends import Backend, Subscription
 from moksha.hub.client import ORIGIN_HEADER, HubState, MokshaHub
 from moksha.hub.handling import ATTEMPT_HEADER
+from moksha.hub.queue_depth import watch_queue_depths
 from moksha.hub.runners import ConsumerRunner, run_polling_producer
 from moksha.hub.validation import (
     Origin,
@@ -103,6 +104,7 @@ class CentralMokshaHub(MokshaHub):
         self.producers: list[Producer] = []
         self._runners: list[tuple[ConsumerRunner, list[Subscription]]] = []
         self._bridges: list[Subscription] = []
+        self._depth_watch: asyncio.Task[None] | None = None
         self.livesocket: LiveSocket | None = None
         self.livesocket_url: str | None = None
         self._livesocket_server: LiveSocketServer | None = None
@@ -294,6 +296,15 @@ class CentralMokshaHub(MokshaHub):
             self.consumers.append(consumer)
             self._runners.append((runner, [subscription]))
             log.info("consumer %s started on %s", cls.__qualname__, ", ".join(patterns))
+        if self.config.queue_depth_interval > 0:
+            runners = self._runners
+            self._depth_watch = self._tasks.create_task(
+                watch_queue_depths(
+                    lambda: [(r.consumer, subs) for r, subs in runners],
+                    self.config.queue_depth_interval,
+                ),
+                name="moksha queue depths",
+            )
 
     async def _start_producers(self) -> None:
         assert self._loop is not None and self._tasks is not None
@@ -318,6 +329,8 @@ class CentralMokshaHub(MokshaHub):
             log.info("producer %s started", cls.__qualname__)
 
     async def _on_stop(self) -> None:
+        if self._depth_watch is not None:
+            self._depth_watch.cancel()
         timeout = self.config.shutdown_timeout
         began = asyncio.get_running_loop().time()
         deadline = began + timeout

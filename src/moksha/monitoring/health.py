@@ -13,6 +13,11 @@ Consumers start before either web server does (``moksha start`` serves once
 the hub started; ``moksha hub`` opens its live-socket port last), so a hub
 answering HTTP has started every consumer that could start; one whose
 constructor raised is logged and left out.
+
+A consumer whose broker queue holds more than ``moksha.queue_depth_limit``
+messages does not make the hub unready (it still consumes; sending traffic
+elsewhere would not help) but ``/ready`` says so: ``"status": "degraded"``
+with a sentence per queue in ``warnings``, still with a 200.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Readiness:
         state: the hub's state (``running``, ``stopping``, ...).
         backends: each backend's name and whether it is connected.
         consumers: how many consumers run.
+        warnings: one sentence per consumer whose broker queue is past the limit.
     """
 
     ready: bool
@@ -45,12 +51,22 @@ class Readiness:
     state: str = HubState.RUNNING.value
     backends: dict[str, bool] = field(default_factory=dict)
     consumers: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``ready``, ``degraded`` (ready, with warnings) or ``not ready``."""
+        if not self.ready:
+            return "not ready"
+        return "degraded" if self.warnings else "ready"
 
     def as_json(self) -> dict[str, Any]:
         """The body of ``/ready``."""
         return {
             "ready": self.ready,
+            "status": self.status,
             "reasons": self.reasons,
+            "warnings": self.warnings,
             "state": self.state,
             "backends": self.backends,
             "consumers": self.consumers,
@@ -79,6 +95,8 @@ def readiness(hub: MokshaHub) -> Readiness:
         if not connected:
             reasons.append(f"backend {backend.name} is not connected")
     consumers = list(getattr(hub, "consumers", ()))
+    warnings = []
+    limit = hub.config.queue_depth_limit
     for consumer in consumers:
         name = type(consumer).__name__
         try:
@@ -89,4 +107,12 @@ def readiness(hub: MokshaHub) -> Readiness:
             continue
         if not started:
             reasons.append(f"consumer {name} has not started")
-    return Readiness(not reasons, reasons, hub.state.value, backends, len(consumers))
+        depth = consumer.queue_depth
+        if limit and depth is not None and depth > limit:
+            warnings.append(
+                f"consumer {name} has {depth} messages waiting in its "
+                f"broker queue (moksha.queue_depth_limit is {limit})"
+            )
+    return Readiness(
+        not reasons, reasons, hub.state.value, backends, len(consumers), warnings=warnings
+    )

@@ -11,6 +11,7 @@ metric                                                type       labels
 ``moksha_consumer_messages_consumed_total``           counter    consumer, module, topic
 ``moksha_consumer_exceptions_total``                  counter    consumer, module, topic
 ``moksha_consumer_backlog``                           gauge      consumer, module, topic
+``moksha_consumer_queue_depth``                       gauge      consumer, module, topic
 ``moksha_consumer_processing_seconds``                histogram  consumer, module, topic
 ``moksha_producer_failures_total``                    counter    producer, module
 ``moksha_producer_consecutive_failures``              gauge      producer, module
@@ -114,6 +115,12 @@ class HubCollector(Collector):
             "Messages waiting in the consumer's backlog.",
             labels=_CONSUMER_LABELS,
         )
+        depth = GaugeMetricFamily(
+            "moksha_consumer_queue_depth",
+            "Messages waiting for the consumer in the broker (its durable queue), at the last "
+            "read; absent where the backend cannot tell.",
+            labels=_CONSUMER_LABELS,
+        )
         processing = HistogramMetricFamily(
             "moksha_consumer_processing_seconds",
             "Time the consumer's hooks took per message (each attempt).",
@@ -124,9 +131,11 @@ class HubCollector(Collector):
             consumed.add_metric(labels, tally.consumed)
             exceptions.add_metric(labels, tally.exceptions)
             backlog.add_metric(labels, tally.backlog)
+            if tally.queue_depth is not None:
+                depth.add_metric(labels, tally.queue_depth)
             buckets = [(_bound(le), count) for le, count in tally.processing.cumulative()]
             processing.add_metric(labels, buckets, tally.processing.total)
-        yield from (received, consumed, exceptions, backlog, processing)
+        yield from (received, consumed, exceptions, backlog, depth, processing)
 
     def _producers(self) -> Iterator[Metric]:
         failures = CounterMetricFamily(

@@ -113,6 +113,7 @@ class ConsumerTally:
         consumed: messages it took from its backlog (``headcount_out``; retries count again).
         exceptions: exceptions its ``consume`` raised.
         backlog: messages waiting, at the last read.
+        queue_depth: messages waiting for it in the broker, at the last read (None: unknown).
         processing: its processing times.
     """
 
@@ -123,6 +124,7 @@ class ConsumerTally:
     consumed: int = 0
     exceptions: int = 0
     backlog: int = 0
+    queue_depth: int | None = None
     processing: Histogram = field(default_factory=Histogram)
     _counters: tuple[int, int, int] = (0, 0, 0)
     _times: list[float] = field(default_factory=list)
@@ -236,7 +238,9 @@ class HubTally:
         with self._lock:
             for consumer in self._hub_consumers():
                 if (stats := self._read(consumer, consumer.stats)) is not None:
-                    self._consumer_tally(consumer).add(stats, reset=False)
+                    tally = self._consumer_tally(consumer)
+                    tally.add(stats, reset=False)
+                    tally.queue_depth = consumer.queue_depth  # not in stats(): the original's shape
             for producer in self._hub_producers():
                 if (report := self._read(producer, producer.__json__)) is not None:
                     self._producer_tally(producer).add(report)

@@ -6,7 +6,7 @@
       "hub": {"id": "laptop:4242:...", "state": "running", "time": 1700000000.0},
       "consumers": [{"name": "Thermometer", "module": "sensors", "topic": ["sensors.#"],
                      "headcount_in": 120, "headcount_out": 118, "backlog": 2,
-                     "exceptions": 0, "mean_time_ms": 0.8, "initialized": true}],
+                     "queue_depth": 40, "exceptions": 0, "mean_time_ms": 0.8, "initialized": true}],
       "producers": [{"name": "SystemStats", "module": "moksha.widgets.demo",
                      "frequency": 1.0, "last_ran": 1699999999.5, "exceptions": 0, ...}],
       "backends": [{"name": "memory", "connected": true, "cross_process": false, ...}],
@@ -41,6 +41,7 @@ def consumer_stats(consumer: Consumer) -> dict[str, Any]:
     times = stats.pop("times")
     stats["topic"] = topics_of(stats["topic"])
     stats["mean_time_ms"] = round(1000 * sum(times) / len(times), 3) if times else None
+    stats["queue_depth"] = consumer.queue_depth  # in the broker, as the hub last read it
     return stats
 
 

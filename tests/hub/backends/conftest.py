@@ -9,7 +9,8 @@ import aio_pika
 import pytest
 from amqp_support import BROKER
 
-from support import require_service
+from moksha.hub.backends.amqp_registry import Registry
+from support import RUN, require_service
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def rabbit() -> None:
 
 @pytest.fixture
 def prefix() -> str:
-    return f"test.amqp.{uuid4().hex[:12]}"
+    return f"test.amqp.{RUN}.{uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -31,8 +32,9 @@ async def raw(rabbit: None) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
 
 @pytest.fixture
 async def durable_queues(raw: aio_pika.abc.AbstractChannel) -> AsyncIterator[list[str]]:
-    """Names of durable queues a test declares; deleted at teardown."""
+    """Names of durable queues a test declares; deleted (with their record) at teardown."""
     names: list[str] = []
     yield names
-    for name in names:
-        await raw.queue_delete(name)
+    async with Registry.open(BROKER, "moksha") as registry:
+        for name in names:
+            await registry.delete(name)

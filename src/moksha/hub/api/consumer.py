@@ -68,6 +68,9 @@ class Consumer:
 
     hub: MokshaHub
     _initialized: bool = False
+    queue_depth: int | None = None
+    """Messages waiting for it in the broker (its durable queue), as the hub last read
+    them; None where the backend cannot tell (set by the hub)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # The base class initialises itself here too, so a subclass whose

@@ -18,7 +18,14 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from moksha.errors import ConfigError, PluginError
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription, deliver
+from moksha.hub.backends.base import (
+    Backend,
+    Capabilities,
+    DurableQueue,
+    Handler,
+    Subscription,
+    deliver,
+)
 from moksha.hub.backends.memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Backend",
     "Capabilities",
+    "DurableQueue",
     "Handler",
     "MemoryBackend",
     "Subscription",

@@ -17,7 +17,10 @@ Queues: a subscription with a ``group`` gets the durable queue
 compete for its messages, which wait there while no hub runs); without a
 group, or with ``amqp_durable_queues = false``, an exclusive auto-delete queue
 (every subscription gets every message, nothing is kept).  The ``durable``
-capability describes the default, grouped case.
+capability describes the default, grouped case.  A durable queue's bindings
+follow the code, and :meth:`AMQPBackend.durable_queues` lists Moksha's durable
+queues, from a registry kept on the broker
+(:mod:`moksha.hub.backends.amqp_bindings`).
 
 Connection: the first connection is retried here, with one WARNING line per
 failed attempt and a backoff from ``reconnect_delay`` doubling up to
@@ -36,17 +39,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from moksha.errors import BackendError, BackendUnavailable
+from moksha.hub.backends.amqp_bindings import inventory, remove
 from moksha.hub.backends.amqp_options import broker_address, to_amqp
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.message import Message
 
 if TYPE_CHECKING:
@@ -55,6 +59,8 @@ if TYPE_CHECKING:
 __all__ = ["AMQPBackend"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _CONNECT_TIMEOUT = 10.0  # one attempt: TCP connect and AMQP handshake
 # A channel can fail a publish a moment before its connection reports the loss;
@@ -198,7 +204,14 @@ class AMQPBackend(Backend):
         if group is not None and self.config.amqp_durable_queues:
             queue = f"{self.config.amqp_queue_prefix}.{group}"
         subscription = AMQPSubscription(
-            patterns, handler, queue, self.config, self.declare_exchange, self.forget
+            patterns,
+            handler,
+            queue,
+            self.config,
+            self.declare_exchange,
+            self.forget,
+            url=str(self.address.url),
+            group=group,
         )
         self._subscriptions[subscription] = None
         if self._ready.is_set() and self._connection is not None:
@@ -213,6 +226,26 @@ class AMQPBackend(Backend):
                     ) from exc
                 self._wake.set()  # lost meanwhile: applied when connected again
         return subscription
+
+    async def durable_queues(self) -> list[DurableQueue]:
+        """The durable queues in Moksha's queue registry (see :mod:`.amqp_bindings`).
+
+        Only this backend's (``<amqp_queue_prefix>.<group>``): the STOMP backend
+        may keep its group queues in the same registry.
+        """
+        prefix = self.config.amqp_queue_prefix
+        queues = await self._registry_call(inventory)
+        return [q for q in queues if q.name == f"{prefix}.{q.group}"]
+
+    async def delete_durable_queue(self, name: str) -> None:
+        """Delete a queue of Moksha's registry, and its dead letters (see :mod:`.amqp_bindings`)."""
+        await self._registry_call(remove, name)
+
+    async def _registry_call(self, call: Callable[..., Awaitable[T]], *args: str) -> T:
+        try:
+            return await call(str(self.address.url), self.config.amqp_queue_prefix, *args)
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BackendError(f"amqp: {self.address}: {self._reason(exc)}") from exc
 
     async def declare_exchange(self, channel: AbstractRobustChannel) -> AbstractExchange:
         """The configured exchange on ``channel``, declared unless it is a built-in one."""
@@ -273,6 +306,7 @@ class AMQPBackend(Backend):
                 except BaseException:
                     await discard(channel)
                     raise
+            restored = [s for s in self._subscriptions if s.started and not s.cancelled]
             for subscription in list(self._subscriptions):
                 if subscription.started or subscription.cancelled:
                     continue
@@ -299,6 +333,8 @@ class AMQPBackend(Backend):
             )
             return
         self._ready.set()
+        for subscription in restored:  # reconnected: their bindings may have moved meanwhile
+            await subscription.refresh()
 
     def _on_lost(self, _connection: object, exc: BaseException | None = None) -> None:
         if self._ready.is_set() and self._supervisor is not None:

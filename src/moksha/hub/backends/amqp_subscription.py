@@ -4,7 +4,11 @@ Each subscription opens a robust channel with ``basic.qos(amqp_prefetch)``,
 declares its queue (the durable ``<amqp_queue_prefix>.<group>``, or an
 exclusive auto-delete ``<amqp_queue_prefix>.exclusive.<uuid>``), binds it to
 the exchange with each pattern and consumes it.  aio-pika restores all of that
-after a reconnection.
+after a reconnection.  A durable queue is bound differently: through the queue
+registry (:mod:`~moksha.hub.backends.amqp_bindings`), which also removes the
+bindings no running release needs any more, and a delivery matching none of
+the patterns is never handed to the handler
+(:mod:`~moksha.hub.backends.amqp_stale`).
 
 aio-pika calls the consumer once per delivery, in a task of its own; the
 subscription puts each delivery in an inbox.  One worker takes every delivery
@@ -51,7 +55,11 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, DeliveryError
 
+from moksha.errors import BackendError
+from moksha.hub.backends.amqp_bindings import follow_code, leave
 from moksha.hub.backends.amqp_options import from_amqp
+from moksha.hub.backends.amqp_registry import live_marker
+from moksha.hub.backends.amqp_stale import StaleFilter
 from moksha.hub.backends.base import Handler, Subscription, deliver
 
 if TYPE_CHECKING:
@@ -89,6 +97,8 @@ class AMQPSubscription(Subscription):
         handler: awaited once per delivery.
         queue: the durable queue's name, or None for an exclusive auto-delete queue.
         config: the backend's configuration (prefetch, queue prefix).
+        url: the broker's URL (the queue registry opens a connection of its own).
+        group: the consumer group the durable queue serves.
         declare_exchange: returns the configured exchange on a channel.
         forget: called once when the subscription is cancelled.
     """
@@ -101,6 +111,9 @@ class AMQPSubscription(Subscription):
         config: Config,
         declare_exchange: Callable[[AbstractRobustChannel], Awaitable[AbstractExchange]],
         forget: Callable[[AMQPSubscription], None],
+        *,
+        url: str = "",
+        group: str | None = None,
     ) -> None:
         self.patterns = tuple(patterns)
         self._handler = handler
@@ -108,6 +121,12 @@ class AMQPSubscription(Subscription):
         self._declare_exchange = declare_exchange
         self._forget = forget
         self._durable_queue = queue
+        self._url = url
+        self._group = group or ""
+        # Durable queues only: its bindings follow the code (amqp_bindings), and what
+        # still arrives for a removed pattern is dead-lettered (amqp_stale).
+        self._marker = live_marker(config.amqp_queue_prefix)
+        self._stale = StaleFilter(self.patterns) if queue is not None else None
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractRobustQueue | None = None
         self._tag: str | None = None
@@ -124,19 +143,28 @@ class AMQPSubscription(Subscription):
     async def start(self, connection: AbstractRobustConnection) -> None:
         """Open the channel, declare and bind the queue, consume; undone if any step fails."""
         config = self._config
-        channel = connection.channel(publisher_confirms=False)
+        # Confirms only matter to the dead letters a durable queue's subscription publishes.
+        channel = connection.channel(publisher_confirms=self._stale is not None)
         try:
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await channel.initialize()
                 await channel.set_qos(prefetch_count=config.amqp_prefetch)
                 exchange = await self._declare_exchange(channel)
-                if self._durable_queue is not None:
-                    queue = await channel.declare_queue(self._durable_queue, durable=True)
-                else:
+                if self._durable_queue is None:
                     name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
                     queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
-                for pattern in self.patterns:
-                    await queue.bind(exchange, routing_key=pattern)
+                    for pattern in self.patterns:
+                        await queue.bind(exchange, routing_key=pattern)
+                else:  # alive before the registry can see it
+                    await channel.declare_queue(self._marker, exclusive=True)
+            if self._durable_queue is not None:
+                followed = await self._follow_code(self._durable_queue, exchange.name)
+                async with asyncio.timeout(SETUP_TIMEOUT):
+                    queue = await channel.declare_queue(self._durable_queue, durable=True)
+                    if not followed:  # consuming matters more than tidying: bind ours
+                        for pattern in self.patterns:
+                            await queue.bind(exchange, routing_key=pattern)
+            async with asyncio.timeout(SETUP_TIMEOUT):
                 self._tag = await queue.consume(self._deliver)
         except BaseException:
             await discard(channel)
@@ -147,6 +175,59 @@ class AMQPSubscription(Subscription):
         self._channel, self._queue = channel, queue
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"moksha-amqp {queue.name}")
+
+    async def _follow_code(self, queue: str, exchange: str) -> bool:
+        """Make the durable queue's bindings this subscription's patterns (amqp_bindings).
+
+        The bindings are made on the registry's own connection, not on this
+        robust channel, so aio-pika does not restore stale ones on reconnection
+        (bindings of a durable queue survive broker restarts anyway).
+
+        Returns:
+            False when the registry's lock stayed taken (nothing was bound).
+        """
+        assert self._stale is not None
+        try:
+            applied = await follow_code(
+                self._url,
+                self._config.amqp_queue_prefix,
+                exchange=exchange,
+                queue=queue,
+                group=self._group,
+                patterns=self.patterns,
+                marker=self._marker,
+            )
+        except BackendError as exc:
+            log.error("%s; queue %s keeps any stale bindings until the next start", exc, queue)
+            return False
+        self._stale.others = applied.others
+        return True
+
+    async def refresh(self) -> None:
+        """Apply the durable queue's bindings again, once reconnected.
+
+        While this hub was cut off, its liveness marker was gone: a hub of
+        another release starting meanwhile took it for stopped and may have
+        removed the bindings only this release needs.  Errors are logged: the
+        subscription keeps consuming what its queue holds.
+        """
+        if self._stale is None or self._durable_queue is None or self._channel is None:
+            return
+        try:
+            await self._follow_code(self._durable_queue, self._config.amqp_exchange)
+        except CONNECTION_EXCEPTIONS as exc:
+            log.warning("amqp: could not bind %s again (%s)", self._durable_queue, exc)
+
+    async def _dead_letter(self, delivery: AbstractIncomingMessage) -> None:
+        """Settle a delivery for a removed pattern; on a dead channel, leave it to redelivery."""
+        assert self._stale is not None and self._durable_queue is not None
+        channel = self._channel
+        if channel is None:
+            return
+        try:
+            await self._stale.settle(delivery, self._durable_queue, channel)
+        except CONNECTION_EXCEPTIONS as exc:
+            log.debug("amqp: could not dead-letter %s (%s)", delivery.routing_key, exc)
 
     async def _deliver(self, delivery: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(delivery)
@@ -175,6 +256,12 @@ class AMQPSubscription(Subscription):
                     delivery.channel  # noqa: B018 - raises when the delivering channel is gone
                 except aio_pika.exceptions.ChannelInvalidStateError:
                     continue  # the broker redelivers it on the restored channel
+                if self._stale is not None and not self._stale.wanted(delivery):
+                    if last is not None:
+                        run, last = last, None
+                        await _settle(run.ack(multiple=True), run)
+                    await self._dead_letter(delivery)
+                    continue
                 try:
                     await deliver(handler, from_amqp(delivery))
                 except Exception as exc:
@@ -205,6 +292,18 @@ class AMQPSubscription(Subscription):
                         await _settle(last.ack(multiple=True), last)
             raise
 
+    async def waiting(self) -> int | None:
+        """Messages ready in the queue (not those delivered and unacked); None while down."""
+        queue = self._queue
+        if queue is None:
+            return None
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                declared = await queue.declare()
+        except (TimeoutError, *CONNECTION_EXCEPTIONS):
+            return None
+        return declared.message_count
+
     async def stop(self) -> None:
         """Stop handling deliveries (those not yet acked go back to the queue with the channel)."""
         worker, self._worker = self._worker, None
@@ -228,7 +327,22 @@ class AMQPSubscription(Subscription):
             async with asyncio.timeout(CANCEL_TIMEOUT):
                 if queue is not None and tag is not None:
                     await queue.cancel(tag)
+                if self._stale is not None:
+                    await channel.queue_delete(self._marker)
                 await channel.close()
+        if self._stale is not None and queue is not None:
+            await self._leave(queue.name)
+
+    async def _leave(self, queue: str) -> None:
+        """Tell the registry this release stops (bindings shrink to the releases still running)."""
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                await leave(
+                    self._url, self._config.amqp_queue_prefix, queue=queue, marker=self._marker
+                )
+        except (TimeoutError, BackendError, *CONNECTION_EXCEPTIONS) as exc:
+            # The next start of this consumer finds the marker gone and does the same.
+            log.warning("amqp: could not update the queue registry for %s (%s)", queue, exc)
 
 
 async def _settle(settling: Coroutine[Any, Any, None], delivery: AbstractIncomingMessage) -> None:

@@ -12,6 +12,30 @@ filter ``*`` / ``#`` itself filters with :class:`moksha.topics.TopicRouter`.
 
 What a backend can do is declared in :class:`Capabilities`, so the hub never
 needs to ask which backend it has.
+
+Durable subscriptions follow the code.  A backend whose subscriptions with a
+``group`` outlive the hub (``Capabilities.durable``: AMQP queues, STOMP durable
+subscriptions, JetStream durable consumers, Redis Streams groups, MQTT
+persistent sessions) must keep that broker-side state equal to what the
+running code asks for:
+
+1. when :meth:`Backend.subscribe` starts a group, the broker delivers to it
+   exactly the topics of ``patterns`` (bindings / filter subjects /
+   subscriptions added *and removed*), united with the patterns of other
+   releases of the same group that are still running (a rolling upgrade must
+   not flap between two sets);
+2. a message queued before a pattern was removed is never handed to the
+   handler: it is dead-lettered with the reason, or left for an operator and
+   documented;
+3. :meth:`Backend.durable_queues` lists what the backend keeps for Moksha
+   (depth, consumers, patterns, group) and :meth:`Backend.delete_durable_queue`
+   deletes one of them and nothing Moksha did not create (``moksha queues``).
+
+``tests/hub/backends/test_durable_contract.py`` checks that every durable
+backend implements 3.  Today: AMQP follows all three
+(:mod:`~moksha.hub.backends.amqp_bindings`); STOMP follows 2 always, and 1
+and 3 on RabbitMQ with ``stomp_amqp_url``
+(:mod:`~moksha.hub.backends.stomp_bindings`).
 """
 
 from __future__ import annotations
@@ -22,12 +46,27 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from moksha.errors import BackendError
 from moksha.message import Message
 
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["Backend", "Capabilities", "Handler", "Subscription", "deliver"]
+__all__ = [
+    "DEAD_LETTER_HEADER",
+    "DEAD_LETTER_REASON_HEADER",
+    "Backend",
+    "Capabilities",
+    "DurableQueue",
+    "Handler",
+    "Subscription",
+    "deliver",
+]
+
+DEAD_LETTER_HEADER = "moksha-dead-letter"
+"""Set on a dead letter: the topic it was published on (as on the hub's dead letters)."""
+DEAD_LETTER_REASON_HEADER = "moksha-dead-letter-reason"
+"""Set on a message a backend dead-lettered: why, as a sentence."""
 
 Handler = Callable[[Message], Awaitable[None] | None]
 """Receives one delivered message; raising means "not processed".
@@ -63,6 +102,27 @@ class Capabilities:
     cross_process: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class DurableQueue:
+    """A durable queue (group, durable consumer, session) a backend keeps for Moksha.
+
+    Attributes:
+        name: the broker's name for it (what ``moksha queues prune`` deletes).
+        group: the consumer group it serves (a consumer class's dotted path).
+        depth: messages waiting in it.
+        consumers: consumers attached right now (hubs running the group).
+        patterns: the topic patterns it receives.
+        dead_letters: messages dead-lettered from it because their pattern was removed.
+    """
+
+    name: str
+    group: str
+    depth: int
+    consumers: int
+    patterns: tuple[str, ...]
+    dead_letters: int = 0
+
+
 class Subscription(abc.ABC):
     """A handler subscribed to patterns on one backend; cancel it to stop deliveries."""
 
@@ -71,6 +131,14 @@ class Subscription(abc.ABC):
     @abc.abstractmethod
     async def cancel(self) -> None:
         """Stop deliveries to the handler.  Cancelling twice is harmless."""
+
+    async def waiting(self) -> int | None:
+        """How many messages wait in the broker for this subscription; None where unknown.
+
+        The hub reads it every ``moksha.queue_depth_interval`` seconds for the
+        dashboard, ``/metrics`` and ``/ready``.  Backends with queues override it.
+        """
+        return None
 
 
 class Backend(abc.ABC):
@@ -144,6 +212,26 @@ class Backend(abc.ABC):
     def connected(self) -> bool:
         """Whether the backend currently has a working connection."""
         return True
+
+    async def durable_queues(self) -> list[DurableQueue]:
+        """The durable queues Moksha created on this broker (see the module docstring).
+
+        The default, for backends without durable subscriptions, is none.  It
+        opens what it needs itself: :meth:`connect` is not required.
+
+        Raises:
+            BackendError: the broker cannot be reached or refused.
+        """
+        return []
+
+    async def delete_durable_queue(self, name: str) -> None:
+        """Delete the durable queue ``name`` that :meth:`durable_queues` listed.
+
+        Raises:
+            BackendError: ``name`` is not a queue Moksha created, a hub is
+                consuming from it, or the broker refused.
+        """
+        raise BackendError(f"{self.name}: this backend keeps no durable queues to delete")
 
     async def __aenter__(self) -> Self:
         await self.connect()

@@ -31,10 +31,14 @@ Subscribing
     while they are down; without one, each pattern gets the broker's
     auto-delete queue, which disappears with the connection.  Deliveries are
     filtered again with :class:`~moksha.topics.TopicRouter`, so patterns keep
-    the AMQP rules on any broker.  With ``stomp_ack_mode = client-individual``
-    a message is ACKed once its handler returned and NACKed (requeued) when it
-    raised; with ``auto`` the broker counts it delivered as soon as it sent
-    it, and this backend's ``capabilities.acknowledgements`` is False.
+    the AMQP rules on any broker.  A group queue's bindings follow the code
+    through RabbitMQ's AMQP side when ``stomp_amqp_url`` is set
+    (:mod:`moksha.hub.backends.stomp_bindings`); a message matching none of
+    the patterns is dead-lettered, never handled.  With ``stomp_ack_mode =
+    client-individual`` a message is ACKed once its handler returned and
+    NACKed (requeued) when it raised; with ``auto`` the broker counts it
+    delivered as soon as it sent it, and this backend's
+    ``capabilities.acknowledgements`` is False.
 
 Publishing
     SEND to ``stomp_destination_prefix + topic``.  In blocking mode
@@ -57,12 +61,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from moksha.errors import BackendError, BackendUnavailable, MessageError
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
+from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
+from moksha.hub.backends.stomp_bindings import StompQueues
 from moksha.hub.backends.stomp_connection import CONNECT_TIMEOUT, ConnectionLost, StompConnection
 from moksha.hub.backends.stomp_options import StompOptions, destination, send_headers
 from moksha.hub.backends.stomp_outbox import Outbox, Outgoing
 from moksha.hub.backends.stomp_protocol import Frame, StompServerError
-from moksha.hub.backends.stomp_subscription import StompSubscription
+from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX, StompSubscription
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -107,6 +112,8 @@ class StompBackend(Backend):
         self._outbox = Outbox()
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        # Group queues follow the code through RabbitMQ's AMQP side, when configured.
+        self._queues = StompQueues(config) if config.stomp_amqp_url else None
 
     @classmethod
     def configured(cls, config: Config) -> bool:
@@ -131,6 +138,8 @@ class StompBackend(Backend):
         """
         if self._supervisor is not None:
             return
+        if self._queues is not None:
+            await self._queues.open()
         self._closing = False
         self._attempted.clear()
         self._supervisor = asyncio.create_task(self._supervise(), name="moksha stomp connection")
@@ -225,6 +234,8 @@ class StompBackend(Backend):
             await sub.stop()
         self._subscriptions.clear()
         self._routes.clear()
+        if self._queues is not None:
+            await self._queues.close()
         lost = self._outbox.abandon(
             BackendUnavailable(f"stomp: closed before {self._brokers()} confirmed the message")
         )
@@ -337,6 +348,9 @@ class StompBackend(Backend):
         Raises:
             BackendError: the broker refused the subscription (an ERROR frame).
         """
+        applied = None
+        if group is not None and self._queues is not None:
+            applied = await self._queues.follow(group, patterns)  # before SUBSCRIBE binds
         sub = StompSubscription(
             tuple(patterns),
             handler,
@@ -346,6 +360,10 @@ class StompBackend(Backend):
             current=lambda: self._connection,
             cancel=self._cancel,
         )
+        if applied is not None:
+            sub.marker = applied.marker
+            for pattern in applied.others:
+                sub.others.add(pattern, True)
         self._subscriptions.append(sub)
         refused: StompServerError | None = None
         async with self._lock:
@@ -366,6 +384,35 @@ class StompBackend(Backend):
                 f"{refused.message}{details}"
             ) from refused
         return sub
+
+    async def durable_queues(self) -> list[DurableQueue]:
+        """The group queues, through ``stomp_amqp_url`` (STOMP itself cannot list queues).
+
+        Raises:
+            BackendError: ``stomp_amqp_url`` is not set (saying where to look
+                instead), or cannot be reached.
+        """
+        if self._queues is not None:
+            return await self._queues.durable_queues()
+        raise BackendError(
+            "stomp: STOMP cannot list a broker's queues or bindings; on RabbitMQ, the "
+            f"durable queues of consumer groups are named {GROUP_QUEUE_PREFIX}<group> "
+            "(rabbitmqctl list_queues name messages consumers), or set stomp_amqp_url"
+        )
+
+    async def delete_durable_queue(self, name: str) -> None:
+        """Delete a group queue, through ``stomp_amqp_url`` (see :meth:`durable_queues`).
+
+        Raises:
+            BackendError: ``stomp_amqp_url`` is not set, the queue is not a group
+                queue of Moksha's registry, or a hub consumes from it.
+        """
+        if self._queues is not None:
+            await self._queues.delete(name)
+            return
+        raise BackendError(
+            f"stomp: STOMP cannot delete queue {name!r}; use rabbitmqctl delete_queue"
+        )
 
     def _apply(
         self, connection: StompConnection, sub: StompSubscription
@@ -408,6 +455,8 @@ class StompBackend(Backend):
             for sid in ids:
                 del self._routes[sid]
         await sub.stop()
+        if self._queues is not None and sub.group is not None and sub.marker is not None:
+            await self._queues.leave(sub.group, sub.marker)
 
 
 def _why(exc: BaseException) -> str:

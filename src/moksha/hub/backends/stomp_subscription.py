@@ -8,6 +8,15 @@ in the order they arrived.  A handler slower than the inflow fills the queue
 pushes back on the broker through TCP, and the connection's watchdog knows
 the silence is ours (:attr:`StompConnection.paused`).
 
+On a group's durable queue, a message whose topic matches none of the
+patterns came through a binding a previous release made (STOMP cannot remove
+one): it is never handed to the handler.  During a rolling upgrade (with
+``stomp_amqp_url``), one another live release of the consumer subscribes to
+is NACKed once (requeued) for that release's hubs; otherwise it is SENT, with the headers
+``moksha-dead-letter`` (its topic) and ``moksha-dead-letter-reason``, to
+``/queue/moksha.stomp.<group>:dead-letter`` (bounded: the newest
+``DEAD_LETTER_LIMIT`` are kept), and acked once the broker confirmed it.
+
 With ``client-individual`` acks, a message is ACKed after its handler
 returned, NACKed when it raised (if ``stomp_send_explicit_nacks``), and a
 delivery whose connection was lost meanwhile is skipped: the broker delivers
@@ -22,7 +31,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from moksha.hub.backends.base import Handler, Subscription, deliver
+from moksha.errors import MokshaError
+from moksha.hub.backends.base import (
+    DEAD_LETTER_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    Handler,
+    Subscription,
+    deliver,
+)
 from moksha.hub.backends.stomp_options import message_from_frame
 from moksha.topics import TopicRouter
 
@@ -30,13 +46,24 @@ if TYPE_CHECKING:
     from moksha.hub.backends.stomp_connection import StompConnection
     from moksha.hub.backends.stomp_options import StompOptions
     from moksha.hub.backends.stomp_protocol import Frame
+    from moksha.message import Message
 
-__all__ = ["GROUP_QUEUE_PREFIX", "StompSubscription"]
+__all__ = ["GROUP_QUEUE_PREFIX", "StompSubscription", "dead_letter_destination"]
 
 log = logging.getLogger(__name__)
 
 GROUP_QUEUE_PREFIX = "moksha.stomp."
 """Prefix of the durable queue a consumer group shares (RabbitMQ ``x-queue-name``)."""
+
+DEAD_LETTER_TIMEOUT = 5.0  # the broker's receipt for a dead letter
+DEAD_LETTER_LIMIT = 100_000
+"""Dead letters kept per group; past it RabbitMQ drops the oldest (``drop-head``)."""
+
+
+def dead_letter_destination(group: str) -> str:
+    """Where a group's messages for removed patterns go (a durable queue on RabbitMQ)."""
+    return f"/queue/{GROUP_QUEUE_PREFIX}{group}:dead-letter"
+
 
 _Delivery = tuple["StompConnection | None", "Frame | None"]
 _WAKE_UP: _Delivery = (None, None)  # unblocks a dispatcher whose subscription was cancelled
@@ -70,6 +97,9 @@ class StompSubscription(Subscription):
         self.handler = handler
         self.group = group
         self.connection: StompConnection | None = None  # the one its SUBSCRIBEs went to
+        self.marker: str | None = None  # its liveness marker, with stomp_amqp_url
+        # Patterns of the other live releases of its consumer (with stomp_amqp_url).
+        self.others: TopicRouter[bool] = TopicRouter()
         self.cancelled = False
         self._options = options
         self._current = current
@@ -118,6 +148,15 @@ class StompSubscription(Subscription):
                 continue  # its connection is gone: the broker delivers it again
             message = message_from_frame(frame, options.prefix)
             if not self._router.match(message.topic):
+                if (
+                    client_acks
+                    and self.others.match(message.topic)
+                    and frame.headers.get("redelivered") != "true"
+                ):
+                    connection.nack(frame)  # once, for a hub of the release that wants it
+                    continue
+                if self.group is not None and not await self._dead_letter(connection, message):
+                    continue  # not confirmed: the broker delivers it again
                 if client_acks:
                     connection.ack(frame)  # the broker's matching is wider than ours
                 continue
@@ -137,6 +176,33 @@ class StompSubscription(Subscription):
                 continue
             if client_acks:
                 connection.ack(frame)
+
+    async def _dead_letter(self, connection: StompConnection, message: Message) -> bool:
+        """SEND a message of a removed pattern to the group's dead letters; True once confirmed."""
+        assert self.group is not None
+        target = dead_letter_destination(self.group)
+        reason = (
+            f"topic {message.topic!r} matches none of the patterns ({', '.join(self.patterns)}) "
+            f"of the consumer reading queue {GROUP_QUEUE_PREFIX}{self.group}: it was queued "
+            "through a binding since removed"
+        )
+        headers = dict(message.headers)
+        headers[DEAD_LETTER_HEADER] = message.topic
+        headers[DEAD_LETTER_REASON_HEADER] = reason
+        headers["persistent"] = "true"
+        # RabbitMQ declares the queue on the first SEND with this argument: bounded
+        # (its default overflow policy drops the oldest).
+        headers["x-max-length"] = str(DEAD_LETTER_LIMIT)
+        try:
+            connection.send(target, message.payload, headers)
+            async with asyncio.timeout(DEAD_LETTER_TIMEOUT):
+                await connection.sync()
+        except (ConnectionError, TimeoutError, MokshaError) as exc:
+            # Lost (ConnectionLost), silent, or an ERROR frame (StompServerError).
+            log.warning("stomp: could not dead-letter a message to %s (%s)", target, exc)
+            return False
+        log.warning("stomp: dead-lettered a message to %s: %s", target, reason)
+        return True
 
     async def stop(self) -> None:
         """Hand back what waits in the queue and stop the dispatcher task."""

@@ -1,7 +1,7 @@
 /*
  * <moksha-hub-status src="/_moksha/hub/status" interval="2" heading="Hub">
  *   What the hub is doing, refreshed every `interval` seconds from the status JSON
- *   (moksha.widgets.status): consumers with their headcounts, rate, backlog and
+ *   (moksha.widgets.status): consumers with their headcounts, rate, backlog, broker queue depth and
  *   exceptions; producers; backends and whether they are connected; live-socket clients.
  */
 import { MokshaElement, clock, formatNumber, h } from "./common.js";
@@ -55,7 +55,7 @@ export class MokshaHubStatus extends MokshaElement {
     this.meta.textContent = `${status.hub.state} · ${clock(status.hub.time * 1000)}`;
     this.body.replaceChildren(
       section("Consumers", status.consumers.length
-        ? table(["Consumer", "In", "Out", "Rate", "Backlog", "Errors"],
+        ? table(["Consumer", "In", "Out", "Rate", "Backlog", "Queued", "Errors"],
           status.consumers.map((c) => consumerRow(c, earlier.get(key(c)), seconds)))
         : h("p", { className: "moksha-empty", text: "No consumers." })),
       section("Producers", status.producers.length
@@ -84,7 +84,9 @@ function consumerRow(consumer, earlier, seconds) {
     h("th", { scope: "row", title: `${consumer.module} · ${consumer.topic.join(", ")}` },
       consumer.name, h("small", { text: consumer.topic.join(", ") })),
     cell(formatNumber(consumer.headcount_in)), cell(formatNumber(consumer.headcount_out)),
-    cell(rate), cell(formatNumber(consumer.backlog)), cell(formatNumber(consumer.exceptions)));
+    cell(rate), cell(formatNumber(consumer.backlog)),
+    cell(consumer.queue_depth == null ? "–" : formatNumber(consumer.queue_depth)),
+    cell(formatNumber(consumer.exceptions)));
 }
 
 function producerRow(producer) {
