@@ -34,6 +34,7 @@ from moksha.errors import ConfigError, HubClosed, MokshaError
 from moksha.hub import reactor
 from moksha.hub.backends import Backend, Subscription, select_backends
 from moksha.hub.loop_thread import LoopThread
+from moksha.hub.published import PublishedCounts
 from moksha.message import Message, new_message_id
 from moksha.topics import topics_of
 
@@ -105,6 +106,7 @@ class MokshaHub:
         self._tasks: asyncio.TaskGroup | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
+        self.published = PublishedCounts()  # per topic, read by /metrics
         if not _in_running_loop():
             self._start_in_background()
 
@@ -283,6 +285,7 @@ class MokshaHub:
             message = Message(topic, body, headers)
         else:
             message = Message(topic, headers=headers, payload=body)
+        self.published.count(topic)
         for backend in self.backends:
             waiting = backend.offer(message)
             if waiting is not None:
