@@ -306,6 +306,9 @@ KEYS: tuple[Key, ...] = (
         "Endpoint the hub publishes monitoring data on."),
     Key("moksha.monitoring.socket.mode", "monitoring_socket_mode", _optional_text, None,
         "File mode of the monitoring socket, e.g. 770."),
+    Key("moksha.data_dir", "data_dir", _text, ".",
+        "Directory of the files Moksha makes by default (app databases: <name>.sqlite); "
+        "relative to the working directory (the systemd units': /var/lib/moksha)."),
 )
 # fmt: on
 

@@ -123,6 +123,7 @@ class Config(Mapping[str, Any]):
     logging_levels: str | None
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
+    data_dir: str
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
