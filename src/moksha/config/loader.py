@@ -292,7 +292,7 @@ def _read_ini(path: Path, named_by: str) -> list[_Entry]:
         section = next(
             (name for name in _SECTIONS if parser.has_section(name)), configparser.DEFAULTSECT
         )
-        values = dict(parser.items(section))
+        values = _app_db_urls(parser) | dict(parser.items(section))
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"config file {where} cannot be parsed: {exc}. Fix the file; write %% for a literal %.",
@@ -303,6 +303,22 @@ def _read_ini(path: Path, named_by: str) -> list[_Entry]:
             f"config file {where} cannot be read: {exc.strerror}.", source=where
         ) from None
     return _entries({k: v for k, v in values.items() if k not in _INI_DEFAULTS}, where)
+
+
+def _app_db_urls(parser: configparser.ConfigParser) -> dict[str, str]:
+    """``sqlalchemy.url`` of ``[app:<name>]`` sections, as ``moksha.app_db.<name>.url``.
+
+    Paste-era apps kept their database there; :mod:`moksha.app_db` reads the key.
+    The settings section's own ``moksha.app_db.<name>.url`` wins over it.
+    """
+    urls = {}
+    for section in parser.sections():
+        kind, _, name = section.partition(":")
+        if kind == "app" and name and f"{kind}:{name}" not in _SECTIONS:
+            url = parser.get(section, "sqlalchemy.url", fallback=None)
+            if url is not None:
+                urls[f"moksha.app_db.{name}.url"] = url
+    return urls
 
 
 def find_config_file(

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from moksha.app_db import AppDatabases
 from moksha.config import Config
 from moksha.errors import ConfigError, HubClosed, MokshaError
 from moksha.hub import reactor
@@ -107,6 +108,7 @@ class MokshaHub:
         self._background: set[asyncio.Task[Any]] = set()
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
         self.published = PublishedCounts()  # per topic, read by /metrics
+        self.app_databases = AppDatabases(self.config)  # engines of plugins' app_db
         if not _in_running_loop():
             self._start_in_background()
 
@@ -199,6 +201,7 @@ class MokshaHub:
         self._callback_subscriptions.clear()
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_timeout)
+        await asyncio.to_thread(self.app_databases.dispose)
 
     async def aclose(self) -> None:
         """Stop the hub and wait until it has stopped.  Closing twice is harmless."""

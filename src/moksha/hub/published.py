@@ -72,4 +72,4 @@ class PublishedCounts:
         counts, overflow = dict(self._counts), self._overflow
         busiest = heapq.nsmallest(n, counts.items(), key=lambda item: (-item[1], item[0]))
         rest = sum(counts.values(), overflow) - sum(count for _, count in busiest)
-        return busiest + [(OTHER, rest)] if rest else busiest
+        return [*busiest, (OTHER, rest)] if rest else busiest

@@ -50,6 +50,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from moksha.app_db import AppDatabases
 from moksha.config import Config
 from moksha.errors import MokshaError
 from moksha.web.auth import (
@@ -192,6 +193,9 @@ class MokshaMiddleware:
             identify or default_identity(self.settings), rules, login_url=self.settings.login_url
         )
         self.context = WebContext(self.settings, self.cache, self.guard, hub)
+        # Installed apps' app_db: the hub's engines, else the middleware's own.
+        self._owns_databases = hub is None
+        self.databases = hub.app_databases if hub is not None else AppDatabases(self.config)
         self._stack = self._build(collecting if collecting is not None else _widget_collecting())
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
@@ -200,6 +204,11 @@ class MokshaMiddleware:
             Route("/widgets/{name}", self._widget_page, methods=["GET"]),
         ]
         for installed in installed_apps():
+            try:
+                self.databases.attach(installed.raw)
+            except Exception:
+                log.exception("app %r cannot open its app_db; it is left out", installed.name)
+                continue
             guarded = self.guard.protect(installed.app, "app", installed.name)
             routes.append(Mount(f"{APPS_PREFIX}/{installed.name}", app=guarded))
         fallback = self.app
@@ -236,6 +245,8 @@ class MokshaMiddleware:
         """Release what the middleware opened (the cache's connections)."""
         if self._owns_cache:
             await self.cache.aclose()
+        if self._owns_databases:
+            await asyncio.to_thread(self.databases.dispose)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is None:
