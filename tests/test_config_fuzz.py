@@ -6,10 +6,10 @@ The same properties run for longer under atheris: ``python benchmarks/fuzz.py co
 
 from __future__ import annotations
 
-from fuzz_targets import config_ini, config_value
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from fuzz_targets import config_ini, config_value
 from moksha.config import KEYS
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fuzz_targets import livesocket_frame
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from fuzz_targets import livesocket_frame
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,10 +5,10 @@ The same properties run for longer under atheris: ``python benchmarks/fuzz.py st
 
 from __future__ import annotations
 
-from fuzz_targets import stomp_stream
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from fuzz_targets import stomp_stream
 from moksha.hub.backends.stomp_frames import COMMANDS, Frame, FrameParser, encode_frame
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
