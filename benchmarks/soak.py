@@ -162,6 +162,12 @@ class Client:
             if exc.rcvd is not None and exc.rcvd.code != 1000:
                 self.errors.append(f"closed by the server: {exc.rcvd.code} {exc.rcvd.reason}")
 
+    async def reopen(self) -> None:
+        """Close, then connect and subscribe again (a browser reloading its page)."""
+        await self.close()
+        self.reconnected = True
+        await self.open()
+
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
@@ -204,17 +210,17 @@ async def soak(base: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         rss: list[int] = [rss_bytes(pid)]
         started = time.monotonic()
         rounds = 0
-        while time.monotonic() - started < args.duration:
-            await asyncio.sleep(min(args.interval, args.duration - (time.monotonic() - started)))
+        while (rounds + 1) * args.interval <= args.duration + 1e-6:
+            # Rounds on a fixed schedule, however long a churn took.
+            await asyncio.sleep(max(0.0, started + (rounds + 1) * args.interval - time.monotonic()))
             churned = random.sample(clients, max(1, int(len(clients) * args.churn)))
-            for client in churned:
-                await client.close()
-                client.reconnected = True
-                await client.open()
+            await asyncio.gather(*(client.reopen() for client in churned))
             rounds += 1
             rss.append(rss_bytes(pid))
+        await asyncio.sleep(max(0.0, started + args.duration - time.monotonic()))
         stop.set()
         published = await publishing
+        elapsed = time.monotonic() - started
         await asyncio.sleep(1.0)  # the last messages reach the clients
         for client in clients:
             await client.close()
@@ -237,6 +243,7 @@ async def soak(base: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": args.duration,
         "reconnect_rounds": rounds,
         "published": published,
+        "publish_rate_achieved": round(published / elapsed, 2),
         "rss_mib": [round(r / 2**20, 1) for r in rss],
         "rss_growth_after_warmup": round(growth, 4),
         "fds_before": fds_before,

@@ -42,6 +42,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
@@ -89,6 +90,15 @@ LIVESOCKET_PREFIX = "/livesocket"
 SESSION_COOKIE = "moksha_session"
 STATIC_CACHE_CONTROL = b"public, max-age=3600"
 _CONTEXT_KEY = "moksha.web"
+
+NO_LIVESOCKET = (
+    "this page has live widgets but no live socket serves them. Run a hub in this "
+    "process (moksha.web.EmbeddedMoksha for an ASGI app; for a WSGI app a "
+    "CentralMokshaHub with moksha.livesocket.backend = websocket, passed as hub=), "
+    "or start one (moksha start, or moksha hub with moksha.livesocket.backend = "
+    "websocket) and set moksha.livesocket.url to its address."
+)
+"""What pages with live widgets say when the middleware knows of no live socket."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +206,7 @@ class MokshaMiddleware:
         # Installed apps' app_db: the hub's engines, else the middleware's own.
         self._owns_databases = hub is None
         self.databases = hub.app_databases if hub is not None else AppDatabases(self.config)
+        self._warned_no_livesocket = False
         self._stack = self._build(collecting if collecting is not None else _widget_collecting())
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
@@ -222,6 +233,9 @@ class MokshaMiddleware:
             live_app = livesocket_app(self.live)
         elif self.settings.livesocket_url or self.config.livesocket_backend == "websocket":
             routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._remote_client_script))
+        else:
+            # Live widgets would wait forever for a socket nobody serves: say so instead.
+            routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._no_livesocket_script))
         dispatcher = _Dispatcher(routes, fallback, live_app)
         injector = ResourceInjector(dispatcher, load_global_resources(), collecting=collecting)
         secret = self.settings.session_secret
@@ -275,10 +289,42 @@ class MokshaMiddleware:
         """
         from moksha.livesocket import client_script
 
+        port = self.config.livesocket_websocket_port
+        hub_url = getattr(self.hub, "livesocket_url", None)
+        if hub_url:  # the port the hub really listens on (the configured one may be 0)
+            port = urlsplit(hub_url).port or port
         base = self.settings.livesocket_url or str(
-            request.url.replace(port=self.config.livesocket_websocket_port, path="", query="")
+            request.url.replace(port=port, path="", query="")
         )
         script = f"{client_script()}\nmoksha.connect({{url: {json.dumps(base.rstrip('/'))}}});\n"
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    async def _no_livesocket_script(self, request: Request) -> Response:
+        """The JS client's stand-in when no live socket is served: it says what to start.
+
+        The page's live widgets cannot receive anything; rather than leave them
+        silently empty, the page shows (and the console and the log say) how to
+        give them a live socket.
+        """
+        if not self._warned_no_livesocket:
+            self._warned_no_livesocket = True
+            log.warning(
+                "a page at %s has live widgets but no live socket: %s",
+                request.url.path,
+                NO_LIVESOCKET,
+            )
+        from moksha.livesocket import client_script
+
+        message = json.dumps("Moksha: " + NO_LIVESOCKET)
+        script = (
+            f"{client_script()}\nmoksha.close();\nconsole.error({message});\n"
+            "document.addEventListener('DOMContentLoaded', function () {\n"
+            "  var note = document.createElement('p');\n"
+            "  note.className = 'moksha-no-livesocket'; note.setAttribute('role', 'alert');\n"
+            f"  note.textContent = {message};\n"
+            "  document.body.insertBefore(note, document.body.firstChild);\n"
+            "});\n"
+        )
         return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
     async def _widget_page(self, request: Request) -> Response:
