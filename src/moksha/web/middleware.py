@@ -293,6 +293,9 @@ class MokshaMiddleware:
         hub_url = getattr(self.hub, "livesocket_url", None)
         if hub_url:  # the port the hub really listens on (the configured one may be 0)
             port = urlsplit(hub_url).port or port
+        if port == 0 and not self.settings.livesocket_url:
+            # Port 0 means "any free one": which one is known only once the hub started.
+            return await self._no_livesocket_script(request)
         base = self.settings.livesocket_url or str(
             request.url.replace(port=port, path="", query="")
         )
