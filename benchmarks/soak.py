@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import random
 import socket
@@ -175,21 +176,28 @@ class Client:
             await self.reader
 
 
-async def publisher(http: httpx.AsyncClient, rate: float, stop: asyncio.Event) -> int:
-    """POST ``rate`` messages a second on a fixed schedule until ``stop``; return how many."""
+def publish_steadily(base: str, rate: float, stop: Any, count: Any) -> None:
+    """POST ``rate`` messages a second on a fixed schedule until ``stop`` is set.
+
+    Runs in a process of its own, so that the clients' work in this one cannot
+    slow the publishing down (each message is read by every client).
+    """
     seq, start = 0, time.monotonic()
     pad = "p" * 150
-    while not stop.is_set():
-        response = await http.post(
-            "/livesocket/publish", json={"topic": "soak.tick", "body": {"seq": seq, "pad": pad}}
-        )
-        response.raise_for_status()
-        seq += 1
-        delay = start + seq / rate - time.monotonic()
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-    return seq
+    with httpx.Client(base_url=base, timeout=30, trust_env=False) as http:
+        while not stop.is_set():
+            body = {"seq": seq, "pad": pad}
+            http.post("/livesocket/publish", json={"topic": "soak.tick", "body": body})
+            seq += 1
+            count.value = seq
+            stop.wait(max(0.0, start + seq / rate - time.monotonic()))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def soak(base: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -205,8 +213,12 @@ async def soak(base: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
 
         await until(all_connected, 60, f"{args.clients} clients to be connected")
         await asyncio.sleep(0.5)  # subscribe frames are read after the connection counts
-        stop = asyncio.Event()
-        publishing = asyncio.create_task(publisher(http, args.rate, stop))
+        spawn = multiprocessing.get_context("spawn")
+        stop, count = spawn.Event(), spawn.Value("q", 0)
+        publishing = spawn.Process(target=publish_steadily, args=(base, args.rate, stop, count))
+        publishing.start()
+        server_cpu = cpu_seconds(pid)
+        client_cpu = time.process_time()
         rss: list[int] = [rss_bytes(pid)]
         started = time.monotonic()
         rounds = 0
@@ -219,8 +231,11 @@ async def soak(base: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
             rss.append(rss_bytes(pid))
         await asyncio.sleep(max(0.0, started + args.duration - time.monotonic()))
         stop.set()
-        published = await publishing
+        await asyncio.to_thread(publishing.join, 30)
+        published = int(count.value)
         elapsed = time.monotonic() - started
+        server_cpu = cpu_seconds(pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         await asyncio.sleep(1.0)  # the last messages reach the clients
         for client in clients:
             await client.close()
@@ -244,6 +259,8 @@ async def soak(base: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         "reconnect_rounds": rounds,
         "published": published,
         "publish_rate_achieved": round(published / elapsed, 2),
+        "server_cpu_share": round(server_cpu / elapsed, 3),
+        "clients_cpu_share": round(client_cpu / elapsed, 3),
         "rss_mib": [round(r / 2**20, 1) for r in rss],
         "rss_growth_after_warmup": round(growth, 4),
         "fds_before": fds_before,
