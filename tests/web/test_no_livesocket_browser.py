@@ -32,7 +32,8 @@ class Ticker(LiveWidget):
 
 
 async def page(request: Request) -> HTMLResponse:
-    return HTMLResponse(f"<!doctype html><html><body>{Ticker().render()}</body></html>")
+    head = '<head><link rel="icon" href="data:,"></head>'
+    return HTMLResponse(f"<!doctype html><html>{head}<body>{Ticker().render()}</body></html>")
 
 
 def free_port() -> int:
@@ -74,6 +75,8 @@ def test_the_page_and_the_log_say_what_to_start(
     assert "no live socket serves them" in alert.inner_text()
     assert "moksha.livesocket.url" in alert.inner_text()
     assert any("no live socket" in text for text in console)
+    assert len(console) == 1  # that message alone: no connection attempts failing
+    assert page_.evaluate("window.moksha.state") == "unavailable"
     assert NO_LIVESOCKET in caplog.text
     page_.close()
 
@@ -84,4 +87,6 @@ def test_the_script_stands_in_for_the_client_without_connecting(
     script = httpx.get(site_without_livesocket + "/livesocket/moksha.js", timeout=10)
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
-    assert "moksha.close();" in script.text and "console.error(" in script.text
+    assert "console.error(message)" in script.text
+    assert "no live socket serves them" in script.text
+    assert "new WebSocket" not in script.text  # it never tries to connect

@@ -100,6 +100,31 @@ NO_LIVESOCKET = (
 )
 """What pages with live widgets say when the middleware knows of no live socket."""
 
+# The client's API, doing nothing (so widgets load without errors of their own),
+# and the message: in the console and at the top of the page.
+_NO_LIVESOCKET_CLIENT = """(function (global) {
+  var message = MESSAGE;
+  var moksha = {
+    state: "unavailable", transport: null, url: null,
+    subscribe: function () { return function () {}; },
+    unsubscribe: function () {}, send_message: function () {},
+    connect: function () {}, close: function () {},
+    on: function () { return moksha; }, off: function () { return moksha; },
+  };
+  global.moksha = moksha;
+  console.error(message);
+  function show() {
+    var note = document.createElement("p");
+    note.className = "moksha-no-livesocket";
+    note.setAttribute("role", "alert");
+    note.textContent = message;
+    document.body.insertBefore(note, document.body.firstChild);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", show);
+  else show();
+})(window);
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class WebContext:
@@ -316,18 +341,8 @@ class MokshaMiddleware:
                 request.url.path,
                 NO_LIVESOCKET,
             )
-        from moksha.livesocket import client_script
-
         message = json.dumps("Moksha: " + NO_LIVESOCKET)
-        script = (
-            f"{client_script()}\nmoksha.close();\nconsole.error({message});\n"
-            "document.addEventListener('DOMContentLoaded', function () {\n"
-            "  var note = document.createElement('p');\n"
-            "  note.className = 'moksha-no-livesocket'; note.setAttribute('role', 'alert');\n"
-            f"  note.textContent = {message};\n"
-            "  document.body.insertBefore(note, document.body.firstChild);\n"
-            "});\n"
-        )
+        script = _NO_LIVESOCKET_CLIENT.replace("MESSAGE", message)
         return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
     async def _widget_page(self, request: Request) -> Response:
