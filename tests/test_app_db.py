@@ -242,3 +242,20 @@ async def test_an_installed_app_gets_its_database_under_the_middleware(
     assert page.status_code == 200
     assert page.text == "from init_model"
     assert (tmp_path / "notes.sqlite").is_file()
+
+
+async def test_the_app_the_middleware_wraps_gets_its_database_too(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+
+    class Notes(Starlette):
+        app_db = "own_notes"
+
+        def init_model(self, engine: Engine) -> None:
+            ledger_table("notes")[0].create_all(engine)
+
+    notes = Notes()
+    app = MokshaMiddleware(notes, {"moksha.session.secret": "x" * 32})
+    with notes.Session() as session:  # type: ignore[attr-defined]
+        assert session.scalar(select(func.count()).select_from(ledger_table("notes")[1])) == 0
+    await app.aclose()
+    assert (tmp_path / "own_notes.sqlite").is_file()

@@ -1,8 +1,9 @@
 """Per-app databases: a plugin that declares ``app_db = "name"`` gets its own engine.
 
-A consumer, producer or installed web app (``moksha.application`` /
-``moksha.wsgiapp`` entry point) with a class attribute ``app_db = "name"``
-gets, before it runs:
+A consumer, producer, installed web app (``moksha.application`` /
+``moksha.wsgiapp`` entry point) or the app a
+:class:`~moksha.web.MokshaMiddleware` wraps, with a class attribute
+``app_db = "name"``, gets, before it runs:
 
 * ``self.engine``: a SQLAlchemy 2 :class:`~sqlalchemy.engine.Engine`;
 * ``self.Session``: a :class:`~sqlalchemy.orm.sessionmaker` bound to it

@@ -198,7 +198,7 @@ class MokshaMiddleware:
             moksha.widgets' ``ResourceCollector.collecting``).
 
     Raises:
-        ConfigError: a web setting is wrong.
+        ConfigError: a web setting is wrong, or the app's ``app_db`` cannot be opened.
     """
 
     def __init__(
@@ -232,6 +232,8 @@ class MokshaMiddleware:
         self._owns_databases = hub is None
         self.databases = hub.app_databases if hub is not None else AppDatabases(self.config)
         self._warned_no_livesocket = False
+        if app is not None:
+            self.databases.attach(app)  # the wrapped app may declare app_db too
         self._stack = self._build(collecting if collecting is not None else _widget_collecting())
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
