@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 
+import pytest
+
+from moksha.config import load_config
+
 DOCS = Path(__file__).parent.parent / "docs" / "operations.md"
+README = Path(__file__).parent.parent / "README.md"
 
 
 def test_the_systemd_units_run_moksha_and_stop_it_with_sigterm():
@@ -32,3 +38,49 @@ def test_the_operations_guide_names_the_files_that_exist():
     for name in ("moksha-hub.service", "moksha-start.service", "nginx-moksha.conf"):
         assert name in text
         assert files("moksha").joinpath("data", name).is_file()
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    """The [Service] settings of a shipped unit, as systemd reads them (a key may repeat)."""
+    settings: dict[str, list[str]] = {}
+    section = None
+    for line in files("moksha").joinpath("data", name).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def sqlite_file(url: str) -> str:
+    assert url.startswith("sqlite:///"), url
+    return url.removeprefix("sqlite:///")
+
+
+@pytest.mark.parametrize("unit", ["moksha-hub.service", "moksha-start.service"])
+def test_what_moksha_writes_by_default_is_writable_under_the_units_protection(unit: str) -> None:
+    service = unit_settings(unit)
+    assert service["ProtectSystem"] == ["strict"]  # everything else is read-only
+    writable = [Path("/var/lib") / d for d in service.get("StateDirectory", [])]
+    writable += [Path("/run") / d for d in service.get("RuntimeDirectory", [])]
+    writable += [Path(p) for value in service.get("ReadWritePaths", []) for p in value.split()]
+    [workdir] = service["WorkingDirectory"]
+
+    defaults = load_config(environ={}, search=False)
+    written = {
+        "feed_cache": sqlite_file(defaults.feed_cache),
+        "feed.file": defaults.feed_file,
+        "moksha.data_dir": defaults.data_dir + "/an-app.sqlite",
+    }
+    for key, path in written.items():
+        where = (Path(workdir) / path).resolve()
+        assert any(where.is_relative_to(base) for base in writable), (
+            f"{unit}: the default of {key} writes {where}, outside {writable}"
+        )
+    # The monitoring socket the README and the guide suggest lives in the RuntimeDirectory.
+    suggested = re.findall(r"ipc://(/\S+?\.sock)", README.read_text() + DOCS.read_text())
+    assert suggested
+    for path in suggested:
+        assert Path(path).parent in writable, f"{unit}: {path} is not writable"

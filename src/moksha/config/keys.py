@@ -62,7 +62,9 @@ def _integer(low: int, high: int | None = None) -> Parse:
     wanted = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
 
     def parse(value: Any) -> int:
-        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        # ASCII digits and spaces only: \s and \d also match characters int() refuses
+        # (a control character such as \x1f), which a fuzzer found raising ValueError.
+        if isinstance(value, str) and re.fullmatch(r"[ \t\r\n]*[+-]?[0-9]+[ \t\r\n]*", value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadValue(wanted)
@@ -327,6 +329,9 @@ KEYS: tuple[Key, ...] = (
         "Endpoint the hub publishes monitoring data on."),
     Key("moksha.monitoring.socket.mode", "monitoring_socket_mode", _optional_text, None,
         "File mode of the monitoring socket, e.g. 770."),
+    Key("moksha.data_dir", "data_dir", _text, ".",
+        "Directory of the files Moksha makes by default (app databases: <name>.sqlite); "
+        "relative to the working directory (the systemd units': /var/lib/moksha)."),
 )
 # fmt: on
 

@@ -156,6 +156,7 @@ class Config(Mapping[str, Any]):
     logging_levels: str | None
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
+    data_dir: str
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
@@ -335,7 +336,7 @@ def _read_ini(path: Path, named_by: str) -> list[_Entry]:
         section = next(
             (name for name in _SECTIONS if parser.has_section(name)), configparser.DEFAULTSECT
         )
-        values = dict(parser.items(section))
+        values = _app_db_urls(parser) | dict(parser.items(section))
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"config file {where} cannot be parsed: {exc}. Fix the file; write %% for a literal %.",
@@ -379,6 +380,22 @@ def _check_separators(where: str, text: str) -> None:
             f"and the value; write {example!r}",
             source=where,
         )
+
+
+def _app_db_urls(parser: configparser.ConfigParser) -> dict[str, str]:
+    """``sqlalchemy.url`` of ``[app:<name>]`` sections, as ``moksha.app_db.<name>.url``.
+
+    Paste-era apps kept their database there; :mod:`moksha.app_db` reads the key.
+    The settings section's own ``moksha.app_db.<name>.url`` wins over it.
+    """
+    urls = {}
+    for section in parser.sections():
+        kind, _, name = section.partition(":")
+        if kind == "app" and name and f"{kind}:{name}" not in _SECTIONS:
+            url = parser.get(section, "sqlalchemy.url", fallback=None)
+            if url is not None:
+                urls[f"moksha.app_db.{name}.url"] = url
+    return urls
 
 
 def find_config_file(

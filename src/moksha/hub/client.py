@@ -29,11 +29,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from moksha.app_db import AppDatabases
 from moksha.config import Config
 from moksha.errors import ConfigError, HubClosed, MokshaError
 from moksha.hub import reactor
 from moksha.hub.backends import Backend, Subscription, select_backends
 from moksha.hub.loop_thread import LoopThread
+from moksha.hub.published import PublishedCounts
 from moksha.message import Message, new_message_id
 from moksha.topics import topics_of
 
@@ -105,6 +107,8 @@ class MokshaHub:
         self._tasks: asyncio.TaskGroup | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
+        self.published = PublishedCounts()  # per topic, read by /metrics
+        self.app_databases = AppDatabases(self.config)  # engines of plugins' app_db
         if not _in_running_loop():
             self._start_in_background()
 
@@ -206,6 +210,7 @@ class MokshaHub:
         self._callback_subscriptions.clear()
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_timeout)
+        await asyncio.to_thread(self.app_databases.dispose)
 
     async def aclose(self) -> None:
         """Stop the hub and wait until it has stopped.  Closing twice is harmless."""
@@ -292,6 +297,7 @@ class MokshaHub:
             message = Message(topic, body, headers)
         else:
             message = Message(topic, headers=headers, payload=body)
+        self.published.count(topic)
         for backend in self.backends:
             waiting = backend.offer(message)
             if waiting is not None:

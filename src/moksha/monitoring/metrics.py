@@ -22,12 +22,16 @@ metric                                                type       labels
 ``moksha_livesocket_subscriptions``                   gauge
 ``moksha_livesocket_conflated_messages``              gauge
 ``moksha_livesocket_slow_disconnects_total``          counter
+``moksha_messages_published_total``                   counter    topic (top 20, ``(other)``)
 ``moksha_hub_ready``                                  gauge
 ``moksha_hub_info``                                   gauge      hub, version
 ====================================================  =========  ==========================
 
 ``topic`` is the consumer's patterns joined by commas, so ``sum by (topic)``
-gives the messages per topic pattern.  A registry from :func:`hub_registry`
+gives the messages per topic pattern.  Published messages are labelled with
+their topic for the :data:`TOPICS_SHOWN` busiest topics only, and the rest sum
+up under ``(other)``: a topic with an id in it cannot flood Prometheus with
+series.  A registry from :func:`hub_registry`
 also has prometheus-client's process, platform and garbage-collector metrics.
 """
 
@@ -52,7 +56,10 @@ from moksha.monitoring.tally import ConsumerTally, HubTally
 if TYPE_CHECKING:
     from moksha.livesocket import LiveSocket
 
-__all__ = ["HubCollector", "exposition", "hub_registry"]
+__all__ = ["TOPICS_SHOWN", "HubCollector", "exposition", "hub_registry"]
+
+TOPICS_SHOWN = 20
+"""Topics named in ``moksha_messages_published_total``; the others are ``(other)``."""
 
 _CONSUMER_LABELS = ("consumer", "module", "topic")
 _PRODUCER_LABELS = ("producer", "module")
@@ -85,6 +92,14 @@ class HubCollector(Collector):
         yield from self._backends()
         yield from self._livesocket_metrics()
         hub = self.tally.hub
+        published = CounterMetricFamily(
+            "moksha_messages_published",
+            f"Messages this hub published, per topic (the {TOPICS_SHOWN} busiest, then (other)).",
+            labels=["topic"],
+        )
+        for topic, count in hub.published.top(TOPICS_SHOWN):
+            published.add_metric([topic], count)
+        yield published
         yield GaugeMetricFamily(
             "moksha_hub_ready", "1 when /ready answers 200.", value=int(self._ready())
         )

@@ -4,6 +4,7 @@
 :mod:`.middleware`    ``MokshaMiddleware``: apps, widgets, static files, the live socket,
                       sessions, error pages, resource injection around an ASGI app
 :mod:`.wsgi`          ``MokshaWSGIMiddleware``: the same around a WSGI app, as WSGI
+:mod:`.embedded`      ``EmbeddedMoksha``: an ASGI app with a hub and its live socket in-process
 :mod:`.app`           ``create_app(hub, config)``: the dashboard and all of the above
 :mod:`.injection`     resources (JS/CSS links) put into HTML pages before ``</body>``
 :mod:`.resources`     ``JSLink``, ``CSSLink``, ``STATIC_PREFIX``
@@ -18,6 +19,7 @@
 from moksha.web.app import create_app
 from moksha.web.auth import ANONYMOUS, AllowList, Authorizer, Guard, Identity
 from moksha.web.cache import Cache, CacheError, MemoryCache, RedisCache, cache_from_config
+from moksha.web.embedded import EmbeddedMoksha
 from moksha.web.middleware import MokshaMiddleware, WebContext, web_context
 from moksha.web.resources import STATIC_PREFIX, CSSLink, JSLink, Resource, render_resources
 from moksha.web.settings import WebSettings
@@ -31,6 +33,7 @@ __all__ = [
     "CSSLink",
     "Cache",
     "CacheError",
+    "EmbeddedMoksha",
     "Guard",
     "Identity",
     "JSLink",

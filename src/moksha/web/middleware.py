@@ -44,6 +44,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
@@ -52,6 +53,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from moksha.app_db import AppDatabases
 from moksha.config import Config
 from moksha.errors import MokshaError
 from moksha.web.auth import (
@@ -91,6 +93,40 @@ LIVESOCKET_PREFIX = "/livesocket"
 SESSION_COOKIE = "moksha_session"
 STATIC_CACHE_CONTROL = b"public, max-age=3600"
 _CONTEXT_KEY = "moksha.web"
+
+NO_LIVESOCKET = (
+    "this page has live widgets but no live socket serves them. Run a hub in this "
+    "process (moksha.web.EmbeddedMoksha for an ASGI app; for a WSGI app a "
+    "CentralMokshaHub with moksha.livesocket.backend = websocket, passed as hub=), "
+    "or start one (moksha start, or moksha hub with moksha.livesocket.backend = "
+    "websocket) and set moksha.livesocket.url to its address."
+)
+"""What pages with live widgets say when the middleware knows of no live socket."""
+
+# The client's API, doing nothing (so widgets load without errors of their own),
+# and the message: in the console and at the top of the page.
+_NO_LIVESOCKET_CLIENT = """(function (global) {
+  var message = MESSAGE;
+  var moksha = {
+    state: "unavailable", transport: null, url: null,
+    subscribe: function () { return function () {}; },
+    unsubscribe: function () {}, send_message: function () {},
+    connect: function () {}, close: function () {},
+    on: function () { return moksha; }, off: function () { return moksha; },
+  };
+  global.moksha = moksha;
+  console.error(message);
+  function show() {
+    var note = document.createElement("p");
+    note.className = "moksha-no-livesocket";
+    note.setAttribute("role", "alert");
+    note.textContent = message;
+    document.body.insertBefore(note, document.body.firstChild);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", show);
+  else show();
+})(window);
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +201,7 @@ class MokshaMiddleware:
             moksha.widgets' ``ResourceCollector.collecting``).
 
     Raises:
-        ConfigError: a web setting is wrong.
+        ConfigError: a web setting is wrong, or the app's ``app_db`` cannot be opened.
     """
 
     def __init__(
@@ -195,6 +231,12 @@ class MokshaMiddleware:
             identify or default_identity(self.settings), rules, login_url=self.settings.login_url
         )
         self.context = WebContext(self.settings, self.cache, self.guard, hub)
+        # Installed apps' app_db: the hub's engines, else the middleware's own.
+        self._owns_databases = hub is None
+        self.databases = hub.app_databases if hub is not None else AppDatabases(self.config)
+        self._warned_no_livesocket = False
+        if app is not None:
+            self.databases.attach(app)  # the wrapped app may declare app_db too
         self._stack = self._build(collecting if collecting is not None else _widget_collecting())
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
@@ -203,6 +245,11 @@ class MokshaMiddleware:
             Route("/widgets/{name}", self._widget_page, methods=["GET"]),
         ]
         for installed in installed_apps():
+            try:
+                self.databases.attach(installed.raw)
+            except Exception:
+                log.exception("app %r cannot open its app_db; it is left out", installed.name)
+                continue
             guarded = self.guard.protect(installed.app, "app", installed.name)
             routes.append(Mount(f"{APPS_PREFIX}/{installed.name}", app=guarded))
         fallback = self.app
@@ -216,6 +263,9 @@ class MokshaMiddleware:
             live_app = livesocket_app(self.live)
         elif self.settings.livesocket_url or self.config.livesocket_backend == "websocket":
             routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._remote_client_script))
+        else:
+            # Live widgets would wait forever for a socket nobody serves: say so instead.
+            routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._no_livesocket_script))
         dispatcher = _Dispatcher(routes, fallback, live_app)
         injector = ResourceInjector(dispatcher, load_global_resources(), collecting=collecting)
         secret = self.settings.session_secret
@@ -240,6 +290,8 @@ class MokshaMiddleware:
         """Release what the middleware opened (the cache's connections)."""
         if self._owns_cache:
             await self.cache.aclose()
+        if self._owns_databases:
+            await asyncio.to_thread(self.databases.dispose)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is None:
@@ -268,10 +320,35 @@ class MokshaMiddleware:
         """
         from moksha.livesocket import client_script
 
+        port = self.config.livesocket_websocket_port
+        hub_url = getattr(self.hub, "livesocket_url", None)
+        if hub_url:  # the port the hub really listens on (the configured one may be 0)
+            port = urlsplit(hub_url).port or port
+        if port == 0 and not self.settings.livesocket_url:
+            # Port 0 means "any free one": which one is known only once the hub started.
+            return await self._no_livesocket_script(request)
         base = self.settings.livesocket_url or str(
-            request.url.replace(port=self.config.livesocket_websocket_port, path="", query="")
+            request.url.replace(port=port, path="", query="")
         )
         script = f"{client_script()}\nmoksha.connect({{url: {json.dumps(base.rstrip('/'))}}});\n"
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    async def _no_livesocket_script(self, request: Request) -> Response:
+        """The JS client's stand-in when no live socket is served: it says what to start.
+
+        The page's live widgets cannot receive anything; rather than leave them
+        silently empty, the page shows (and the console and the log say) how to
+        give them a live socket.
+        """
+        if not self._warned_no_livesocket:
+            self._warned_no_livesocket = True
+            log.warning(
+                "a page at %s has live widgets but no live socket: %s",
+                request.url.path,
+                NO_LIVESOCKET,
+            )
+        message = json.dumps("Moksha: " + NO_LIVESOCKET)
+        script = _NO_LIVESOCKET_CLIENT.replace("MESSAGE", message)
         return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
     async def _widget_page(self, request: Request) -> Response:

@@ -46,12 +46,15 @@ class InstalledApp:
         app: the app as ASGI (a WSGI app comes wrapped by a2wsgi).
         value: what the entry point references, for messages.
         wsgi: whether it is a WSGI app.
+        raw: the app object itself (before WSGI wrapping), whose ``app_db``
+            the middleware honours (see :mod:`moksha.app_db`).
     """
 
     name: str
     app: ASGIApp
     value: str
     wsgi: bool = False
+    raw: Any = None
 
 
 def _is_factory(obj: Any) -> bool:
@@ -91,7 +94,7 @@ def _load(groups: Iterable[str]) -> list[InstalledApp]:
             continue
         wsgi = plugin.group == WSGI_GROUP
         asgi: ASGIApp = WSGIMiddleware(app) if wsgi else app  # type: ignore[assignment]
-        found[plugin.name] = InstalledApp(plugin.name, asgi, plugin.value, wsgi)
+        found[plugin.name] = InstalledApp(plugin.name, asgi, plugin.value, wsgi, raw=app)
     return list(found.values())
 
 

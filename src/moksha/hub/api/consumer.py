@@ -61,10 +61,14 @@ class Consumer:
         jsonify: when True (default), ``message["body"]`` is the decoded JSON
             value; when False, the raw text (``str``, or ``bytes`` if not UTF-8).
         hub: the hub running this consumer.
+        app_db: the name of the consumer's own database, or None; when set,
+            ``self.engine`` and ``self.Session`` are ready after ``__init__``
+            and ``init_model(engine)`` has run (see :mod:`moksha.app_db`).
     """
 
     topic: str | list[str] = ""
     jsonify: bool = True
+    app_db: str | None = None
 
     hub: MokshaHub
     _initialized: bool = False
@@ -91,6 +95,8 @@ class Consumer:
         self._times: deque[float] = deque(maxlen=TIMES_KEPT)
         self._backlog_size: Callable[[], int] = lambda: 0
         self._initialized = True
+        if self.app_db is not None and hub is not None:
+            hub.app_databases.attach(self)
 
     @property
     def topics(self) -> list[str]:

@@ -35,9 +35,16 @@ log = logging.getLogger("moksha.hub")
 
 
 class Producer:
-    """Base class of producers.  The hub instantiates it with itself as the argument."""
+    """Base class of producers.  The hub instantiates it with itself as the argument.
+
+    Attributes:
+        app_db: the name of the producer's own database, or None; when set,
+            ``self.engine`` and ``self.Session`` are ready after ``__init__``
+            and ``init_model(engine)`` has run (see :mod:`moksha.app_db`).
+    """
 
     hub: MokshaHub
+    app_db: str | None = None
     _initialized: bool = False
     _exception_count: int = 0
 
@@ -55,6 +62,8 @@ class Producer:
         self.hub = hub  # type: ignore[assignment]  # None only until __init__ runs
         self.log = log
         self._initialized = True
+        if self.app_db is not None and hub is not None:
+            hub.app_databases.attach(self)
 
     @classmethod
     def enabled(cls, config: Config) -> bool:
