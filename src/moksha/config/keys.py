@@ -175,6 +175,8 @@ KEYS: tuple[Key, ...] = (
         "Publish waits for the backend to accept the message."),
     Key("moksha.consumer_backlog", "consumer_backlog", _integer(1), 10000,
         "Messages queued per consumer before the hub applies back-pressure."),
+    Key("moksha.outgoing_queue", "outgoing_queue", _integer(1), 10000,
+        "Messages send_message and plugins may queue per hub before callers wait for room."),
     Key("moksha.max_retries", "max_retries", _integer(0), 3,
         "How often a message is retried after its consumer fails."),
     Key("moksha.shutdown_timeout", "shutdown_timeout", _seconds, 5.0,

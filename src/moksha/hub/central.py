@@ -222,7 +222,11 @@ class CentralMokshaHub(MokshaHub):
             if not patterns:
                 log.warning("consumer %s has no topic: it will receive nothing", cls.__qualname__)
             runner = ConsumerRunner(
-                consumer, config=self.config, loop=self._loop, dead_letter=self._dead_letter
+                consumer,
+                config=self.config,
+                loop=self._loop,
+                dead_letter=self._dead_letter,
+                outgoing=self._outgoing,
             )
             backend = self._receiving
             wait_for_consume = backend.capabilities.acknowledgements and self.config.blocking_mode
@@ -293,7 +297,12 @@ class CentralMokshaHub(MokshaHub):
         """
         loop = asyncio.get_running_loop()
         while loop.time() < deadline:
-            if not self._background and all(runner.idle for runner, _ in self._runners):
+            outgoing = self._outgoing
+            if (
+                not self._background
+                and not (outgoing is not None and len(outgoing))
+                and all(runner.idle for runner, _ in self._runners)
+            ):
                 return
             await asyncio.sleep(0.01)
 

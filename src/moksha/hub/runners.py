@@ -30,6 +30,7 @@ from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer
 from moksha.hub.backlog import Backlog
 from moksha.hub.handling import DeadLetter, MessageHandler
+from moksha.hub.outgoing import Outgoing
 from moksha.message import Message
 
 __all__ = ["ConsumerRunner", "run_polling_producer"]
@@ -73,6 +74,8 @@ class ConsumerRunner:
             ``moksha.consumer_backlog`` and the retry settings.
         loop: the hub's event loop.
         dead_letter: publishes a message that failed for good.
+        outgoing: the hub's outgoing queue; an ``async def`` consumer that
+            filled it with ``send_message`` waits for room before its next message.
     """
 
     def __init__(
@@ -82,8 +85,10 @@ class ConsumerRunner:
         config: Config,
         loop: asyncio.AbstractEventLoop,
         dead_letter: DeadLetter,
+        outgoing: Outgoing | None = None,
     ) -> None:
         self.consumer = consumer
+        self._outgoing = outgoing
         self.name = type(consumer).__name__
         self.is_async = inspect.iscoroutinefunction(consumer.consume)
         self.workers = config.workers_per_consumer
@@ -264,7 +269,10 @@ class ConsumerRunner:
             consumer = self.consumer
             consume, record, clock = consumer.consume, consumer._times.append, time.perf_counter
             finished = self._finished
+            outgoing = self._outgoing
             while (item := backlog.pop() or await backlog.get()) is not _STOP:
+                if outgoing is not None and outgoing.full:
+                    await outgoing.room(self.name)
                 if isinstance(item, _Awaited):
                     item.settle(await handle(item.message))
                 elif plain:
@@ -289,8 +297,11 @@ class ConsumerRunner:
             finally:
                 slots.release()
 
+        outgoing = self._outgoing
         async with asyncio.TaskGroup() as running:
             while (item := backlog.pop() or await backlog.get()) is not _STOP:
+                if outgoing is not None and outgoing.full:
+                    await outgoing.room(self.name)
                 await slots.acquire()
                 running.create_task(one(item))
 
