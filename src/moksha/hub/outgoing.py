@@ -80,6 +80,7 @@ class Outgoing:
         self._room = threading.Event()
         self._room_wanted = False
         self._loop_room: list[asyncio.Future[None]] = []
+        self._sending: Message | None = None  # taken off the queue, not yet sent
         self._error: BaseException | None = None  # the first failure not yet reported
         self._unreported = 0
         self.failed = 0
@@ -239,8 +240,11 @@ class Outgoing:
             try:
                 waiting = send(message)
                 if waiting is not None:
+                    self._sending = message
                     await waiting
+                    self._sending = None
             except Exception as exc:
+                self._sending = None
                 self._failed(message, exc, report, done)
             else:
                 if done is not None:
@@ -279,10 +283,13 @@ class Outgoing:
         # A marker carries no message: it cannot fail, only time out.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.wrap_future(marker), max(timeout, 0.0))
-        left = sum(entry[0] is not None for entry in self._items)
+        unsent = [entry[0] for entry in self._items if entry[0] is not None]
+        if self._sending is not None:  # cancelled with the task right after this
+            unsent.append(self._sending)
+        left = len(unsent)
         if left:
             self.dropped += left
-            topics = sorted({entry[0].topic for entry in self._items if entry[0] is not None})
+            topics = sorted({message.topic for message in unsent})
             shown = ", ".join(topics[:5]) + (", ..." if len(topics) > 5 else "")
             log.error(
                 "%d message(s) queued for publishing were not sent within "
