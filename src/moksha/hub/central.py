@@ -234,7 +234,14 @@ class CentralMokshaHub(MokshaHub):
             subscriptions = []
             try:
                 if patterns:
-                    subscription = await backend.subscribe(patterns, handler, group=group_name(cls))
+                    # Blocking on an acknowledging broker: one delivery in flight per
+                    # worker, each acked when its own consume returned.
+                    # (Only asked for when it matters: older backends may not take it.)
+                    workers = runner.workers if wait_for_consume else 1
+                    extra = {"concurrency": workers} if workers > 1 else {}
+                    subscription = await backend.subscribe(
+                        patterns, handler, group=group_name(cls), **extra
+                    )
                     subscriptions.append(subscription)
             except MokshaError:
                 log.exception("consumer %s cannot subscribe to %s", cls.__qualname__, patterns)

@@ -46,7 +46,7 @@ from moksha.hub.backends import Backend, Subscription, select_backends
 from moksha.hub.loop_thread import LoopThread
 from moksha.hub.outgoing import Outgoing
 from moksha.message import Message, new_message_id
-from moksha.topics import topics_of
+from moksha.topics import matches, topics_of
 
 __all__ = ["ORIGIN_HEADER", "HubState", "MokshaHub"]
 
@@ -116,6 +116,7 @@ class MokshaHub:
         self._tasks: asyncio.TaskGroup | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
+        self._callback_patterns: dict[Callback, list[str]] = {}
         self._outgoing: Outgoing | None = None
         self._stop_deadline = 0.0  # loop time by which stopping must be over
         self._loop_thread_id: int | None = None  # the thread the hub's loop runs in
@@ -218,6 +219,7 @@ class MokshaHub:
             for subscription in subscriptions:
                 await subscription.cancel()
         self._callback_subscriptions.clear()
+        self._callback_patterns.clear()
         loop = asyncio.get_running_loop()
         if self._background:
             await asyncio.wait(self._background, timeout=self._stop_deadline - loop.time())
@@ -468,8 +470,15 @@ class MokshaHub:
         """
         self._require_loop()
         is_async = inspect.iscoroutinefunction(callback)
+        # A callback subscribed to overlapping patterns gets each message once:
+        # from the subscription of the first of its patterns that matches.
+        patterns = self._callback_patterns.setdefault(callback, [])
+        earlier = len(patterns)
+        patterns.append(pattern)
 
         async def handler(message: Message) -> None:
+            if earlier and any(matches(p, message.topic) for p in patterns[:earlier]):
+                return
             if not jsonify:
                 message = message.raw()
             try:
@@ -485,6 +494,7 @@ class MokshaHub:
 
     async def aunsubscribe(self, callback: Callback) -> None:
         """Stop calling ``callback``, for every pattern it was subscribed to."""
+        self._callback_patterns.pop(callback, None)
         for subscription in self._callback_subscriptions.pop(callback, []):
             await subscription.cancel()
         for pattern, callbacks in list(self.topics.items()):

@@ -27,8 +27,9 @@ password masked) and re-declares exchanges, queues, bindings, prefetch and
 consumers; a publish cut off by the loss is sent again once reconnected.
 
 Deliveries are acked after the handler returns and nacked with requeue when it
-raises; they are handled one at a time per subscription, in order, and acked
-in batches (see :mod:`moksha.hub.backends.amqp_subscription`).
+raises; by default they are handled one at a time per subscription, in order,
+and acked in batches; a subscription made with ``concurrency`` N has N in
+flight, each acked on its own (see :mod:`moksha.hub.backends.amqp_subscription`).
 """
 
 from __future__ import annotations
@@ -185,7 +186,12 @@ class AMQPBackend(Backend):
             ) from None
 
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Consume the messages matching ``patterns`` (see the module docstring for queues).
 
@@ -198,7 +204,13 @@ class AMQPBackend(Backend):
         if group is not None and self.config.amqp_durable_queues:
             queue = f"{self.config.amqp_queue_prefix}.{group}"
         subscription = AMQPSubscription(
-            patterns, handler, queue, self.config, self.declare_exchange, self.forget
+            patterns,
+            handler,
+            queue,
+            self.config,
+            self.declare_exchange,
+            self.forget,
+            concurrency=concurrency,
         )
         self._subscriptions[subscription] = None
         if self._ready.is_set() and self._connection is not None:

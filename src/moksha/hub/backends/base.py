@@ -127,9 +127,16 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Deliver every message whose topic matches one of ``patterns`` to ``handler``.
+
+        A message matching several of ``patterns`` is delivered once.
 
         Args:
             patterns: topic patterns (``*`` one word, ``#`` zero or more).
@@ -138,6 +145,12 @@ class Backend(abc.ABC):
                 ``:``); subscriptions sharing a group on a backend with durable
                 queues share the work (each message is handled once per
                 group).  Ignored where it means nothing.
+            concurrency: on a backend with acknowledgements, how many
+                deliveries the handler may have in flight at once (the broker's
+                prefetch is at least this); each is acknowledged when its own
+                handler call returns, so with more than 1 they finish out of
+                order.  Backends without acknowledgements never wait for the
+                handler to finish and ignore it.
         """
 
     @property

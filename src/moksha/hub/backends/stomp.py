@@ -327,7 +327,12 @@ class StompBackend(Backend):
     # -- subscribing ------------------------------------------------------
 
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Deliver messages whose topic matches one of ``patterns`` to ``handler``.
 
@@ -343,6 +348,7 @@ class StompBackend(Backend):
             group,
             options=self.options,
             backlog=self.config.consumer_backlog,
+            concurrency=concurrency,
             current=lambda: self._connection,
             cancel=self._cancel,
         )
@@ -373,9 +379,11 @@ class StompBackend(Backend):
         """Send the SUBSCRIBE frames of ``sub``; return their receipts."""
         headers = sub.headers()
         receipts = []
-        for pattern in sub.patterns:
+        sub.pattern_index.clear()
+        for index, pattern in enumerate(sub.patterns):
             sid = str(next(self._ids))
             self._routes[sid] = sub
+            sub.pattern_index[sid] = index
             receipts.append(
                 connection.subscribe(
                     destination(self.options.prefix, pattern), sid, self.options.ack_mode, headers

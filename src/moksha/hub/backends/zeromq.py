@@ -258,7 +258,12 @@ class ZeroMQBackend(Backend):
             raise BackendError(f"ZeroMQ could not send {message.topic}: {exc}") from exc
 
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Deliver messages matching ``patterns`` to ``handler``; ``group`` is ignored.
 
