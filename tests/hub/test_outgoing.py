@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from uuid import uuid4
@@ -23,10 +24,19 @@ def a_topic() -> str:
 
 
 class Refusing(MemoryBackend):
-    """The memory bus, except that it refuses every message on a topic ending in ``.bad``."""
+    """The memory bus, except that it refuses every message on a topic ending in ``.bad``.
+
+    It refuses once ``gate`` is set (at once, unless a test clears it).
+    """
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.gate = threading.Event()
+        self.gate.set()
 
     async def publish(self, message: Message) -> None:
         if message.topic.endswith(".bad"):
+            await asyncio.to_thread(self.gate.wait, TIMEOUT)
             raise BackendError(f"refused {message.topic}")
         await super().publish(message)
 
@@ -36,8 +46,8 @@ class Refusing(MemoryBackend):
         return super().offer(message)
 
 
-def refusing_hub(config: dict) -> MokshaHub:
-    return MokshaHub(config, backends=[Refusing(Config.coerce(config))])
+def refusing_hub(config: dict, backend: Refusing | None = None) -> MokshaHub:
+    return MokshaHub(config, backends=[backend or Refusing(Config.coerce(config))])
 
 
 def test_send_message_keeps_the_order_of_the_caller(memory_config, a_topic, inbox):
@@ -65,13 +75,16 @@ def test_a_failed_send_raises_on_the_next_call(memory_config, a_topic, inbox, ca
 
 
 def test_flush_and_close_raise_what_failed(memory_config, a_topic):
-    hub = refusing_hub(memory_config)
+    backend = Refusing(Config.coerce(memory_config))
+    hub = refusing_hub(memory_config, backend)
     hub.send_message(f"{a_topic}.bad", 1)
     with pytest.raises(BackendError, match="refused"):
         hub.flush()
     hub.flush()  # nothing more to report
+    backend.gate.clear()  # both queued before the first fails
     hub.send_message(f"{a_topic}.bad", 2)
     hub.send_message(f"{a_topic}.bad", 3)
+    backend.gate.set()
     with pytest.raises(BackendError, match="refused") as raised:
         hub.close()
     assert "1 more message(s)" in str(raised.value.__notes__)

@@ -366,8 +366,8 @@ class MokshaHub:
         From plain Python this returns once the message is queued on the hub's
         outgoing queue, in order (waiting only while that queue is full);
         a message that then fails to send raises its error on the next
-        ``send_message``, :meth:`flush` or :meth:`close`.  On the hub's event
-        loop it queues the message and returns.
+        ``send_message`` (which then queues nothing), :meth:`flush` or
+        :meth:`close`.  On the hub's event loop it queues the message and returns.
 
         Args:
             topic: a topic, or a list of topics to publish the message on each.

@@ -27,22 +27,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from moksha.errors import BackendUnavailable
+from moksha.errors import BackendUnavailable, HubClosed
 from moksha.message import Message
 
-__all__ = ["Outgoing"]
+__all__ = ["Outgoing", "loop_publisher"]
 
 log = logging.getLogger("moksha.hub")
 
 # A queued entry: the message, whether its failure is reported to the plain-Python
 # caller, and a future its caller waits on (``wait=True``, a flush marker), or None.
 _Entry = tuple[Message | None, bool, "concurrent.futures.Future[None] | None"]
+
+loop_publisher: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "moksha_loop_publisher", default=None
+)
+"""Set by a consumer runner's task: counts what that consumer queues from the loop."""
 
 # How often a thread waiting for room looks again on its own (a safety net: it is woken).
 _ROOM_POLL = 0.5
@@ -85,6 +91,7 @@ class Outgoing:
         self._unreported = 0
         self.failed = 0
         self.dropped = 0
+        self.closed = False  # the hub stopped: nothing more is queued
 
     def __len__(self) -> int:
         return len(self._items)
@@ -111,15 +118,25 @@ class Outgoing:
 
         Raises:
             BackendUnavailable: no room within ``room_timeout``.
+            HubClosed: the hub stopped meanwhile.
         """
-        if len(self._items) >= self.size:
+        if len(self._items) >= self.size or self.closed:
             self._wait_for_room(message.topic)
         self._items.append((message, report, None))
         if self._idle:
             self._wake()
 
     def put_nowait(self, message: Message) -> None:
-        """Queue ``message`` from the hub's loop: past the bound if need be (see the module)."""
+        """Queue ``message`` from the hub's loop: past the bound if need be (see the module).
+
+        Raises:
+            HubClosed: the hub stopped.
+        """
+        if self.closed:
+            self._refuse(message.topic)
+        counter = loop_publisher.get()
+        if counter is not None:
+            counter[0] += 1
         self._items.append((message, False, None))
         if self._idle:
             self._wake_here()
@@ -130,8 +147,8 @@ class Outgoing:
         The future raises what sending it raised.  From a thread other than the loop's.
         """
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        if message is not None and len(self._items) >= self.size:
-            self._wait_for_room(message.topic)
+        if self.closed or (message is not None and len(self._items) >= self.size):
+            self._wait_for_room(message.topic if message is not None else "")
         self._items.append((message, False, done))
         if self._idle:
             self._wake()
@@ -162,9 +179,14 @@ class Outgoing:
                 extra={"consumer": who},
             )
 
+    def _refuse(self, topic: str) -> None:
+        raise HubClosed(f"cannot publish on {topic!r}: the hub has stopped")
+
     def _wait_for_room(self, topic: str) -> None:
         deadline = time.monotonic() + self._room_timeout
-        while len(self._items) >= self.size:
+        while len(self._items) >= self.size or self.closed:
+            if self.closed:
+                self._refuse(topic)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise BackendUnavailable(
@@ -179,6 +201,8 @@ class Outgoing:
             if len(self._items) < self.size:
                 break
             self._room.wait(min(left, _ROOM_POLL))
+        if self.closed:
+            self._refuse(topic)
 
     def _wake(self) -> None:
         self._idle = False
@@ -313,5 +337,6 @@ class Outgoing:
         return done
 
     def abandon(self) -> None:
-        """Wake threads waiting for room (the hub stopped); they then see it closed."""
+        """Refuse what comes next (the hub stops) and wake the threads waiting for room."""
+        self.closed = True
         self._room.set()

@@ -30,7 +30,7 @@ from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer
 from moksha.hub.backlog import Backlog
 from moksha.hub.handling import DeadLetter, MessageHandler
-from moksha.hub.outgoing import Outgoing
+from moksha.hub.outgoing import Outgoing, loop_publisher
 from moksha.message import Message
 
 __all__ = ["ConsumerRunner", "run_polling_producer"]
@@ -255,6 +255,16 @@ class ConsumerRunner:
             await self._handler.handle_async(item)
         self._finished[0] += 1
 
+    async def _room_for_more(self, outgoing: Outgoing) -> None:
+        """This consumer published since we last looked: wait if the queue is past its bound.
+
+        Only code on the loop can push the outgoing queue past its bound
+        (threads wait for room), so a consumer that did so waits here before
+        its next message; consumers that did not publish never wait.
+        """
+        if len(outgoing) > outgoing.size:
+            await outgoing.room(self.name)
+
     def _call_on_loop(self, callback: Callable[..., None], *args: Any) -> None:
         # The loop may have closed while this worker was still busy.
         with contextlib.suppress(RuntimeError):
@@ -262,6 +272,9 @@ class ConsumerRunner:
 
     async def _run_async(self) -> None:
         backlog = self._async_backlog
+        # What this consumer queues with send_message from here (and its tasks) is counted.
+        mine = [0]
+        loop_publisher.set(mine)
         if self.workers == 1:
             # _handle_async, inlined: one coroutine less per message on the common path.
             handle = self._handler.handle_async
@@ -270,9 +283,11 @@ class ConsumerRunner:
             consume, record, clock = consumer.consume, consumer._times.append, time.perf_counter
             finished = self._finished
             outgoing = self._outgoing
+            published = 0
             while (item := backlog.pop() or await backlog.get()) is not _STOP:
-                if outgoing is not None and outgoing.full:
-                    await outgoing.room(self.name)
+                if outgoing is not None and mine[0] != published:
+                    await self._room_for_more(outgoing)
+                    published = mine[0]
                 if isinstance(item, _Awaited):
                     item.settle(await handle(item.message))
                 elif plain:
@@ -298,10 +313,12 @@ class ConsumerRunner:
                 slots.release()
 
         outgoing = self._outgoing
+        published = 0
         async with asyncio.TaskGroup() as running:
             while (item := backlog.pop() or await backlog.get()) is not _STOP:
-                if outgoing is not None and outgoing.full:
-                    await outgoing.room(self.name)
+                if outgoing is not None and mine[0] != published:
+                    await self._room_for_more(outgoing)
+                    published = mine[0]
                 await slots.acquire()
                 running.create_task(one(item))
 

@@ -1,0 +1,204 @@
+"""Delivery semantics a hub keeps on every backend: workers, overlaps, bounds, retries.
+
+The same cases as ``test_contract.py`` (``support.BACKENDS``), through a
+:class:`~moksha.hub.CentralMokshaHub`, since these are promises of the hub
+running consumers on a backend, not of the backend alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from uuid import uuid4
+
+import aio_pika
+import pytest
+
+from moksha.config import load_config
+from moksha.hub import CentralMokshaHub
+from moksha.hub.api import Consumer
+from moksha.hub.backends import backend_class
+from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX
+from moksha.hub.hub import group_name
+from moksha.message import Message
+from support import BACKENDS, TIMEOUT, Received, until
+
+RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The config of one backend (skipped when its broker is not running)."""
+    return {**BACKENDS[request.param](), "moksha.reconnect_delay": 0.1}
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"delivery.{uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def cleanup(settings: dict[str, Any]) -> AsyncIterator[list[type[Consumer]]]:
+    """Consumer classes whose durable broker queues a test leaves; deleted afterwards."""
+    classes: list[type[Consumer]] = []
+    yield classes
+    backend = settings["moksha.backends"]
+    if backend not in ("amqp", "stomp") or not classes:
+        return
+    prefix = "moksha." if backend == "amqp" else GROUP_QUEUE_PREFIX
+    async with await aio_pika.connect(RABBIT) as connection:
+        channel = await connection.channel()
+        for cls in classes:
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(prefix + group_name(cls))
+
+
+def hub(settings: dict[str, Any], consumers: list[type[Consumer]], **more: Any) -> CentralMokshaHub:
+    return CentralMokshaHub({**settings, **more}, consumers, [])
+
+
+# -- 15.1: N workers, N messages in flight ----------------------------------
+
+
+async def test_n_workers_have_n_messages_in_flight(settings, prefix, cleanup):
+    """Four workers, four messages: all four are inside ``consume`` at once, and acked."""
+    workers = 4
+    together = threading.Barrier(workers, timeout=TIMEOUT)
+    consumed: list[int] = []
+
+    class Parallel(Consumer):
+        topic = f"{prefix}.job"
+
+        def consume(self, message):
+            together.wait()  # breaks (and fails consume) unless all four arrive
+            consumed.append(message.body)
+
+    cleanup.append(Parallel)
+    async with hub(settings, [Parallel], **{"moksha.workers_per_consumer": workers}) as h:
+        for i in range(workers):
+            await h.publish(f"{prefix}.job", i)
+        await until(lambda: len(consumed) == workers)
+        assert not together.broken
+        assert sorted(consumed) == list(range(workers))
+        assert h.consumers[0].stats()["exceptions"] == 0
+
+
+async def test_n_async_workers_have_n_messages_in_flight(settings, prefix, cleanup):
+    workers = 3
+    inside = 0
+    most = 0
+    release = asyncio.Event()
+    consumed: list[int] = []
+
+    class AsyncParallel(Consumer):
+        topic = f"{prefix}.job"
+
+        async def consume(self, message):
+            nonlocal inside, most
+            inside += 1
+            most = max(most, inside)
+            if most == workers:
+                release.set()
+            await asyncio.wait_for(release.wait(), TIMEOUT)
+            inside -= 1
+            consumed.append(message.body)
+
+    cleanup.append(AsyncParallel)
+    async with hub(settings, [AsyncParallel], **{"moksha.workers_per_consumer": workers}) as h:
+        for i in range(workers):
+            await h.publish(f"{prefix}.job", i)
+        await until(lambda: len(consumed) == workers)
+    assert most == workers
+
+
+# -- 15.3: overlapping patterns ---------------------------------------------
+
+
+async def test_a_backend_delivers_a_message_once_to_overlapping_patterns(settings, prefix):
+    config = load_config(overrides=settings, environ={}, search=False)
+    [name] = config.backends
+    async with backend_class(name)(config) as backend:
+        received = Received()
+        await backend.subscribe([f"{prefix}.*", f"{prefix}.#", f"{prefix}.a"], received)
+        await backend.publish(Message(f"{prefix}.a", "a"))
+        await backend.publish(Message(f"{prefix}.b.c", "bc"))
+        # Markers through each pattern's path: copies sent before them came first.
+        await backend.publish(Message(f"{prefix}.m", "m"))  # p.* and p.#
+        await backend.publish(Message(f"{prefix}.m.m", "mm"))  # p.# only
+        bodies = lambda: [m.body for m in received.messages]  # noqa: E731
+        await until(lambda: {"m", "mm"} <= set(bodies()))
+        assert sorted(bodies()) == ["a", "bc", "m", "mm"]
+
+
+async def test_a_consumer_and_a_callback_get_a_message_once_for_overlapping_patterns(
+    settings, prefix, cleanup
+):
+    consumed: list[str] = []
+
+    class Overlapping(Consumer):
+        topic = [f"{prefix}.*", f"{prefix}.#"]
+
+        def consume(self, message):
+            consumed.append(message.body)
+
+    cleanup.append(Overlapping)
+    called: list[str] = []
+    async with hub(settings, [Overlapping]) as h:
+        await h.asubscribe(f"{prefix}.*", lambda m: called.append(m.body))
+        await h.asubscribe(f"{prefix}.#", lambda m: called.append(m.body))  # another callback
+        callback: Callable[[Message], None] = lambda m: called.append("once:" + m.body)  # noqa: E731
+        await h.asubscribe(f"{prefix}.*", callback)
+        await h.asubscribe(f"{prefix}.#", callback)
+        for body in ("x", "y", "z.z"):
+            await h.publish(f"{prefix}.{body}", body)
+        # Markers through each pattern's path: copies sent before them came first.
+        await h.publish(f"{prefix}.end", "end")  # p.* and p.#
+        await h.publish(f"{prefix}.end.end", "end.end")  # p.# only
+        await until(
+            lambda: (
+                {"once:end", "once:end.end"} <= set(called)
+                and called.count("end") == 2
+                and "end.end" in called
+                and "end.end" in consumed
+            )
+        )
+    everything = ["end", "end.end", "x", "y", "z.z"]
+    assert sorted(consumed) == everything
+    assert sorted(c for c in called if c.startswith("once:")) == [f"once:{b}" for b in everything]
+    # The two distinct lambdas are two subscribers: p.* gets three, p.# all five.
+    assert sorted(c for c in called if not c.startswith("once:")) == sorted(
+        ["end", "x", "y", *everything]
+    )
+
+
+# -- 15.2: bounded publishing from a consumer, flushed on shutdown ----------
+
+
+async def test_what_a_consumer_publishes_to_a_slow_one_arrives_whole(settings, prefix, cleanup):
+    """A relay publishes each message on to a slow consumer; bounds hold, nothing is lost."""
+    total = 120
+    slow_got: list[int] = []
+
+    class Relay(Consumer):
+        topic = f"{prefix}.in"
+
+        def consume(self, message):
+            self.send_message(f"{prefix}.out", message.body)
+
+    class SlowSink(Consumer):
+        topic = f"{prefix}.out"
+
+        async def consume(self, message):
+            await asyncio.sleep(0.001)
+            slow_got.append(message.body)
+
+    cleanup.extend([Relay, SlowSink])
+    bounds = {"moksha.consumer_backlog": 10, "moksha.outgoing_queue": 10}
+    async with hub(settings, [Relay, SlowSink], **bounds) as h:
+        for i in range(total):
+            await h.publish(f"{prefix}.in", i)
+        await until(lambda: len(slow_got) == total, timeout=3 * TIMEOUT)
+    assert sorted(slow_got) == list(range(total))
