@@ -60,6 +60,7 @@ class Config(Mapping[str, Any]):
     blocking_mode: bool
     consumer_backlog: int
     outgoing_queue: int
+    retry_backlog: int
     max_retries: int
     shutdown_timeout: float
     reconnect_delay: float

@@ -221,15 +221,19 @@ class CentralMokshaHub(MokshaHub):
             patterns = topics_of(consumer.topic)
             if not patterns:
                 log.warning("consumer %s has no topic: it will receive nothing", cls.__qualname__)
+            backend = self._receiving
+            wait_for_consume = backend.capabilities.acknowledgements and self.config.blocking_mode
             runner = ConsumerRunner(
                 consumer,
                 config=self.config,
                 loop=self._loop,
                 dead_letter=self._dead_letter,
                 outgoing=self._outgoing,
+                # Retries go back on the broker, attempt count and all, when it acks.
+                requeue=partial(backend.requeue, group=group_name(cls))
+                if wait_for_consume
+                else None,
             )
-            backend = self._receiving
-            wait_for_consume = backend.capabilities.acknowledgements and self.config.blocking_mode
             handler = runner.process if wait_for_consume else runner.deliver
             subscriptions = []
             try:

@@ -45,7 +45,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobust
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from moksha.errors import BackendError, BackendUnavailable
-from moksha.hub.backends.amqp_options import broker_address, to_amqp
+from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_amqp
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
 from moksha.message import Message
@@ -84,6 +84,7 @@ class AMQPBackend(Backend):
         self.address = broker_address(config)
         self._connection: aio_pika.RobustConnection | None = None
         self._exchange: AbstractExchange | None = None
+        self._direct: AbstractExchange | None = None  # the default exchange: to one queue
         self._subscriptions: dict[AMQPSubscription, None] = {}  # ordered set
         self._supervisor: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # connected, publish channel open, subscriptions applied
@@ -139,7 +140,7 @@ class AMQPBackend(Backend):
             supervisor.cancel()
             await asyncio.gather(supervisor, return_exceptions=True)
         connection, self._connection = self._connection, None
-        self._exchange = None
+        self._exchange = self._direct = None
         if connection is not None:
             # Closing the connection requeues unacked deliveries and removes exclusive queues.
             with contextlib.suppress(*CONNECTION_EXCEPTIONS):
@@ -184,6 +185,41 @@ class AMQPBackend(Backend):
                 f"{self.config.publish_timeout:g}s: not connected{reason}. Check that RabbitMQ "
                 "is running and that amqp_broker names it."
             ) from None
+
+    async def requeue(self, message: Message, group: str) -> bool:
+        """Publish ``message`` straight to the group's durable queue (a retry), confirmed.
+
+        Its topic travels in the ``moksha-topic`` header (the routing key is
+        the queue's name).  Returns False without durable queues.
+
+        Raises:
+            BackendError: not connected, or the broker refused it.
+        """
+        if not self.config.amqp_durable_queues:
+            return False
+        queue = f"{self.config.amqp_queue_prefix}.{group}"
+        headers = {**message.headers, TOPIC_HEADER: message.topic}
+        outgoing = to_amqp(
+            Message(
+                message.topic,
+                headers=headers,
+                id=message.id,
+                timestamp=message.timestamp_s,
+                payload=message.payload,
+                content_type=message.content_type,
+            )
+        )
+        direct = self._direct
+        if direct is None or not self._ready.is_set():
+            raise BackendUnavailable(f"amqp: not connected to {self.address}")
+        try:
+            async with asyncio.timeout(self.config.publish_timeout):
+                await direct.publish(outgoing, queue, mandatory=False)
+        except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+            raise BackendError(
+                f"amqp: could not put a retry back on queue {queue!r}: {self._reason(exc)}"
+            ) from exc
+        return True
 
     async def subscribe(
         self,
@@ -282,6 +318,7 @@ class AMQPBackend(Backend):
                     async with asyncio.timeout(_CONNECT_TIMEOUT):
                         await channel.initialize()
                         self._exchange = await self.declare_exchange(channel)
+                        self._direct = channel.default_exchange
                 except BaseException:
                     await discard(channel)
                     raise

@@ -125,6 +125,22 @@ class Backend(abc.ABC):
         """
         return self.publish(message)
 
+    async def requeue(self, message: Message, group: str) -> bool:
+        """Put ``message`` back on the queue of consumer group ``group`` only (a retry).
+
+        The hub retries a failed delivery this way on backends with
+        acknowledgements, so the attempt count in its headers survives a
+        redelivery or a restart.  ``message.topic`` must arrive unchanged.
+
+        Returns:
+            False when this backend keeps no queue per group (the default): the
+            hub then retries in memory.
+
+        Raises:
+            BackendError: the broker refused it or could not be reached.
+        """
+        return False
+
     @abc.abstractmethod
     async def subscribe(
         self,
