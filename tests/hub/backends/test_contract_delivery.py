@@ -202,3 +202,106 @@ async def test_what_a_consumer_publishes_to_a_slow_one_arrives_whole(settings, p
             await h.publish(f"{prefix}.in", i)
         await until(lambda: len(slow_got) == total, timeout=3 * TIMEOUT)
     assert sorted(slow_got) == list(range(total))
+
+
+# -- 19.6: a failing consumer does not slow a healthy one ---------------------
+
+
+async def test_a_failing_consumer_does_not_hold_up_a_healthy_one_on_the_same_topic(
+    settings, prefix, cleanup
+):
+    """Retries wait outside the backlog: the healthy consumer gets everything at once.
+
+    With a small backlog, retries waiting inside the failing consumer (a worker
+    sleeping through the retry delay) would stop the publisher after a few
+    messages, until the first retry is over.  So: by the time the failing
+    consumer makes its first retry, the healthy one has every message.
+    """
+    total = 40
+    healthy: list[int] = []
+    healthy_had_at_first_retry: list[int] = []
+    failures = 0
+
+    class Failing(Consumer):
+        topic = f"{prefix}.job"
+
+        def consume(self, message):
+            nonlocal failures
+            if message.headers.get("moksha-attempt") == "2" and not healthy_had_at_first_retry:
+                healthy_had_at_first_retry.append(len(healthy))
+            failures += 1
+            raise OSError("always")
+
+    class Healthy(Consumer):
+        topic = f"{prefix}.job"
+
+        def consume(self, message):
+            healthy.append(message.body)
+
+    cleanup.extend([Failing, Healthy])
+    config = {
+        "moksha.consumer_backlog": 5,
+        "moksha.max_retries": 1,
+        "moksha.retry_delay": 1.0,
+        "moksha.shutdown_timeout": 0.5,
+    }
+    async with hub(settings, [Failing, Healthy], **config) as h:
+        for i in range(total):
+            await h.publish(f"{prefix}.job", i)
+        await until(lambda: bool(healthy_had_at_first_retry), timeout=3 * TIMEOUT)
+        assert healthy_had_at_first_retry == [total]
+        assert sorted(healthy) == list(range(total))
+        if not h.backends[0].capabilities.acknowledgements:
+            # In memory the failing consumer also went on with the next messages.
+            # (A broker's queue keeps its order: with one worker, a retry due
+            # later holds up that consumer's own queue, and only that one.)
+            assert failures >= total
+
+
+# -- 15.5: the attempt count survives a redelivery ----------------------------
+
+
+async def test_a_poison_message_is_dead_lettered_after_max_retries_across_a_restart(
+    settings, prefix, cleanup
+):
+    """Hub one makes attempt 1 and stops; hub two makes attempts 2 and 3, then dead-letters.
+
+    The retry went back on the broker with its attempt number, so the count
+    does not start again with the redelivery.
+    """
+    if settings["moksha.backends"] == "stomp":
+        settings = {**settings, "stomp_ack_mode": "client-individual"}  # redelivers
+    config = load_config(overrides=settings, environ={}, search=False)
+    [name] = config.backends
+    if not backend_class(name)(config).capabilities.acknowledgements:
+        pytest.skip(f"{name} does not redeliver: nothing is left after a hub stops")
+    attempts: list[str] = []
+    dead: list[Message] = []
+
+    class Poison(Consumer):
+        topic = f"{prefix}.job"
+
+        def consume(self, message):
+            attempts.append(message.headers.get("moksha-attempt", "1"))
+            raise ValueError("poison")
+
+    class DeadLetters(Consumer):
+        topic = f"{prefix}.job.dead"
+
+        def consume(self, message):
+            dead.append(message)
+
+    cleanup.extend([Poison, DeadLetters])
+    first = {"moksha.max_retries": 2, "moksha.retry_delay": 1.0, "moksha.shutdown_timeout": 0.3}
+    async with hub(settings, [Poison, DeadLetters], **first) as h:
+        await h.publish(f"{prefix}.job", {"n": 1})
+        await until(lambda: attempts == ["1"])
+    assert attempts == ["1"]  # stopped before the retry was due
+    second = {**first, "moksha.retry_delay": 0.1, "moksha.shutdown_timeout": 2.0}
+    async with hub(settings, [Poison, DeadLetters], **second):
+        await until(lambda: bool(dead), timeout=3 * TIMEOUT)
+    assert attempts == ["1", "2", "3"]
+    [letter] = dead
+    assert letter.topic == f"{prefix}.job.dead"
+    assert letter.headers["moksha-attempts"] == "3"
+    assert letter.body == {"n": 1}

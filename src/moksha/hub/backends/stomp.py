@@ -59,14 +59,19 @@ from typing import TYPE_CHECKING
 from moksha.errors import BackendError, BackendUnavailable, MessageError
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
 from moksha.hub.backends.stomp_connection import CONNECT_TIMEOUT, ConnectionLost, StompConnection
-from moksha.hub.backends.stomp_options import StompOptions, destination, send_headers
+from moksha.hub.backends.stomp_options import (
+    TOPIC_HEADER,
+    StompOptions,
+    destination,
+    send_headers,
+)
 from moksha.hub.backends.stomp_outbox import Outbox, Outgoing
 from moksha.hub.backends.stomp_protocol import Frame, StompServerError
-from moksha.hub.backends.stomp_subscription import StompSubscription
+from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX, StompSubscription
+from moksha.message import Message
 
 if TYPE_CHECKING:
     from moksha.config import Config
-    from moksha.message import Message
 
 __all__ = ["StompBackend"]
 
@@ -266,12 +271,42 @@ class StompBackend(Backend):
                 ``publish_timeout`` (the message may still arrive later).
             BackendError: the broker never confirmed it, over several connections.
         """
+        await self._send(message, destination(self.options.prefix, message.topic), confirm=None)
+
+    async def requeue(self, message: Message, group: str) -> bool:
+        """Send ``message`` straight to the group's durable queue (a retry), confirmed.
+
+        On RabbitMQ the destination ``/amq/queue/<name>`` reaches that queue
+        alone; the topic travels in the ``moksha-topic`` header.  Returns False
+        with ``auto`` acks (nothing is redelivered then).
+
+        Raises:
+            BackendUnavailable, BackendError: as :meth:`publish`.
+        """
+        if not self.options.client_acks:
+            return False
+        headers = {**message.headers, TOPIC_HEADER: message.topic}
+        retry = Message(
+            message.topic,
+            headers=headers,
+            id=message.id,
+            timestamp=message.timestamp_s,
+            payload=message.payload,
+            content_type=message.content_type,
+        )
+        await self._send(retry, f"/amq/queue/{GROUP_QUEUE_PREFIX}{group}", confirm=True)
+        return True
+
+    async def _send(self, message: Message, to: str, *, confirm: bool | None) -> None:
+        """SEND ``message`` to ``to``; wait for its receipt if ``confirm`` (None: blocking_mode)."""
         loop = asyncio.get_running_loop()
+        if confirm is None:
+            confirm = self.config.blocking_mode
         out = Outgoing(
-            destination(self.options.prefix, message.topic),
+            to,
             message.payload,
             send_headers(message),
-            loop.create_future() if self.config.blocking_mode else None,
+            loop.create_future() if confirm else None,
         )
         deadline = loop.time() + self.config.publish_timeout
         while True:  # each turn waits for a new connection or a receipt, until the deadline
