@@ -180,7 +180,16 @@ class MokshaHub:
             async with contextlib.AsyncExitStack() as stack:
                 for backend in self.backends:
                     await stack.enter_async_context(backend)
-                    log.info("backend %s connected", backend.name)
+                    if backend.connected:
+                        log.info(
+                            "backend %s connected", backend.name, extra={"backend": backend.name}
+                        )
+                    else:  # the backend logs each attempt, with its address and next delay
+                        log.warning(
+                            "backend %s is not connected yet; it keeps trying in the background",
+                            backend.name,
+                            extra={"backend": backend.name},
+                        )
                 self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
                 self._loop_thread_id = threading.get_ident()
                 # One backend (the usual case): the queue calls it without a hop.

@@ -22,9 +22,12 @@ capability describes the default, grouped case.
 Connection: the first connection is retried here, with one WARNING line per
 failed attempt and a backoff from ``reconnect_delay`` doubling up to
 ``reconnect_max_delay``; after that aio-pika's robust connection reconnects
-(at once, then with the same backoff, logging its own line per failed attempt,
-password masked) and re-declares exchanges, queues, bindings, prefetch and
-consumers; a publish cut off by the loss is sent again once reconnected.
+(at once, then with the same backoff) and re-declares exchanges, queues,
+bindings, prefetch and consumers; a publish cut off by the loss is sent again
+once reconnected.  Either way each failed attempt is one WARNING from Moksha
+with the address (password masked) and the next delay: aiormq's and aio-pika's
+own lines about these connections are filtered out
+(:mod:`moksha.hub.backends.amqp_logs`).
 
 Deliveries are acked after the handler returns and nacked with requeue when it
 raises; by default they are handled one at a time per subscription, in order,
@@ -45,6 +48,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobust
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from moksha.errors import BackendError, BackendUnavailable
+from moksha.hub.backends.amqp_logs import attempt_lines
 from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_amqp
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
@@ -142,6 +146,7 @@ class AMQPBackend(Backend):
         connection, self._connection = self._connection, None
         self._exchange = self._direct = None
         if connection is not None:
+            attempt_lines.disown(connection)
             # Closing the connection requeues unacked deliveries and removes exclusive queues.
             with contextlib.suppress(*CONNECTION_EXCEPTIONS):
                 await connection.close()
@@ -290,12 +295,14 @@ class AMQPBackend(Backend):
         delay = self.config.reconnect_delay
         while True:  # until connected, or close() cancels it
             connection = aio_pika.RobustConnection(self.address.url)
+            attempt_lines.own(connection, self._attempt_failed)
             try:
                 await connection.connect(timeout=_CONNECT_TIMEOUT)
                 return connection
             except BaseException as exc:
                 # Also when cancelled: an attempt left open would retry forever on its own.
                 await connection.close()
+                attempt_lines.disown(connection)
                 if not isinstance(exc, CONNECTION_EXCEPTIONS):
                     raise
                 self._last_error = exc
@@ -304,6 +311,7 @@ class AMQPBackend(Backend):
                     self.address,
                     self._reason(exc),
                     delay,
+                    extra={"backend": "amqp"},
                 )
             self._tried.set()
             await asyncio.sleep(delay)
@@ -348,6 +356,18 @@ class AMQPBackend(Backend):
             )
             return
         self._ready.set()
+
+    def _attempt_failed(self, error: BaseException | None, delay: float) -> None:
+        """A reconnection attempt of aio-pika's failed: Moksha's one line for it."""
+        if error is not None:
+            self._last_error = error
+        log.warning(
+            "amqp: cannot reach %s (%s); retrying in %gs",
+            self.address,
+            self._reason(error) if error is not None else "the attempt was cut short",
+            delay,
+            extra={"backend": "amqp"},
+        )
 
     def _on_lost(self, _connection: object, exc: BaseException | None = None) -> None:
         if self._ready.is_set() and self._supervisor is not None:
