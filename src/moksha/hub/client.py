@@ -58,6 +58,10 @@ ORIGIN_HEADER = "moksha-origin"
 """Set on what a hub with several backends publishes: the hub's id (bridges skip it)."""
 
 
+PUBLISH_WINDOW = 100
+"""Publishes of the outgoing queue awaiting a broker's confirmation at once, at most."""
+
+
 class HubState(enum.Enum):
     """Where a hub is in its life."""
 
@@ -194,8 +198,15 @@ class MokshaHub:
                 self._loop_thread_id = threading.get_ident()
                 # One backend (the usual case): the queue calls it without a hop.
                 send = self.backends[0].offer if len(self.backends) == 1 else self._send
+                # Brokers confirm a window of publishes at once (the same 100 in flight
+                # as amqp_prefetch's default); the memory bus finishes one at a time.
+                ordered = all(b.capabilities.ordered_publishes for b in self.backends)
                 self._outgoing = Outgoing(
-                    self.config.outgoing_queue, send, loop, self.config.publish_timeout
+                    self.config.outgoing_queue,
+                    send,
+                    loop,
+                    self.config.publish_timeout,
+                    window=PUBLISH_WINDOW if ordered else 1,
                 )
                 sender = self._tasks.create_task(self._outgoing.run(), name="moksha outgoing")
                 self.state = HubState.RUNNING

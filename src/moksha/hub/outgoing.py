@@ -63,6 +63,9 @@ class Outgoing:
             once, else an awaitable.
         loop: the hub's event loop.
         room_timeout: the longest a thread waits for room (``moksha.publish_timeout``).
+        window: how many publishes may await their backend at once; more than 1
+            only for backends that keep the order of publishes started in order
+            (``Capabilities.ordered_publishes``: a broker's confirms awaited apart).
 
     Attributes:
         failed: how many messages could not be sent.
@@ -75,6 +78,7 @@ class Outgoing:
         send: Callable[[Message], Awaitable[None] | None],
         loop: asyncio.AbstractEventLoop,
         room_timeout: float,
+        window: int = 1,
     ) -> None:
         self.size = size
         self._send = send
@@ -86,7 +90,11 @@ class Outgoing:
         self._room = threading.Event()
         self._room_wanted = False
         self._loop_room: list[asyncio.Future[None]] = []
-        self._sending: Message | None = None  # taken off the queue, not yet sent
+        self._window = window
+        # Taken off the queue, not yet sent (an ordered set); their tasks when windowed.
+        self._in_flight: dict[int, Message] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._freed: asyncio.Future[None] | None = None
         self._error: BaseException | None = None  # the first failure not yet reported
         self._unreported = 0
         self.failed = 0
@@ -236,7 +244,14 @@ class Outgoing:
     # -- sending --------------------------------------------------------------
 
     async def run(self) -> None:
-        """Send what is queued, in order, until cancelled (an owned task on the loop)."""
+        """Send what is queued, in order, until cancelled (an owned task on the loop).
+
+        Publishes still in flight when it is cancelled are cancelled with it.
+        """
+        async with asyncio.TaskGroup() as self._group:
+            await self._send_all()
+
+    async def _send_all(self) -> None:
         items, send = self._items, self._send
         while True:
             if not items:
@@ -258,21 +273,67 @@ class Outgoing:
                     if not waiter.done():
                         waiter.set_result(None)
             if message is None:  # a flush marker: everything before it was sent
+                await self._in_flight_done()
                 if done is not None:
                     done.set_result(None)
                 continue
             try:
                 waiting = send(message)
-                if waiting is not None:
-                    self._sending = message
-                    await waiting
-                    self._sending = None
             except Exception as exc:
-                self._sending = None
                 self._failed(message, exc, report, done)
-            else:
+                continue
+            if waiting is None:
                 if done is not None:
                     done.set_result(None)
+            elif self._window > 1:
+                # Started in order, finished concurrently (the backend keeps the order).
+                while len(self._in_flight) >= self._window:
+                    await self._slot_freed()
+                self._start(message, waiting, report, done)
+            else:
+                self._in_flight[id(message)] = message
+                await self._finish(message, waiting, report, done)
+
+    def _start(
+        self,
+        message: Message,
+        waiting: Awaitable[None],
+        report: bool,
+        done: concurrent.futures.Future[None] | None,
+    ) -> None:
+        self._in_flight[id(message)] = message
+        assert self._group is not None
+        self._group.create_task(self._finish(message, waiting, report, done))
+
+    async def _finish(
+        self,
+        message: Message,
+        waiting: Awaitable[None],
+        report: bool,
+        done: concurrent.futures.Future[None] | None,
+    ) -> None:
+        try:
+            await waiting
+        except Exception as exc:
+            self._failed(message, exc, report, done)
+        else:
+            if done is not None:
+                done.set_result(None)
+        finally:
+            del self._in_flight[id(message)]
+            freed, self._freed = self._freed, None
+            if freed is not None and not freed.done():
+                freed.set_result(None)
+
+    async def _slot_freed(self) -> None:
+        if self._freed is None:
+            self._freed = self._loop.create_future()
+        await self._freed
+
+    async def _in_flight_done(self) -> None:
+        while self._in_flight:
+            await self._slot_freed()
+
 
     def _failed(
         self,
@@ -308,8 +369,7 @@ class Outgoing:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.wrap_future(marker), max(timeout, 0.0))
         unsent = [entry[0] for entry in self._items if entry[0] is not None]
-        if self._sending is not None:  # cancelled with the task right after this
-            unsent.append(self._sending)
+        unsent += self._in_flight.values()  # cancelled with the sender right after this
         left = len(unsent)
         if left:
             self.dropped += left

@@ -80,7 +80,11 @@ class AMQPBackend(Backend):
     name = "amqp"
     # durable=True describes the default mode (amqp_durable_queues and a group given).
     capabilities = Capabilities(
-        acknowledgements=True, native_wildcards=True, durable=True, cross_process=True
+        acknowledgements=True,
+        native_wildcards=True,
+        durable=True,
+        cross_process=True,
+        ordered_publishes=True,  # one confirming channel; aiormq writes under a FIFO lock
     )
 
     def __init__(self, config: Config) -> None:

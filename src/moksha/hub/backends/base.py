@@ -55,12 +55,16 @@ class Capabilities:
         native_wildcards: the broker itself filters ``*`` and ``#`` patterns.
         durable: messages wait in the broker for a consumer group while no hub runs.
         cross_process: other processes can see what this backend publishes.
+        ordered_publishes: publishes started one after the other keep their
+            order even when each is awaited apart (one channel whose
+            confirmations arrive later), so the hub may have several in flight.
     """
 
     acknowledgements: bool = False
     native_wildcards: bool = False
     durable: bool = False
     cross_process: bool = False
+    ordered_publishes: bool = False
 
 
 class Subscription(abc.ABC):

@@ -92,7 +92,11 @@ class StompBackend(Backend):
 
     name = "stomp"
     capabilities = Capabilities(
-        acknowledgements=True, native_wildcards=True, durable=True, cross_process=True
+        acknowledgements=True,
+        native_wildcards=True,
+        durable=True,
+        cross_process=True,
+        ordered_publishes=True,  # SEND is written before the receipt is awaited
     )
 
     def __init__(self, config: Config) -> None:
