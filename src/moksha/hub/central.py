@@ -185,8 +185,11 @@ class CentralMokshaHub(MokshaHub):
         self, message: Message, error: BaseException, attempts: int, consumer: str
     ) -> None:
         """Publish a message that failed for good on its dead-letter topic."""
+        fields = {"topic": message.topic, "consumer": consumer, "message_id": message.id}
         if DEAD_LETTER_HEADER in message.headers:
-            log.error("%s: dead letter %s failed as well; dropped", consumer, message.id)
+            log.error(
+                "%s: dead letter %s failed as well; dropped", consumer, message.id, extra=fields
+            )
             return
         description = f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
         headers = {
@@ -204,7 +207,7 @@ class CentralMokshaHub(MokshaHub):
                 topic, headers=headers, payload=message.payload, content_type=message.content_type
             )
         )
-        log.warning("%s: message %s sent to %s", consumer, message.id, topic)
+        log.warning("%s: message %s sent to %s", consumer, message.id, topic, extra=fields)
 
     async def _start_consumers(self) -> None:
         classes = self._consumer_classes
