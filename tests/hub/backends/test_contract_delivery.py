@@ -305,3 +305,34 @@ async def test_a_poison_message_is_dead_lettered_after_max_retries_across_a_rest
     assert letter.topic == f"{prefix}.job.dead"
     assert letter.headers["moksha-attempts"] == "3"
     assert letter.body == {"n": 1}
+
+
+# -- 10.4 / 15.2: send_message from plain Python keeps the caller's order -----
+
+
+def plain_python_order(settings: dict[str, Any], topic: str, total: int) -> list[Any]:
+    """A script's way: a hub on its own thread, send_message in a loop, then flush."""
+    received: list[Any] = []
+    done = threading.Event()
+
+    def record(message: Message) -> None:
+        received.append(message.body)
+        if len(received) == total:
+            done.set()
+
+    hub_ = CentralMokshaHub(settings, [], [])
+    try:
+        hub_.subscribe(topic, record)
+        for i in range(total):
+            hub_.send_message(topic, i)
+        hub_.flush()  # every one confirmed by the backend, or this raises
+        done.wait(3 * TIMEOUT)
+    finally:
+        hub_.close()
+    return received
+
+
+async def test_send_message_from_plain_python_arrives_in_order(settings, prefix):
+    total = 500
+    received = await asyncio.to_thread(plain_python_order, settings, f"{prefix}.seq", total)
+    assert received == list(range(total))
