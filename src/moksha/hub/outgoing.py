@@ -334,7 +334,6 @@ class Outgoing:
         while self._in_flight:
             await self._slot_freed()
 
-
     def _failed(
         self,
         message: Message,
