@@ -60,6 +60,13 @@ def hub(settings: dict[str, Any], consumers: list[type[Consumer]], **more: Any) 
     return CentralMokshaHub({**settings, **more}, consumers, [])
 
 
+def acking(settings: dict[str, Any]) -> dict[str, Any]:
+    """The backend with acknowledgements where it has a choice (STOMP: client acks)."""
+    if settings["moksha.backends"] == "stomp":
+        return {**settings, "stomp_ack_mode": "client-individual"}
+    return settings
+
+
 # -- 15.1: N workers, N messages in flight ----------------------------------
 
 
@@ -77,6 +84,7 @@ async def test_n_workers_have_n_messages_in_flight(settings, prefix, cleanup):
             consumed.append(message.body)
 
     cleanup.append(Parallel)
+    settings = acking(settings)
     async with hub(settings, [Parallel], **{"moksha.workers_per_consumer": workers}) as h:
         for i in range(workers):
             await h.publish(f"{prefix}.job", i)
@@ -107,6 +115,7 @@ async def test_n_async_workers_have_n_messages_in_flight(settings, prefix, clean
             consumed.append(message.body)
 
     cleanup.append(AsyncParallel)
+    settings = acking(settings)
     async with hub(settings, [AsyncParallel], **{"moksha.workers_per_consumer": workers}) as h:
         for i in range(workers):
             await h.publish(f"{prefix}.job", i)
@@ -239,6 +248,7 @@ async def test_a_failing_consumer_does_not_hold_up_a_healthy_one_on_the_same_top
             healthy.append(message.body)
 
     cleanup.extend([Failing, Healthy])
+    settings = acking(settings)
     config = {
         "moksha.consumer_backlog": 5,
         "moksha.max_retries": 1,
@@ -269,8 +279,7 @@ async def test_a_poison_message_is_dead_lettered_after_max_retries_across_a_rest
     The retry went back on the broker with its attempt number, so the count
     does not start again with the redelivery.
     """
-    if settings["moksha.backends"] == "stomp":
-        settings = {**settings, "stomp_ack_mode": "client-individual"}  # redelivers
+    settings = acking(settings)  # STOMP redelivers with client acks
     config = load_config(overrides=settings, environ={}, search=False)
     [name] = config.backends
     if not backend_class(name)(config).capabilities.acknowledgements:
