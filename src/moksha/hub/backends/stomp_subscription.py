@@ -6,7 +6,10 @@ subscription and a task per subscription hands the messages to the handler,
 in the order they arrived.  A handler slower than the inflow fills the queue
 (``moksha.consumer_backlog`` deliveries); the reader then stops reading, which
 pushes back on the broker through TCP, and the connection's watchdog knows
-the silence is ours (:attr:`StompConnection.paused`).
+the silence is ours (:attr:`StompConnection.paused`).  With client acks the
+queue has room for the whole ``prefetch-count`` (the broker's bound), so it
+never fills: a handler that publishes and waits for the receipt (a retry, a
+dead letter) is never stuck behind a paused reader.
 
 With ``concurrency`` N > 1 (a consumer with N workers) up to N messages are
 in the handler at once (``prefetch-count`` is at least N), each ACKed when its
@@ -81,6 +84,11 @@ class StompSubscription(Subscription):
         self._concurrency = concurrency
         self._current = current
         self._cancel = cancel
+        if options.client_acks:
+            # The broker sends at most prefetch-count unacknowledged messages: with
+            # room for them all the reader never pauses, so it keeps reading the
+            # receipts that publishes from this subscription's handler wait for.
+            backlog = max(backlog, options.prefetch, concurrency)
         self._queue: asyncio.Queue[_Delivery] = asyncio.Queue(backlog)
         self._router: TopicRouter[bool] = TopicRouter()
         for pattern in patterns:
