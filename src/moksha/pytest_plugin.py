@@ -132,7 +132,7 @@ class HubHarness:
         Raises:
             HubClosed: :meth:`start` was not called (or the hub was closed).
         """
-        self._running_hub().send_message(topic, body, headers=headers)
+        self._running_hub().send_message(topic, body, headers=headers, wait=True)
 
     async def asend(self, topic: str, body: Any, headers: Mapping[str, str] | None = None) -> None:
         """:meth:`send` for ``async def`` tests, without blocking their event loop."""
