@@ -345,3 +345,18 @@ async def test_send_message_from_plain_python_arrives_in_order(settings, prefix)
     total = 500
     received = await asyncio.to_thread(plain_python_order, settings, f"{prefix}.seq", total)
     assert received == list(range(total))
+
+
+async def test_zeromq_loose_patterns_deliver_a_message_once(prefix):
+    """The original's loose matching (zmq_strict = false) keeps one delivery per subscriber."""
+    settings = {**BACKENDS["zeromq"](), "zmq_strict": False}
+    config = load_config(overrides=settings, environ={}, search=False)
+    async with backend_class("zeromq")(config) as backend:
+        received = Received()
+        await backend.subscribe([prefix, f"{prefix}.a", f"{prefix}.#"], received)
+        await backend.publish(Message(f"{prefix}.a", "a"))
+        await backend.publish(Message(f"{prefix}.b", "b"))
+        await until(lambda: len(received.messages) >= 2)
+        await backend.publish(Message(f"{prefix}.end", "end"))  # in order after the others
+        await until(lambda: any(m.body == "end" for m in received.messages))
+    assert [m.body for m in received.messages] == ["a", "b", "end"]

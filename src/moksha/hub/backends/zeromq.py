@@ -386,6 +386,8 @@ class ZeroMQBackend(Backend):
         handlers = self._router.match(topic)
         if self._loose:
             handlers += tuple(h for p, h in self._loose if loose_match(p, topic))
+            # Once each, however many of a subscriber's patterns match (as the router does).
+            handlers = tuple({id(h): h for h in handlers}.values())
         return handlers
 
     async def _deliver(self, frames: list[bytes]) -> None:
