@@ -141,6 +141,16 @@ class MessageHandler:
             content_type=message.content_type,
         )
 
+    def counted(self, error: BaseException) -> BaseException:
+        """Count ``error`` in the consumer's statistics (not Drop or Nack); return it.
+
+        Called where ``consume`` failed, before the worker takes its next
+        message, so statistics read after a later message include it.
+        """
+        if not isinstance(error, Drop | Nack):
+            self.consumer._exception_count += 1
+        return error
+
     def _for_consumer(self, message: Message) -> Message:
         return message.raw() if not self.consumer.jsonify else message
 
@@ -158,7 +168,6 @@ class MessageHandler:
         if isinstance(error, Nack):
             log.warning("%s: rejected: %s", where, error, extra=fields)
             return Outcome.DEAD
-        self.consumer._exception_count += 1
         if attempt <= self._max_retries:
             log.warning(
                 "%s failed (attempt %d of %d): %r; retrying in %.2fs",
@@ -219,7 +228,7 @@ class MessageHandler:
         try:
             self.consumer.consume(message)
         except Exception as exc:
-            error = exc
+            error = self.counted(exc)
         if self.plain:
             self.consumer._times.append(time.perf_counter() - started)
         else:
@@ -234,6 +243,6 @@ class MessageHandler:
         try:
             await self.consumer.consume(message)
         except Exception as exc:
-            error = exc
+            error = self.counted(exc)
         self._end(message, started)
         return error

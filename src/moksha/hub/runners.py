@@ -390,7 +390,7 @@ class ConsumerRunner:
                     consume(item)
                 except Exception as exc:
                     record(clock() - started)
-                    self._call_on_loop(self._failed, item, exc)
+                    self._call_on_loop(self._failed, item, handler.counted(exc))
                     continue
                 record(clock() - started)
             elif (error := handle(item)) is not None:
@@ -451,7 +451,7 @@ class ConsumerRunner:
                         await consume(item)
                     except Exception as exc:
                         record(clock() - started)
-                        self._failed(item, exc)
+                        self._failed(item, self._handler.counted(exc))
                         continue
                     record(clock() - started)
                     finished[0] += 1
