@@ -61,6 +61,8 @@ __all__ = ["AMQPBackend"]
 
 log = logging.getLogger(__name__)
 
+_FIELDS = {"backend": "amqp"}  # structured field of the connection's log lines
+
 _CONNECT_TIMEOUT = 10.0  # one attempt: TCP connect and AMQP handshake
 # A channel can fail a publish a moment before its connection reports the loss;
 # pause this long before retrying so that moment is not spent spinning.
@@ -288,7 +290,7 @@ class AMQPBackend(Backend):
         connection.close_callbacks.add(self._on_lost)
         connection.reconnect_callbacks.add(self._on_reconnected)
         self._connection = connection
-        log.info("amqp: connected to %s", self.address)
+        log.info("amqp: connected to %s", self.address, extra=_FIELDS)
         while True:  # until close() cancels it
             await self._bring_up(connection)
             self._tried.set()
@@ -315,7 +317,7 @@ class AMQPBackend(Backend):
                     self.address,
                     self._reason(exc),
                     delay,
-                    extra={"backend": "amqp"},
+                    extra=_FIELDS,
                 )
             self._tried.set()
             await asyncio.sleep(delay)
@@ -370,7 +372,7 @@ class AMQPBackend(Backend):
             self.address,
             self._reason(error) if error is not None else "the attempt was cut short",
             delay,
-            extra={"backend": "amqp"},
+            extra=_FIELDS,
         )
 
     def _on_lost(self, _connection: object, exc: BaseException | None = None) -> None:
@@ -379,6 +381,7 @@ class AMQPBackend(Backend):
                 "amqp: lost the connection to %s (%s); reconnecting",
                 self.address,
                 self._reason(exc) if exc else "closed",
+                extra=_FIELDS,
             )
         self._ready.clear()
         if exc is not None:
@@ -404,7 +407,7 @@ class AMQPBackend(Backend):
         self._slow_down = asyncio.get_running_loop().call_later(interval, self._back_off)
 
     def _on_reconnected(self, _connection: object) -> None:
-        log.info("amqp: reconnected to %s", self.address)
+        log.info("amqp: reconnected to %s", self.address, extra=_FIELDS)
         if self._slow_down is not None:
             self._slow_down.cancel()
             self._slow_down = None

@@ -77,6 +77,8 @@ __all__ = ["StompBackend"]
 
 log = logging.getLogger(__name__)
 
+_FIELDS = {"backend": "stomp"}  # structured field of the connection's log lines
+
 
 class StompBackend(Backend):
     """Publish and subscribe through a STOMP 1.2 broker (see the module docstring).
@@ -167,11 +169,19 @@ class StompBackend(Backend):
                 if failures % len(brokers):
                     following = brokers[(attempt + 1) % len(brokers)]
                     log.warning(
-                        "stomp: cannot reach %s (%s); trying %s next", broker, _why(exc), following
+                        "stomp: cannot reach %s (%s); trying %s next",
+                        broker,
+                        _why(exc),
+                        following,
+                        extra=_FIELDS,
                     )
                     continue
                 log.warning(
-                    "stomp: cannot reach %s (%s); retrying in %.3gs", broker, _why(exc), delay
+                    "stomp: cannot reach %s (%s); retrying in %.3gs",
+                    broker,
+                    _why(exc),
+                    delay,
+                    extra=_FIELDS,
                 )
                 self._attempted.set()
                 await asyncio.sleep(delay)
@@ -181,7 +191,12 @@ class StompBackend(Backend):
             reason = await self._serve(connection)
             if self._closing:
                 return
-            log.warning("stomp: lost the connection to %s (%s); reconnecting", broker, _why(reason))
+            log.warning(
+                "stomp: lost the connection to %s (%s); reconnecting",
+                broker,
+                _why(reason),
+                extra=_FIELDS,
+            )
             if isinstance(reason, StompServerError):
                 # What the broker refused may be refused again: do not hammer it.
                 await asyncio.sleep(delay)
@@ -200,7 +215,7 @@ class StompBackend(Backend):
                 self._outbox.resend(connection)
                 self._ready.set()
             self._attempted.set()
-            log.info("stomp: connected to %s", connection.broker)
+            log.info("stomp: connected to %s", connection.broker, extra=_FIELDS)
             return await connection.lost
         except (ConnectionLost, StompServerError) as exc:
             return exc
