@@ -1,7 +1,8 @@
-"""Retries waiting outside the backlog: the bound of the pen, what the log lines carry."""
+"""Isolation: retries outside the backlog (the pen, its bound), per-consumer back-pressure, logs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -11,7 +12,7 @@ import pytest
 
 from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Consumer
-from support import TIMEOUT, Inbox
+from support import TIMEOUT, Inbox, until
 
 
 @pytest.fixture
@@ -96,3 +97,34 @@ def test_retries_waiting_when_the_hub_stops_are_counted(a_topic, caplog):
     assert failed.wait(TIMEOUT)
     hub.close()
     assert "1 failed message(s) waiting for a retry were dropped at shutdown" in caplog.text
+
+
+async def test_a_full_backlog_holds_up_only_the_publishers_of_its_topics(a_topic):
+    """Per-consumer back-pressure: A's backlog is full, publishing to B's topic goes on."""
+    gate = asyncio.Event()
+    got_b: list[int] = []
+
+    class Stuck(Consumer):
+        topic = f"{a_topic}.a"
+
+        async def consume(self, message):
+            await gate.wait()
+
+    class Free(Consumer):
+        topic = f"{a_topic}.b"
+
+        async def consume(self, message):
+            got_b.append(message.body)
+
+    config = {"moksha.backends": "memory", "moksha.consumer_backlog": 1}
+    async with CentralMokshaHub(config, [Stuck, Free], []) as hub:
+        # One consumed (stuck), one in the backlog: the third waits for room.
+        await hub.publish(f"{a_topic}.a", 1)
+        await hub.publish(f"{a_topic}.a", 2)
+        waiting = asyncio.create_task(hub.publish(f"{a_topic}.a", 3))
+        for i in range(20):
+            await hub.publish(f"{a_topic}.b", i)
+        await until(lambda: len(got_b) == 20)
+        assert not waiting.done()
+        gate.set()
+        await asyncio.wait_for(waiting, TIMEOUT)
