@@ -22,7 +22,14 @@ message arrived, and arrived once.  Prints the median rate of each side over
 before and after each run.  Run from the repository root with RabbitMQ on
 127.0.0.1:5672 (guest/guest)::
 
-    python benchmarks/bench_amqp.py [--messages N] [--repeat R] [--window W]
+    python benchmarks/bench_amqp.py [--messages N] [--repeat R] [--window W] [--plain-only]
+
+A third case, *publishing from plain Python* (issue 10): ``hub.send_message``
+in a loop from a thread with no event loop (a script, a WSGI app), then
+``hub.flush()`` until every message is confirmed, against the raw aio-pika
+publisher above (confirms in windows of ``--window``), in one process, one
+after the other, to the same bound durable queue.  Target: ratio >= 0.80.
+``--plain-only`` runs just this case.
 """
 
 from __future__ import annotations
@@ -242,6 +249,66 @@ def publisher_main(side: str, n: int, broker: str, window: int, pipe: Connection
     pipe.send(asyncio.run(publish(make_bodies(n), broker, window)))
 
 
+# -- publishing from plain Python (hub.send_message), kept apart ---------------
+
+PLAIN_TARGET = 0.80
+
+
+def plain_moksha(bodies: Sequence[dict[str, Any]], broker: str) -> float:
+    """``hub.send_message`` from plain Python, then ``hub.flush()``; msgs/s to the last confirm."""
+    hub = MokshaHub(moksha_config(broker))  # no loop here: the hub runs its own thread
+    try:
+        if not hub.backends[0].connected:
+            raise RuntimeError("the Moksha publisher did not connect")
+        for body in bodies[:WARMUP]:
+            hub.send_message(WARMUP_TOPIC, body)
+        hub.flush()
+        started = time.monotonic()
+        for body in bodies:
+            hub.send_message(TOPIC, body)
+        hub.flush()  # raises if any failed
+        return len(bodies) / (time.monotonic() - started)
+    finally:
+        hub.close()
+
+
+def plain_baseline(bodies: Sequence[dict[str, Any]], broker: str, window: int) -> float:
+    """Raw aio-pika with confirms in windows (:func:`publish_baseline`); msgs/s."""
+    started, finished = asyncio.run(publish_baseline(bodies, broker, window))
+    return len(bodies) / (finished - started)
+
+
+def run_plain_publishing(n: int, broker: str, window: int, repeat: int) -> None:
+    """Measure and print the plain-Python publishing case (both sides, same run)."""
+    bodies = make_bodies(n)
+    rates: dict[str, list[float]] = {"aio-pika": [], "moksha": []}
+    for r in range(repeat):
+        order = ["aio-pika", "moksha"] if r % 2 == 0 else ["moksha", "aio-pika"]
+        for side in order:
+            # A bound durable queue, as in the other cases: persistent messages are stored.
+            asyncio.run(reset_queue(broker, BASELINE_QUEUE, declare=True))
+            try:
+                if side == "moksha":
+                    rates[side].append(plain_moksha(bodies, broker))
+                else:
+                    rates[side].append(plain_baseline(bodies, broker, window))
+            finally:
+                asyncio.run(reset_queue(broker, BASELINE_QUEUE, declare=False))
+    medians = {side: statistics.median(runs) for side, runs in rates.items()}
+    ratio = medians["moksha"] / medians["aio-pika"]
+    verdict = "PASS" if ratio >= PLAIN_TARGET else "FAIL"
+    print("\npublishing from plain Python (first publish to the last confirm, one process)")
+    print(f"{'side':<42} {'msgs/s (median)':>16}   runs")
+    labels = {
+        "aio-pika": f"aio-pika, confirms in windows of {window}",
+        "moksha": "Moksha hub.send_message + flush()",
+    }
+    for side, runs in rates.items():
+        every = ", ".join(f"{rate:,.0f}" for rate in runs)
+        print(f"{labels[side]:<42} {medians[side]:>16,.0f}   {every}")
+    print(f"ratio Moksha / aio-pika: {ratio:.2f}  (target >= {PLAIN_TARGET:.2f}: {verdict})")
+
+
 # -- the parent: one run of one side, and the whole benchmark ----------------
 
 
@@ -346,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10_000, help="messages per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per side (median)")
     parser.add_argument("--window", type=int, default=100, help="concurrent publishes")
+    parser.add_argument(
+        "--plain-only", action="store_true", help="only publishing from plain Python"
+    )
     args = parser.parse_args(argv)
     if args.messages < 1 or args.repeat < 1 or args.window < 1:
         parser.error("--messages, --repeat and --window must be at least 1")
@@ -360,6 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(body {size:.0f} bytes), publish window: {args.window}, repeat: {args.repeat} (median)"
     )
     began = time.perf_counter()
+    if args.plain_only:
+        run_plain_publishing(args.messages, BROKER, args.window, args.repeat)
+        print(f"\ntotal time {time.perf_counter() - began:.1f} s")
+        return 0
     cases = {"end to end": False, "drain a full queue": True}
     runs: dict[tuple[str, str], list[Run]] = {}
     for case, drain in cases.items():
@@ -370,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.setdefault((case, side), []).append(run)
     moksha = report(runs, "end to end", "publish while consuming: first publish to N-th consumed")
     report(runs, "drain a full queue", "consumer only: its first message to its N-th")
+    run_plain_publishing(args.messages, BROKER, args.window, args.repeat)
     print("\ncontext only (FIELD-NOTES, other runs on this kind of machine, same broker):")
     for name, rate in PEERS:
         print(f"  {name:<38} ~{rate:>6,} msgs/s   Moksha end to end here: {moksha / rate:.2f}x")

@@ -13,6 +13,15 @@ For an ``async def`` consumer and a plain (threaded) consumer, this measures
 each timed from the first publish to the last consume, and prints the median
 rate of each and their ratio (hub / baseline).  Target: ratio >= 0.50.
 
+And from plain Python (no event loop in the caller's thread, as a script or a
+WSGI app publishes), for the same two consumers:
+
+* the *baseline*: the same bodies ``put`` on a bounded ``queue.Queue`` read by
+  one worker thread that calls the consume function;
+* the *hub*: ``hub.send_message(topic, body)`` in a loop on a
+  ``CentralMokshaHub`` created from plain Python (its loop in a background
+  thread), timed to the last consume.  Target: ratio >= 0.50.
+
 Run from the repository root::
 
     python benchmarks/bench_memory_bus.py [--messages N] [--repeat R] [--loop auto|asyncio|uvloop]
@@ -245,6 +254,84 @@ async def hub_run(bodies: Sequence[dict[str, Any]], is_async: bool) -> float:
     return n / (sink.finished_at - started)
 
 
+# -- from plain Python ----------------------------------------------------
+
+
+def plain_baseline(bodies: Sequence[dict[str, Any]]) -> float:
+    """Bodies ``put`` from this thread on a bounded queue.Queue read by one thread; msgs/s."""
+    n = len(bodies)
+    done = threading.Event()
+    sink = Sink(n, done.set)
+    backlog: queue.Queue[Any] = queue.Queue(BACKLOG)
+    consume = sink.consume
+
+    def reader() -> None:
+        while (body := backlog.get()) is not _STOP:
+            consume(body)
+
+    thread = threading.Thread(target=reader, name="bench worker", daemon=True)
+    thread.start()
+    started = time.perf_counter()
+    put = backlog.put
+    for body in bodies:
+        put(body)
+    finished = done.wait(_timeout(n))
+    backlog.put(_STOP)
+    thread.join(_timeout(n))
+    if not finished:
+        raise RuntimeError("the baseline's worker did not finish in time")
+    _check(sink, n, bodies)
+    return n / (sink.finished_at - started)
+
+
+def plain_hub(bodies: Sequence[dict[str, Any]], is_async: bool) -> float:
+    """Bodies sent with ``hub.send_message`` from plain Python to one consumer; msgs/s."""
+    n = len(bodies)
+    done = threading.Event()
+    sink = Sink(n, done.set)
+    config = {"moksha.backends": "memory", "moksha.consumer_backlog": BACKLOG}
+    hub = CentralMokshaHub(config, consumers=[_consumer_class(sink, is_async)], producers=[])
+    try:
+        send = hub.send_message
+        started = time.perf_counter()
+        for body in bodies:
+            send(TOPIC, body)
+        if not done.wait(_timeout(n)):
+            raise RuntimeError("the hub's consumer did not finish in time")
+    finally:
+        hub.close()
+    _check(sink, n, bodies)
+    return n / (sink.finished_at - started)
+
+
+def run_plain_case(
+    case: str, bodies: Sequence[dict[str, Any]], repeat: int, is_async: bool
+) -> Result:
+    base_rates: list[float] = []
+    hub_rates: list[float] = []
+    for r in range(repeat):
+        runs = [
+            (base_rates, lambda: plain_baseline(bodies)),
+            (hub_rates, lambda: plain_hub(bodies, is_async)),
+        ]
+        for rates, run in runs if r % 2 == 0 else runs[::-1]:
+            gc.collect()
+            rates.append(run())
+    return Result(case, base_rates, hub_rates)
+
+
+def main_plain(n: int, repeat: int) -> list[Result]:
+    bodies = make_bodies(n)
+    warm = bodies[: min(n, 2_000)]
+    plain_baseline(warm)
+    for is_async in (True, False):
+        plain_hub(warm, is_async)
+    return [
+        run_plain_case("plain Python, async", bodies, repeat, is_async=True),
+        run_plain_case("plain Python, thread", bodies, repeat, is_async=False),
+    ]
+
+
 # -- the run ---------------------------------------------------------------
 
 
@@ -336,8 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     with asyncio.Runner(loop_factory=factory) as runner:
         results = runner.run(main_async(args.messages, args.repeat))
+    # The hub from plain Python runs its own loop (uvloop when installed, as in use).
+    results += main_plain(args.messages, args.repeat)
     print()
     print(f"{'case':<24} {'baseline msgs/s':>16} {'hub msgs/s':>12} {'ratio':>7}  target")
+    print("(plain Python cases: baseline = queue.Queue put from the caller's thread to a thread)")
     for res in results:
         verdict = "PASS" if res.ratio >= TARGET else "FAIL"
         print(

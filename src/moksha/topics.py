@@ -103,7 +103,9 @@ class TopicRouter(Generic[T]):
     """Map topic patterns to values; find the values whose pattern matches a topic.
 
     A value may be registered under several patterns; :meth:`match` returns it
-    once per matching registration, in registration order.
+    once (compared by identity) however many of them match, in the order of its
+    first matching registration: a subscriber to ``a.*`` and ``a.#`` gets one
+    delivery of ``a.b``, as from a broker queue bound with both patterns.
     """
 
     def __init__(self) -> None:
@@ -164,13 +166,17 @@ class TopicRouter(Generic[T]):
         return list(dict.fromkeys(found[k].pattern for k in sorted(found)))
 
     def match(self, topic: str) -> tuple[T, ...]:
-        """The values registered under every pattern matching ``topic``."""
+        """The values registered under a pattern matching ``topic``, each once."""
         try:
             return self._cache[topic]
         except KeyError:
             pass
         found = self._collect(split(topic))
-        result = tuple(found[k].value for k in sorted(found))
+        # By identity: values need not be hashable, and equal ones may be distinct subscribers.
+        unique: dict[int, T] = {}
+        for k in sorted(found):
+            unique.setdefault(id(found[k].value), found[k].value)
+        result = tuple(unique.values())
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
         self._cache[topic] = result

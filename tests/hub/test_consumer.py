@@ -233,6 +233,7 @@ def test_stats_as_the_original_reported_them(memory_config, a_topic, inbox):
     with CentralMokshaHub(memory_config, [Slow], []) as hub:
         for i in range(3):
             hub.send_message(a_topic, i)
+        hub.flush()  # send_message returns once queued; flush, once delivered
         assert working.wait(TIMEOUT)
         consumer = hub.consumers[0]
         stats = consumer.__json__()

@@ -180,6 +180,11 @@ KEYS: tuple[Key, ...] = (
         "Publish waits for the backend to accept the message."),
     Key("moksha.consumer_backlog", "consumer_backlog", _integer(1), 10000,
         "Messages queued per consumer before the hub applies back-pressure."),
+    Key("moksha.outgoing_queue", "outgoing_queue", _integer(1), 10000,
+        "Messages send_message and plugins may queue per hub before callers wait for room."),
+    Key("moksha.retry_backlog", "retry_backlog", _integer(1), 10000,
+        "Failed messages per consumer waiting for their retry (outside the backlog); when "
+        "full, deliveries to that consumer wait."),
     Key("moksha.max_retries", "max_retries", _integer(0), 3,
         "How often a message is retried after its consumer fails."),
     Key("moksha.shutdown_timeout", "shutdown_timeout", _seconds, 5.0,

@@ -86,6 +86,8 @@ class Config(Mapping[str, Any]):
     workers_per_consumer: int
     blocking_mode: bool
     consumer_backlog: int
+    outgoing_queue: int
+    retry_backlog: int
     max_retries: int
     shutdown_timeout: float
     reconnect_delay: float

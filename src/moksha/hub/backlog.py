@@ -45,6 +45,13 @@ class Backlog(Generic[T]):
             self._work = None
         return True
 
+    def push(self, item: T) -> None:
+        """Add ``item`` even past the bound (for an item admitted before, e.g. a retry)."""
+        self._items.append(item)
+        if self._work is not None:
+            _wake(self._work)
+            self._work = None
+
     async def put(self, item: T) -> None:
         """Add ``item``, waiting for room while the backlog is full."""
         while not self.offer(item):

@@ -213,8 +213,11 @@ class CentralMokshaHub(MokshaHub):
         self, message: Message, error: BaseException, attempts: int, consumer: str
     ) -> None:
         """Publish a message that failed for good on its dead-letter topic."""
+        fields = {"topic": message.topic, "consumer": consumer, "message_id": message.id}
         if DEAD_LETTER_HEADER in message.headers:
-            log.error("%s: dead letter %s failed as well; dropped", consumer, message.id)
+            log.error(
+                "%s: dead letter %s failed as well; dropped", consumer, message.id, extra=fields
+            )
             return
         description = f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
         headers = {
@@ -232,7 +235,7 @@ class CentralMokshaHub(MokshaHub):
                 topic, headers=headers, payload=message.payload, content_type=message.content_type
             )
         )
-        log.warning("%s: message %s sent to %s", consumer, message.id, topic)
+        log.warning("%s: message %s sent to %s", consumer, message.id, topic, extra=fields)
 
     @staticmethod
     def _plugin_classes(
@@ -279,14 +282,29 @@ class CentralMokshaHub(MokshaHub):
                 self._reject(origin, "consumer", cls, problem)
                 continue
             patterns = consumer.topics
-            runner = ConsumerRunner(
-                consumer, config=self.config, loop=self._loop, dead_letter=self._dead_letter
-            )
             backend = self._receiving
             wait_for_consume = backend.capabilities.acknowledgements and self.config.blocking_mode
+            runner = ConsumerRunner(
+                consumer,
+                config=self.config,
+                loop=self._loop,
+                dead_letter=self._dead_letter,
+                outgoing=self._outgoing,
+                # Retries go back on the broker, attempt count and all, when it acks.
+                requeue=partial(backend.requeue, group=group_name(cls))
+                if wait_for_consume
+                else None,
+            )
             handler = runner.process if wait_for_consume else runner.deliver
             try:
-                subscription = await backend.subscribe(patterns, handler, group=group_name(cls))
+                # Blocking on an acknowledging broker: one delivery in flight per
+                # worker, each acked when its own consume returned.
+                # (Only asked for when it matters: older backends may not take it.)
+                workers = runner.workers if wait_for_consume else 1
+                extra = {"concurrency": workers} if workers > 1 else {}
+                subscription = await backend.subscribe(
+                    patterns, handler, group=group_name(cls), **extra
+                )
             except MokshaError:
                 log.exception("consumer %s cannot subscribe to %s", cls.__qualname__, patterns)
                 continue
@@ -370,7 +388,12 @@ class CentralMokshaHub(MokshaHub):
         """
         loop = asyncio.get_running_loop()
         while loop.time() < deadline:
-            if not self._background and all(runner.idle for runner, _ in self._runners):
+            outgoing = self._outgoing
+            if (
+                not self._background
+                and not (outgoing is not None and len(outgoing))
+                and all(runner.idle for runner, _ in self._runners)
+            ):
                 return
             await asyncio.sleep(0.01)
 

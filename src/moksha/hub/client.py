@@ -7,13 +7,22 @@
   ``await hub.aclose()``;
 * from plain Python, as in the original Moksha: a hub created outside a
   running event loop starts at once on a loop in a background thread, and
-  ``hub.send_message(topic, body)``, ``hub.subscribe(pattern, callback)``,
-  ``hub.unsubscribe(callback)`` and ``hub.close()`` wait for that loop.
+  ``hub.subscribe(pattern, callback)``, ``hub.unsubscribe(callback)`` and
+  ``hub.close()`` wait for that loop.
+
+``hub.send_message(topic, body)`` from plain Python returns once the message
+is queued, in order, on the hub's bounded outgoing queue
+(:mod:`moksha.hub.outgoing`); it waits only while that queue is full.  A
+message that then fails to send raises its error on the caller's next
+``send_message``, on ``hub.flush()`` and on ``hub.close()`` (and is logged);
+``send_message(..., wait=True)`` waits until the backends took the message
+and raises at once.
 
 Called on the hub's own event loop (from a callback or an ``async def``
 consumer), the blocking calls cannot wait: ``send_message`` and ``subscribe``
-then schedule their work and return at once.  Made where another event loop
-runs (a notebook), the hub starts on its own thread at the first blocking call.
+then queue or schedule their work and return at once.  Made where another
+event loop runs (a notebook), the hub starts on its own thread at the first
+blocking call.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import inspect
 import logging
 import os
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -35,9 +45,10 @@ from moksha.errors import ConfigError, HubClosed, MokshaError
 from moksha.hub import reactor
 from moksha.hub.backends import Backend, Subscription, select_backends
 from moksha.hub.loop_thread import LoopThread
+from moksha.hub.outgoing import Outgoing
 from moksha.hub.published import PublishedCounts
 from moksha.message import Message, new_message_id
-from moksha.topics import topics_of
+from moksha.topics import matches, topics_of
 
 __all__ = ["ORIGIN_HEADER", "HubState", "MokshaHub"]
 
@@ -47,6 +58,10 @@ Callback = Callable[[Message], Awaitable[None] | None]
 
 ORIGIN_HEADER = "moksha-origin"
 """Set on what a hub with several backends publishes: the hub's id (bridges skip it)."""
+
+
+PUBLISH_WINDOW = 100
+"""Publishes of the outgoing queue awaiting a broker's confirmation at once, at most."""
 
 
 class HubState(enum.Enum):
@@ -109,6 +124,10 @@ class MokshaHub:
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
         self.published = PublishedCounts()  # per topic, read by /metrics
         self.app_databases = AppDatabases(self.config)  # engines of plugins' app_db
+        self._callback_patterns: dict[Callback, list[str]] = {}
+        self._outgoing: Outgoing | None = None
+        self._stop_deadline = 0.0  # loop time by which stopping must be over
+        self._loop_thread_id: int | None = None  # the thread the hub's loop runs in
         if not _in_running_loop():
             self._start_in_background()
 
@@ -178,16 +197,41 @@ class MokshaHub:
             async with contextlib.AsyncExitStack() as stack:
                 for backend in self.backends:
                     await stack.enter_async_context(backend)
-                    log.info("backend %s connected", backend.name)
+                    if backend.connected:
+                        log.info(
+                            "backend %s connected", backend.name, extra={"backend": backend.name}
+                        )
+                    else:  # the backend logs each attempt, with its address and next delay
+                        log.warning(
+                            "backend %s is not connected yet; it keeps trying in the background",
+                            backend.name,
+                            extra={"backend": backend.name},
+                        )
                 self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
+                self._loop_thread_id = threading.get_ident()
+                # One backend (the usual case): the queue calls it without a hop.
+                send = self.backends[0].offer if len(self.backends) == 1 else self._send
+                # Brokers confirm a window of publishes at once (the same 100 in flight
+                # as amqp_prefetch's default); the memory bus finishes one at a time.
+                ordered = all(b.capabilities.ordered_publishes for b in self.backends)
+                self._outgoing = Outgoing(
+                    self.config.outgoing_queue,
+                    send,
+                    loop,
+                    self.config.publish_timeout,
+                    window=PUBLISH_WINDOW if ordered else 1,
+                )
+                sender = self._tasks.create_task(self._outgoing.run(), name="moksha outgoing")
                 self.state = HubState.RUNNING
                 await self._on_start()
                 started.set_result(None)
                 await self._stop_requested.wait()
                 self.state = HubState.STOPPING
+                self._stop_deadline = loop.time() + self.config.shutdown_timeout
                 await self._on_stop()
                 for task in self._background:
                     task.cancel()
+                sender.cancel()
         except BaseException as exc:
             if not started.done():
                 # The task group wraps what failed; the caller wants the error itself.
@@ -208,8 +252,15 @@ class MokshaHub:
             for subscription in subscriptions:
                 await subscription.cancel()
         self._callback_subscriptions.clear()
+        self._callback_patterns.clear()
+        loop = asyncio.get_running_loop()
         if self._background:
-            await asyncio.wait(self._background, timeout=self.config.shutdown_timeout)
+            await asyncio.wait(self._background, timeout=self._stop_deadline - loop.time())
+        if self._outgoing is not None:
+            # Stop waiting threads first: a closed hub refuses their messages.
+            self._accepting = False
+            self._outgoing.abandon()
+            await self._outgoing.drain(self._stop_deadline - loop.time())
         await asyncio.to_thread(self.app_databases.dispose)
 
     async def aclose(self) -> None:
@@ -223,7 +274,15 @@ class MokshaHub:
             await asyncio.shield(self._main)
 
     def close(self) -> None:
-        """Stop the hub (from plain Python).  Closing twice is harmless."""
+        """Stop the hub (from plain Python).  Closing twice is harmless.
+
+        What ``send_message`` queued is sent first (for at most
+        ``moksha.shutdown_timeout`` seconds).
+
+        Raises:
+            Exception: a message queued by ``send_message`` failed to send and
+                no call reported it yet (see :meth:`send_message`).
+        """
         if self._main is None:  # never started
             self.state = HubState.CLOSED
             return
@@ -236,6 +295,8 @@ class MokshaHub:
                 thread.stop()
         elif self.state is not HubState.CLOSED:
             self._wait_for(self.aclose(), "await hub.aclose()")
+        if self._outgoing is not None:
+            self._outgoing.raise_failure()
 
     stop = close  # the original's name
 
@@ -308,37 +369,125 @@ class MokshaHub:
         for backend in self.backends:
             await backend.publish(message)
 
+    def _outgoing_message(
+        self, topic: str, body: Any, headers: Mapping[str, str] | None, jsonify: bool
+    ) -> Message:
+        if self._bridging:
+            headers = {**(headers or {}), ORIGIN_HEADER: self.hub_id}
+        if jsonify:
+            return Message(topic, body, headers)
+        return Message(topic, headers=headers, payload=body)
+
+    def _queue_for(self, topic: str) -> Outgoing:
+        """The outgoing queue, once the hub runs (started now if it is new)."""
+        if self.state is HubState.NEW:
+            self._start_if_new()
+        outgoing = self._outgoing
+        if outgoing is None or not self._accepting:
+            raise HubClosed(f"cannot publish on {topic!r}: the hub is {self.state.value}")
+        return outgoing
+
     def send_message(
         self,
         topic: str | Sequence[str],
         message: Any,
         jsonify: bool = True,
         headers: Mapping[str, str] | None = None,
+        *,
+        wait: bool = False,
     ) -> None:
         """Publish ``message`` on ``topic`` (or on each of a list of topics).
 
-        From plain Python this waits until every backend took the message.
-        On the hub's event loop it schedules the publish and returns.
+        From plain Python this returns once the message is queued on the hub's
+        outgoing queue, in order (waiting only while that queue is full);
+        a message that then fails to send raises its error on the next
+        ``send_message`` (which then queues nothing), :meth:`flush` or
+        :meth:`close`.  On the hub's event loop it queues the message and returns.
+
+        Args:
+            topic: a topic, or a list of topics to publish the message on each.
+            message: the body (a JSON value; ``str``/``bytes`` with ``jsonify=False``).
+            jsonify: encode ``message`` as JSON (the default).
+            headers: string headers to send along.
+            wait: from plain Python, wait until every backend took the message
+                and raise its error at once (the behaviour before the queue).
 
         Raises:
             HubClosed: the hub is not running.
-            MessageError, BackendError: as :meth:`publish` (when waiting).
+            BackendUnavailable: the outgoing queue stayed full for
+                ``moksha.publish_timeout`` seconds.
+            MokshaError: an earlier message queued by ``send_message`` failed
+                to send (or, with ``wait=True``, this one did).
         """
+        outgoing = self._outgoing
+        if (
+            outgoing is not None
+            and self._accepting
+            and type(topic) is str
+            and jsonify
+            and not (wait or self._bridging or outgoing.failures_pending)
+            and threading.get_ident() != self._loop_thread_id
+        ):
+            # The common case, kept short: scripts publish in tight loops.
+            outgoing.put(Message(topic, message, headers), report=True)
+            return
         for one_topic in topics_of(topic):
-            self._wait_or_schedule(
-                self.publish(one_topic, message, headers=headers, jsonify=jsonify)
-            )
+            outgoing = self._queue_for(one_topic)
+            outgoing.raise_failure()
+            built = self._outgoing_message(one_topic, message, headers, jsonify)
+            if threading.get_ident() == self._loop_thread_id:
+                outgoing.put_nowait(built)
+            elif wait:
+                outgoing.put_waited(built).result()
+            else:
+                outgoing.put(built, report=True)
 
     def post(self, topic: str, body: Any, *, headers: Mapping[str, str] | None = None) -> None:
-        """Publish without waiting, from any thread; a failure is logged, not raised.
+        """Publish through the outgoing queue, from any thread; a failure is logged, not raised.
+
+        This is what plugins' ``send_message`` uses.  From a thread it waits
+        while the queue is full (see :mod:`moksha.hub.outgoing`); on the hub's
+        loop it never waits.
 
         Raises:
             HubClosed: the hub is not running.
+            BackendUnavailable: the outgoing queue stayed full for
+                ``moksha.publish_timeout`` seconds.
         """
-        self._start_if_new()
-        loop = self._require_loop()
-        coro = self.publish(topic, body, headers=headers)
-        loop.call_soon_threadsafe(self._spawn, coro)
+        outgoing = self._queue_for(topic)
+        message = self._outgoing_message(topic, body, headers, True)
+        if threading.get_ident() == self._loop_thread_id:
+            outgoing.put_nowait(message)
+        else:
+            outgoing.put(message)
+
+    def flush(self) -> None:
+        """Wait until what ``send_message`` queued so far was sent (from plain Python).
+
+        Raises:
+            HubClosed: the hub is not running.
+            Exception: a queued message failed to send (see :meth:`send_message`).
+        """
+        outgoing = self._queue_for("")
+        if self._on_loop_thread():
+            raise MokshaError(
+                "this call blocks and this is the hub's event loop: await hub.aflush()"
+            )
+        outgoing.put_waited(None).result()
+        outgoing.raise_failure()
+
+    async def aflush(self) -> None:
+        """Wait until what ``send_message`` queued so far was sent (on the hub's loop).
+
+        Raises:
+            HubClosed: the hub is not running.
+            Exception: a queued message failed to send (see :meth:`send_message`).
+        """
+        outgoing = self._queue_for("")
+        here = self._on_loop_thread()
+        marker = outgoing.put_marker_here() if here else outgoing.put_waited(None)
+        await asyncio.wrap_future(marker)
+        outgoing.raise_failure()
 
     # -- subscribing ------------------------------------------------------
 
@@ -356,8 +505,15 @@ class MokshaHub:
         """
         self._require_loop()
         is_async = inspect.iscoroutinefunction(callback)
+        # A callback subscribed to overlapping patterns gets each message once:
+        # from the subscription of the first of its patterns that matches.
+        patterns = self._callback_patterns.setdefault(callback, [])
+        earlier = len(patterns)
+        patterns.append(pattern)
 
         async def handler(message: Message) -> None:
+            if earlier and any(matches(p, message.topic) for p in patterns[:earlier]):
+                return
             if not jsonify:
                 message = message.raw()
             try:
@@ -373,6 +529,7 @@ class MokshaHub:
 
     async def aunsubscribe(self, callback: Callback) -> None:
         """Stop calling ``callback``, for every pattern it was subscribed to."""
+        self._callback_patterns.pop(callback, None)
         for subscription in self._callback_subscriptions.pop(callback, []):
             await subscription.cancel()
         for pattern, callbacks in list(self.topics.items()):

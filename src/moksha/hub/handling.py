@@ -12,9 +12,14 @@ the message), ``pre_consume``, ``consume``, ``post_consume``.  When
   (``moksha.dead_letter_topic``, ``<topic>.dead`` by default) with the error
   in the ``moksha-error`` header.
 
-A message is acknowledged to its broker only after this is over, so a poison
-message never loops forever and a crash mid-way loses nothing (the broker
-delivers it again).
+This module judges one attempt at a time; the consumer runner
+(:mod:`moksha.hub.runners`) carries out the verdict: a retry waits outside the
+consumer's backlog, and on a broker with acknowledgements it is put back on
+the consumer's own queue with the next attempt number before the failed
+delivery is acknowledged, so the count survives redeliveries and restarts.
+A message is acknowledged only once it was consumed, dropped, dead-lettered
+or put back: a poison message never loops forever and a crash mid-way loses
+nothing (the broker delivers it again).
 """
 
 from __future__ import annotations
@@ -29,20 +34,24 @@ from moksha.config import Config
 from moksha.hub.api.consumer import Consumer, Drop, Nack
 from moksha.message import Message
 
-__all__ = ["ATTEMPT_HEADER", "DeadLetter", "MessageHandler"]
+__all__ = ["ATTEMPT_HEADER", "RETRY_AT_HEADER", "DeadLetter", "MessageHandler", "Outcome"]
 
 log = logging.getLogger("moksha.hub")
 
 ATTEMPT_HEADER = "moksha-attempt"
+RETRY_AT_HEADER = "moksha-retry-at"
+"""On a retry put back on its broker queue: when it is due (seconds since the epoch)."""
 
 # Sends a message that failed for good to the dead-letter topic.
 DeadLetter = Callable[[Message, BaseException, int, str], Awaitable[None]]
 
 
-class _Outcome(enum.Enum):
-    DONE = "done"
-    RETRY = "retry"
-    DEAD = "dead"
+class Outcome(enum.Enum):
+    """What happens to a message after a failed attempt."""
+
+    DONE = "done"  # dropped on purpose (Drop)
+    RETRY = "retry"  # consumed again after a pause
+    DEAD = "dead"  # sent to the dead-letter topic
 
 
 class MessageHandler:
@@ -77,82 +86,88 @@ class MessageHandler:
             and cls.post_consume is Consumer.post_consume
         )
 
-    def handle_sync(self, message: Message) -> BaseException | None:
-        """Consume ``message`` with a plain ``consume`` (in a worker thread).
+    def attempt_of(self, message: Message) -> int:
+        """Which attempt ``message`` is: its ``moksha-attempt`` header, 1 without one.
 
-        Returns None when the message is done with (consumed, rejected, dropped
-        or dead-lettered), else the error that should make the broker redeliver it.
+        The header travels with the message, so a message redelivered by its
+        broker after a hub restarted keeps its count.
         """
-        error = self._consume_sync(self._for_attempt(message, 1))
-        if error is None:
-            return None
-        return self.after_failure_sync(message, error)
+        try:
+            return max(1, int(message.headers.get(ATTEMPT_HEADER, 1)))
+        except ValueError:
+            return 1
 
-    def after_failure_sync(self, message: Message, error: BaseException) -> BaseException | None:
-        """Retry, dead-letter or drop ``message`` whose first attempt raised ``error``.
+    def consume_sync(self, message: Message) -> BaseException | None:
+        """One attempt with a plain ``consume`` (in a worker thread); returns its error."""
+        return self._consume_sync(self._for_consumer(message))
 
-        Runs in the consumer's worker thread; returns as :meth:`handle_sync`.
+    async def consume_async(self, message: Message) -> BaseException | None:
+        """One attempt with an ``async def consume``; returns its error."""
+        return await self._consume_async(self._for_consumer(message))
+
+    def judge(self, message: Message, error: BaseException) -> tuple[Outcome, float]:
+        """What to do after ``error`` on ``message``, and the pause before a retry.
+
+        Logs the failure (with ``topic``, ``consumer`` and ``message_id`` fields).
         """
-        attempt = 1
-        while (outcome := self._judge(message, error, attempt)) is _Outcome.RETRY:
-            time.sleep(self._pause(attempt))
-            attempt += 1
-            failed = self._consume_sync(self._for_attempt(message, attempt))
-            if failed is None:
-                return None
-            error = failed
-        if outcome is _Outcome.DEAD:
-            dead = self._give_up(message, error, attempt)
-            return asyncio.run_coroutine_threadsafe(dead, self._loop).result()
-        return None
+        attempt = self.attempt_of(message)
+        return self._judge(message, error, attempt), self._pause(attempt)
 
-    async def handle_async(self, message: Message) -> BaseException | None:
-        """Consume ``message`` with an ``async def consume``; returns as :meth:`handle_sync`."""
-        error = await self._consume_async(self._for_attempt(message, 1))
-        if error is None:
-            return None
-        return await self.after_failure_async(message, error)
+    async def give_up(self, message: Message, error: BaseException) -> BaseException | None:
+        """Send ``message`` to the dead letters; returns the error if even that failed."""
+        return await self._give_up(message, error, self.attempt_of(message))
 
-    async def after_failure_async(
-        self, message: Message, error: BaseException
-    ) -> BaseException | None:
-        """Retry, dead-letter or drop ``message`` whose first attempt raised ``error``.
+    def retry_copy(self, message: Message, retry_at: float | None = None) -> Message:
+        """``message`` as its next attempt: the attempt header incremented.
 
-        Returns as :meth:`handle_sync`.
+        A copy: the same message object may be in other consumers' hands.
+
+        Args:
+            message: the message that failed.
+            retry_at: when it is due (for a copy put back on a broker queue),
+                in the ``moksha-retry-at`` header; the copy then carries the
+                encoded payload, as a wire message.
         """
-        attempt = 1
-        while (outcome := self._judge(message, error, attempt)) is _Outcome.RETRY:
-            await asyncio.sleep(self._pause(attempt))
-            attempt += 1
-            failed = await self._consume_async(self._for_attempt(message, attempt))
-            if failed is None:
-                return None
-            error = failed
-        if outcome is _Outcome.DEAD:
-            return await self._give_up(message, error, attempt)
-        return None
+        headers = {**message.headers, ATTEMPT_HEADER: str(self.attempt_of(message) + 1)}
+        if retry_at is None:
+            return Message(message.topic, message.body, headers, message.id, message.timestamp_s)
+        headers[RETRY_AT_HEADER] = f"{retry_at:.3f}"
+        return Message(
+            message.topic,
+            headers=headers,
+            id=message.id,
+            timestamp=message.timestamp_s,
+            payload=message.payload,
+            content_type=message.content_type,
+        )
 
-    def _for_attempt(self, message: Message, attempt: int) -> Message:
-        if attempt > 1:
-            # A copy: the same message object may be in other consumers' hands.
-            headers = {**message.headers, ATTEMPT_HEADER: str(attempt)}
-            message = Message(message.topic, message.body, headers, message.id, message.timestamp_s)
+    def counted(self, error: BaseException) -> BaseException:
+        """Count ``error`` in the consumer's statistics (not Drop or Nack); return it.
+
+        Called where ``consume`` failed, before the worker takes its next
+        message, so statistics read after a later message include it.
+        """
+        if not isinstance(error, Drop | Nack):
+            self.consumer._exception_count += 1
+        return error
+
+    def _for_consumer(self, message: Message) -> Message:
         return message.raw() if not self.consumer.jsonify else message
 
     def _pause(self, attempt: int) -> float:
         return float(self._retry_delay * 2 ** (attempt - 1))
 
-    def _judge(self, message: Message, error: BaseException | None, attempt: int) -> _Outcome:
+    def _judge(self, message: Message, error: BaseException | None, attempt: int) -> Outcome:
         if error is None:
-            return _Outcome.DONE
+            return Outcome.DONE
         where = f"{self.name} on {message.topic} (message {message.id})"
+        fields = {"topic": message.topic, "consumer": self.name, "message_id": message.id}
         if isinstance(error, Drop):
-            log.info("%s: dropped: %s", where, error)
-            return _Outcome.DONE
+            log.info("%s: dropped: %s", where, error, extra=fields)
+            return Outcome.DONE
         if isinstance(error, Nack):
-            log.warning("%s: rejected: %s", where, error)
-            return _Outcome.DEAD
-        self.consumer._exception_count += 1
+            log.warning("%s: rejected: %s", where, error, extra=fields)
+            return Outcome.DEAD
         if attempt <= self._max_retries:
             log.warning(
                 "%s failed (attempt %d of %d): %r; retrying in %.2fs",
@@ -161,10 +176,11 @@ class MessageHandler:
                 self._max_retries + 1,
                 error,
                 self._pause(attempt),
+                extra=fields,
             )
-            return _Outcome.RETRY
-        log.error("%s failed %d times; giving up", where, attempt, exc_info=error)
-        return _Outcome.DEAD
+            return Outcome.RETRY
+        log.error("%s failed %d times; giving up", where, attempt, exc_info=error, extra=fields)
+        return Outcome.DEAD
 
     async def _give_up(
         self, message: Message, error: BaseException, attempts: int
@@ -212,7 +228,7 @@ class MessageHandler:
         try:
             self.consumer.consume(message)
         except Exception as exc:
-            error = exc
+            error = self.counted(exc)
         if self.plain:
             self.consumer._times.append(time.perf_counter() - started)
         else:
@@ -227,6 +243,6 @@ class MessageHandler:
         try:
             await self.consumer.consume(message)
         except Exception as exc:
-            error = exc
+            error = self.counted(exc)
         self._end(message, started)
         return error

@@ -23,6 +23,7 @@ from amqp_support import backend_for
 
 from moksha.config import load_config
 from moksha.errors import BackendError, BackendUnavailable, ConfigError
+from moksha.hub import MokshaHub
 from moksha.hub.backends.amqp_options import broker_address, parse_broker, to_amqp
 from moksha.message import Message
 from support import TIMEOUT, Received, until
@@ -307,6 +308,21 @@ async def test_a_broker_down_at_start_is_retried_with_backoff(rabbit, prefix, ca
     assert "guest:guest" not in caplog.text
 
 
+async def test_a_hub_says_connected_only_once_it_is(rabbit, caplog):
+    caplog.set_level(logging.INFO)
+    async with TcpProxy(5672) as proxy:
+        proxy.refuse = True
+        broker = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        config = {"amqp_broker": broker, "moksha.reconnect_delay": 0.05}
+        async with MokshaHub(config):
+            pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "moksha.hub"]
+    assert "backend amqp is not connected yet; it keeps trying in the background" in lines
+    assert "backend amqp connected" not in lines
+    [record] = [r for r in caplog.records if "not connected yet" in r.getMessage()]
+    assert record.backend == "amqp"  # a structured field, for JSON logs
+
+
 async def test_no_password_reaches_the_log(rabbit, caplog):
     caplog.set_level(logging.DEBUG)
     async with TcpProxy(5672) as proxy:
@@ -372,10 +388,10 @@ async def test_an_exclusive_subscription_survives_a_cut(rabbit, prefix):
 
 
 async def test_a_long_outage_is_retried_with_backoff(rabbit, prefix, caplog):
-    caplog.set_level(logging.WARNING, logger="aio_pika.robust_connection")
+    caplog.set_level(logging.INFO)
 
     def failed_attempts() -> int:
-        return sum(1 for r in caplog.records if r.name == "aio_pika.robust_connection")
+        return len(retry_delays(caplog))
 
     async with TcpProxy(5672) as proxy:
         broker = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
@@ -393,6 +409,14 @@ async def test_a_long_outage_is_retried_with_backoff(rabbit, prefix, caplog):
             await backend.publish(Message(f"{prefix}.back", "again"))
             await received.wait(1)
     assert took >= 0.6
+    # One line per attempt, Moksha's, with the address and the next delay; none of
+    # aiormq's or aio-pika's own lines about the same attempts.
+    assert not [r for r in caplog.records if r.name.startswith(("aio_pika", "aiormq"))]
+    attempts = [r.getMessage() for r in caplog.records if "cannot reach" in r.getMessage()]
+    assert all(f"amqp://guest:***@127.0.0.1:{proxy.port}/" in line for line in attempts)
+    delays = retry_delays(caplog)
+    assert delays == sorted(delays[:-1]) + delays[-1:] or max(delays) <= 0.2
+    assert max(delays) == 0.2
 
 
 async def test_every_message_is_consumed_despite_cut_connections(rabbit, prefix, durable_queues):

@@ -121,9 +121,17 @@ class Consumer:
         """Called after :meth:`consume`, even when it raised."""
 
     def send_message(self, topic: str, message: Any) -> None:
-        """Publish ``message`` on ``topic`` without waiting (errors are logged).
+        """Queue ``message`` for publishing on ``topic`` (send failures are logged).
 
-        Never blocks, so a consumer can publish to a topic it consumes itself.
+        It goes on the hub's bounded outgoing queue (``moksha.outgoing_queue``),
+        in order.  From a plain ``consume`` (a worker thread) this waits while
+        that queue is full; from an ``async def consume`` it returns at once and
+        the hub waits for room before handing the consumer its next message
+        (``await self.hub.publish(topic, body)`` awaits the publish itself).
+
+        Raises:
+            BackendUnavailable: the queue stayed full for ``moksha.publish_timeout``
+                seconds (the message is not sent; ``consume`` fails and is retried).
         """
         self.hub.post(topic, message)
 

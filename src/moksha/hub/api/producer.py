@@ -75,15 +75,15 @@ class Producer:
         return True
 
     def send_message(self, topic: str, message: Any) -> None:
-        """Publish ``message`` on ``topic``.
+        """Queue ``message`` for publishing on ``topic``, on the hub's outgoing queue.
 
-        From a worker thread (a plain ``poll``) this waits until the bus
-        accepted the message, so a fast producer is slowed to the pace of its
-        consumers; on the event loop it schedules the publish and returns.
+        From a worker thread (a plain ``poll``) this waits while that bounded
+        queue is full, so a fast producer is slowed to the pace of its
+        consumers; on the event loop it queues the message and returns.
         Failures are logged, never raised, as in the original Moksha.
         """
         try:
-            self.hub.send_message(topic, message)
+            self.hub.post(topic, message)
         except Exception as exc:
             log.error("%s cannot send a message to %s: %s", type(self).__name__, topic, exc)
 

@@ -25,13 +25,17 @@ queues, from a registry kept on the broker
 Connection: the first connection is retried here, with one WARNING line per
 failed attempt and a backoff from ``reconnect_delay`` doubling up to
 ``reconnect_max_delay``; after that aio-pika's robust connection reconnects
-(at once, then with the same backoff, logging its own line per failed attempt,
-password masked) and re-declares exchanges, queues, bindings, prefetch and
-consumers; a publish cut off by the loss is sent again once reconnected.
+(at once, then with the same backoff) and re-declares exchanges, queues,
+bindings, prefetch and consumers; a publish cut off by the loss is sent again
+once reconnected.  Either way each failed attempt is one WARNING from Moksha
+with the address (password masked) and the next delay: aiormq's and aio-pika's
+own lines about these connections are filtered out
+(:mod:`moksha.hub.backends.amqp_logs`).
 
 Deliveries are acked after the handler returns and nacked with requeue when it
-raises; they are handled one at a time per subscription, in order, and acked
-in batches (see :mod:`moksha.hub.backends.amqp_subscription`).
+raises; by default they are handled one at a time per subscription, in order,
+and acked in batches; a subscription made with ``concurrency`` N has N in
+flight, each acked on its own (see :mod:`moksha.hub.backends.amqp_subscription`).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from moksha.errors import BackendError, BackendUnavailable
 from moksha.hub.backends.amqp_bindings import inventory, remove
-from moksha.hub.backends.amqp_options import broker_address, to_amqp
+from moksha.hub.backends.amqp_logs import attempt_lines
+from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_amqp
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.message import Message
@@ -61,6 +66,7 @@ __all__ = ["AMQPBackend"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_FIELDS = {"backend": "amqp"}  # structured field of the connection's log lines
 
 _CONNECT_TIMEOUT = 10.0  # one attempt: TCP connect and AMQP handshake
 # A channel can fail a publish a moment before its connection reports the loss;
@@ -81,7 +87,11 @@ class AMQPBackend(Backend):
     name = "amqp"
     # durable=True describes the default mode (amqp_durable_queues and a group given).
     capabilities = Capabilities(
-        acknowledgements=True, native_wildcards=True, durable=True, cross_process=True
+        acknowledgements=True,
+        native_wildcards=True,
+        durable=True,
+        cross_process=True,
+        ordered_publishes=True,  # one confirming channel; aiormq writes under a FIFO lock
     )
 
     def __init__(self, config: Config) -> None:
@@ -89,6 +99,7 @@ class AMQPBackend(Backend):
         self.address = broker_address(config)
         self._connection: aio_pika.RobustConnection | None = None
         self._exchange: AbstractExchange | None = None
+        self._direct: AbstractExchange | None = None  # the default exchange: to one queue
         self._subscriptions: dict[AMQPSubscription, None] = {}  # ordered set
         self._supervisor: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # connected, publish channel open, subscriptions applied
@@ -144,8 +155,9 @@ class AMQPBackend(Backend):
             supervisor.cancel()
             await asyncio.gather(supervisor, return_exceptions=True)
         connection, self._connection = self._connection, None
-        self._exchange = None
+        self._exchange = self._direct = None
         if connection is not None:
+            attempt_lines.disown(connection)
             # Closing the connection requeues unacked deliveries and removes exclusive queues.
             with contextlib.suppress(*CONNECTION_EXCEPTIONS):
                 await connection.close()
@@ -190,8 +202,48 @@ class AMQPBackend(Backend):
                 "is running and that amqp_broker names it."
             ) from None
 
+    async def requeue(self, message: Message, group: str) -> bool:
+        """Publish ``message`` straight to the group's durable queue (a retry), confirmed.
+
+        Its topic travels in the ``moksha-topic`` header (the routing key is
+        the queue's name).  Returns False without durable queues.
+
+        Raises:
+            BackendError: not connected, or the broker refused it.
+        """
+        if not self.config.amqp_durable_queues:
+            return False
+        queue = f"{self.config.amqp_queue_prefix}.{group}"
+        headers = {**message.headers, TOPIC_HEADER: message.topic}
+        outgoing = to_amqp(
+            Message(
+                message.topic,
+                headers=headers,
+                id=message.id,
+                timestamp=message.timestamp_s,
+                payload=message.payload,
+                content_type=message.content_type,
+            )
+        )
+        direct = self._direct
+        if direct is None or not self._ready.is_set():
+            raise BackendUnavailable(f"amqp: not connected to {self.address}")
+        try:
+            async with asyncio.timeout(self.config.publish_timeout):
+                await direct.publish(outgoing, queue, mandatory=False)
+        except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+            raise BackendError(
+                f"amqp: could not put a retry back on queue {queue!r}: {self._reason(exc)}"
+            ) from exc
+        return True
+
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Consume the messages matching ``patterns`` (see the module docstring for queues).
 
@@ -212,6 +264,7 @@ class AMQPBackend(Backend):
             self.forget,
             url=str(self.address.url),
             group=group,
+            concurrency=concurrency,
         )
         self._subscriptions[subscription] = None
         if self._ready.is_set() and self._connection is not None:
@@ -264,7 +317,7 @@ class AMQPBackend(Backend):
         connection.close_callbacks.add(self._on_lost)
         connection.reconnect_callbacks.add(self._on_reconnected)
         self._connection = connection
-        log.info("amqp: connected to %s", self.address)
+        log.info("amqp: connected to %s", self.address, extra=_FIELDS)
         while True:  # until close() cancels it
             await self._bring_up(connection)
             self._tried.set()
@@ -275,12 +328,14 @@ class AMQPBackend(Backend):
         delay = self.config.reconnect_delay
         while True:  # until connected, or close() cancels it
             connection = aio_pika.RobustConnection(self.address.url)
+            attempt_lines.own(connection, self._attempt_failed)
             try:
                 await connection.connect(timeout=_CONNECT_TIMEOUT)
                 return connection
             except BaseException as exc:
                 # Also when cancelled: an attempt left open would retry forever on its own.
                 await connection.close()
+                attempt_lines.disown(connection)
                 if not isinstance(exc, CONNECTION_EXCEPTIONS):
                     raise
                 self._last_error = exc
@@ -289,6 +344,7 @@ class AMQPBackend(Backend):
                     self.address,
                     self._reason(exc),
                     delay,
+                    extra=_FIELDS,
                 )
             self._tried.set()
             await asyncio.sleep(delay)
@@ -303,6 +359,7 @@ class AMQPBackend(Backend):
                     async with asyncio.timeout(_CONNECT_TIMEOUT):
                         await channel.initialize()
                         self._exchange = await self.declare_exchange(channel)
+                        self._direct = channel.default_exchange
                 except BaseException:
                     await discard(channel)
                     raise
@@ -336,12 +393,25 @@ class AMQPBackend(Backend):
         for subscription in restored:  # reconnected: their bindings may have moved meanwhile
             await subscription.refresh()
 
+    def _attempt_failed(self, error: BaseException | None, delay: float) -> None:
+        """A reconnection attempt of aio-pika's failed: Moksha's one line for it."""
+        if error is not None:
+            self._last_error = error
+        log.warning(
+            "amqp: cannot reach %s (%s); retrying in %gs",
+            self.address,
+            self._reason(error) if error is not None else "the attempt was cut short",
+            delay,
+            extra=_FIELDS,
+        )
+
     def _on_lost(self, _connection: object, exc: BaseException | None = None) -> None:
         if self._ready.is_set() and self._supervisor is not None:
             log.warning(
                 "amqp: lost the connection to %s (%s); reconnecting",
                 self.address,
                 self._reason(exc) if exc else "closed",
+                extra=_FIELDS,
             )
         self._ready.clear()
         if exc is not None:
@@ -367,7 +437,7 @@ class AMQPBackend(Backend):
         self._slow_down = asyncio.get_running_loop().call_later(interval, self._back_off)
 
     def _on_reconnected(self, _connection: object) -> None:
-        log.info("amqp: reconnected to %s", self.address)
+        log.info("amqp: reconnected to %s", self.address, extra=_FIELDS)
         if self._slow_down is not None:
             self._slow_down.cancel()
             self._slow_down = None

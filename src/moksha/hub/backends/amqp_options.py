@@ -186,14 +186,20 @@ def to_amqp(message: Message) -> aio_pika.Message:
     )
 
 
+TOPIC_HEADER = "moksha-topic"
+"""The topic of a message sent straight to a queue (routing key = the queue's name)."""
+
+
 def from_amqp(delivery: AbstractIncomingMessage) -> Message:
     """The :class:`Message` a delivery carries; its body is decoded on first access."""
     headers = {
         str(name): value.decode(errors="replace") if isinstance(value, bytes) else str(value)
         for name, value in (delivery.headers or {}).items()
     }
+    # A retry put back on one queue travels with its topic in a header (see AMQPBackend.requeue).
+    topic = headers.pop(TOPIC_HEADER, None) or delivery.routing_key or ""
     return Message(
-        delivery.routing_key or "",
+        topic,
         headers=headers,
         id=delivery.message_id,
         timestamp=delivery.timestamp,

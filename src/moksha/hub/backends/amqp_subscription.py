@@ -31,6 +31,11 @@ runner's worker threads free room in a full backlog between two calls, so a
 later message can overtake an earlier one.  And once acks are batched,
 pipelining gained nothing measurable in ``benchmarks/bench_amqp.py``.
 
+With ``concurrency`` N > 1 (a consumer with N workers) the worker instead
+keeps up to N deliveries in the handler at once (the channel's prefetch is at
+least N) and settles each with its own ack or nack when its handler call
+returns: order is then not kept.
+
 A delivery whose channel died before it was handled is dropped, and an ack or
 nack on a dead channel is logged and skipped: the broker redelivers every
 unacknowledged delivery on the restored channel (at-least-once).
@@ -101,6 +106,7 @@ class AMQPSubscription(Subscription):
         group: the consumer group the durable queue serves.
         declare_exchange: returns the configured exchange on a channel.
         forget: called once when the subscription is cancelled.
+        concurrency: deliveries handled at once (see the module docstring).
     """
 
     def __init__(
@@ -114,8 +120,10 @@ class AMQPSubscription(Subscription):
         *,
         url: str = "",
         group: str | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.patterns = tuple(patterns)
+        self._concurrency = concurrency
         self._handler = handler
         self._config = config
         self._declare_exchange = declare_exchange
@@ -148,7 +156,8 @@ class AMQPSubscription(Subscription):
         try:
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await channel.initialize()
-                await channel.set_qos(prefetch_count=config.amqp_prefetch)
+                prefetch = max(config.amqp_prefetch, self._concurrency)
+                await channel.set_qos(prefetch_count=prefetch)
                 exchange = await self._declare_exchange(channel)
                 if self._durable_queue is None:
                     name = f"{config.amqp_queue_prefix}.exclusive.{uuid.uuid4().hex}"
@@ -233,6 +242,9 @@ class AMQPSubscription(Subscription):
         self._inbox.put_nowait(delivery)
 
     async def _work(self) -> None:
+        if self._concurrency > 1:
+            await self._work_concurrently()
+            return
         inbox, most = self._inbox, self._config.amqp_prefetch
         while True:
             batch = [await inbox.get()]
@@ -240,6 +252,34 @@ class AMQPSubscription(Subscription):
             while len(batch) < most and not inbox.empty():
                 batch.append(inbox.get_nowait())
             await self._handle(batch)
+
+    async def _work_concurrently(self) -> None:
+        """Up to ``concurrency`` deliveries in the handler at once, each settled on its own."""
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def one(delivery: AbstractIncomingMessage) -> None:
+            try:
+                try:
+                    delivery.channel  # noqa: B018 - raises when the delivering channel is gone
+                except aio_pika.exceptions.ChannelInvalidStateError:
+                    return  # the broker redelivers it on the restored channel
+                try:
+                    await deliver(self._handler, from_amqp(delivery))
+                except Exception as exc:
+                    log.debug(
+                        "amqp: handler failed on %s (%s); requeued", delivery.routing_key, exc
+                    )
+                    await _settle(delivery.nack(requeue=True), delivery)
+                    return
+                await _settle(delivery.ack(), delivery)
+            finally:
+                slots.release()
+
+        async with asyncio.TaskGroup() as handling:
+            while True:  # until stop() cancels the worker, and with it the handlers
+                delivery = await self._inbox.get()
+                await slots.acquire()
+                handling.create_task(one(delivery))
 
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         """Hand each delivery of ``batch`` to the handler in order; settle each once."""

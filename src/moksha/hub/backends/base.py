@@ -94,12 +94,16 @@ class Capabilities:
         native_wildcards: the broker itself filters ``*`` and ``#`` patterns.
         durable: messages wait in the broker for a consumer group while no hub runs.
         cross_process: other processes can see what this backend publishes.
+        ordered_publishes: publishes started one after the other keep their
+            order even when each is awaited apart (one channel whose
+            confirmations arrive later), so the hub may have several in flight.
     """
 
     acknowledgements: bool = False
     native_wildcards: bool = False
     durable: bool = False
     cross_process: bool = False
+    ordered_publishes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +197,34 @@ class Backend(abc.ABC):
         """
         return self.publish(message)
 
+    async def requeue(self, message: Message, group: str) -> bool:
+        """Put ``message`` back on the queue of consumer group ``group`` only (a retry).
+
+        The hub retries a failed delivery this way on backends with
+        acknowledgements, so the attempt count in its headers survives a
+        redelivery or a restart.  ``message.topic`` must arrive unchanged.
+
+        Returns:
+            False when this backend keeps no queue per group (the default): the
+            hub then retries in memory.
+
+        Raises:
+            BackendError: the broker refused it or could not be reached.
+        """
+        return False
+
     @abc.abstractmethod
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Deliver every message whose topic matches one of ``patterns`` to ``handler``.
+
+        A message matching several of ``patterns`` is delivered once.
 
         Args:
             patterns: topic patterns (``*`` one word, ``#`` zero or more).
@@ -206,6 +233,12 @@ class Backend(abc.ABC):
                 ``:``); subscriptions sharing a group on a backend with durable
                 queues share the work (each message is handled once per
                 group).  Ignored where it means nothing.
+            concurrency: on a backend with acknowledgements, how many
+                deliveries the handler may have in flight at once (the broker's
+                prefetch is at least this); each is acknowledged when its own
+                handler call returns, so with more than 1 they finish out of
+                order.  Backends without acknowledgements never wait for the
+                handler to finish and ignore it.
         """
 
     @property

@@ -96,7 +96,12 @@ class MemoryBackend(Backend):
                 log.exception("subscriber %r failed on %s", handler, message.topic)
 
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         for pattern in patterns:
             self._router.add(pattern, handler)

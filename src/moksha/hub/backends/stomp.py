@@ -64,18 +64,25 @@ from moksha.errors import BackendError, BackendUnavailable, MessageError
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.hub.backends.stomp_bindings import StompQueues
 from moksha.hub.backends.stomp_connection import CONNECT_TIMEOUT, ConnectionLost, StompConnection
-from moksha.hub.backends.stomp_options import StompOptions, destination, send_headers
+from moksha.hub.backends.stomp_options import (
+    TOPIC_HEADER,
+    StompOptions,
+    destination,
+    send_headers,
+)
 from moksha.hub.backends.stomp_outbox import Outbox, Outgoing
 from moksha.hub.backends.stomp_protocol import Frame, StompServerError
 from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX, StompSubscription
+from moksha.message import Message
 
 if TYPE_CHECKING:
     from moksha.config import Config
-    from moksha.message import Message
 
 __all__ = ["StompBackend"]
 
 log = logging.getLogger(__name__)
+
+_FIELDS = {"backend": "stomp"}  # structured field of the connection's log lines
 
 
 class StompBackend(Backend):
@@ -92,7 +99,11 @@ class StompBackend(Backend):
 
     name = "stomp"
     capabilities = Capabilities(
-        acknowledgements=True, native_wildcards=True, durable=True, cross_process=True
+        acknowledgements=True,
+        native_wildcards=True,
+        durable=True,
+        cross_process=True,
+        ordered_publishes=True,  # SEND is written before the receipt is awaited
     )
 
     def __init__(self, config: Config) -> None:
@@ -167,11 +178,19 @@ class StompBackend(Backend):
                 if failures % len(brokers):
                     following = brokers[(attempt + 1) % len(brokers)]
                     log.warning(
-                        "stomp: cannot reach %s (%s); trying %s next", broker, _why(exc), following
+                        "stomp: cannot reach %s (%s); trying %s next",
+                        broker,
+                        _why(exc),
+                        following,
+                        extra=_FIELDS,
                     )
                     continue
                 log.warning(
-                    "stomp: cannot reach %s (%s); retrying in %.3gs", broker, _why(exc), delay
+                    "stomp: cannot reach %s (%s); retrying in %.3gs",
+                    broker,
+                    _why(exc),
+                    delay,
+                    extra=_FIELDS,
                 )
                 self._attempted.set()
                 await asyncio.sleep(delay)
@@ -181,7 +200,12 @@ class StompBackend(Backend):
             reason = await self._serve(connection)
             if self._closing:
                 return
-            log.warning("stomp: lost the connection to %s (%s); reconnecting", broker, _why(reason))
+            log.warning(
+                "stomp: lost the connection to %s (%s); reconnecting",
+                broker,
+                _why(reason),
+                extra=_FIELDS,
+            )
             if isinstance(reason, StompServerError):
                 # What the broker refused may be refused again: do not hammer it.
                 await asyncio.sleep(delay)
@@ -200,7 +224,7 @@ class StompBackend(Backend):
                 self._outbox.resend(connection)
                 self._ready.set()
             self._attempted.set()
-            log.info("stomp: connected to %s", connection.broker)
+            log.info("stomp: connected to %s", connection.broker, extra=_FIELDS)
             return await connection.lost
         except (ConnectionLost, StompServerError) as exc:
             return exc
@@ -277,12 +301,42 @@ class StompBackend(Backend):
                 ``publish_timeout`` (the message may still arrive later).
             BackendError: the broker never confirmed it, over several connections.
         """
+        await self._send(message, destination(self.options.prefix, message.topic), confirm=None)
+
+    async def requeue(self, message: Message, group: str) -> bool:
+        """Send ``message`` straight to the group's durable queue (a retry), confirmed.
+
+        On RabbitMQ the destination ``/amq/queue/<name>`` reaches that queue
+        alone; the topic travels in the ``moksha-topic`` header.  Returns False
+        with ``auto`` acks (nothing is redelivered then).
+
+        Raises:
+            BackendUnavailable, BackendError: as :meth:`publish`.
+        """
+        if not self.options.client_acks:
+            return False
+        headers = {**message.headers, TOPIC_HEADER: message.topic}
+        retry = Message(
+            message.topic,
+            headers=headers,
+            id=message.id,
+            timestamp=message.timestamp_s,
+            payload=message.payload,
+            content_type=message.content_type,
+        )
+        await self._send(retry, f"/amq/queue/{GROUP_QUEUE_PREFIX}{group}", confirm=True)
+        return True
+
+    async def _send(self, message: Message, to: str, *, confirm: bool | None) -> None:
+        """SEND ``message`` to ``to``; wait for its receipt if ``confirm`` (None: blocking_mode)."""
         loop = asyncio.get_running_loop()
+        if confirm is None:
+            confirm = self.config.blocking_mode
         out = Outgoing(
-            destination(self.options.prefix, message.topic),
+            to,
             message.payload,
             send_headers(message, persistent=self.options.persistent),
-            loop.create_future() if self.config.blocking_mode else None,
+            loop.create_future() if confirm else None,
         )
         deadline = loop.time() + self.config.publish_timeout
         while True:  # each turn waits for a new connection or a receipt, until the deadline
@@ -338,7 +392,12 @@ class StompBackend(Backend):
     # -- subscribing ------------------------------------------------------
 
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Deliver messages whose topic matches one of ``patterns`` to ``handler``.
 
@@ -357,6 +416,7 @@ class StompBackend(Backend):
             group,
             options=self.options,
             backlog=self.config.consumer_backlog,
+            concurrency=concurrency,
             current=lambda: self._connection,
             cancel=self._cancel,
         )
@@ -420,9 +480,11 @@ class StompBackend(Backend):
         """Send the SUBSCRIBE frames of ``sub``; return their receipts."""
         headers = sub.headers()
         receipts = []
-        for pattern in sub.patterns:
+        sub.pattern_index.clear()
+        for index, pattern in enumerate(sub.patterns):
             sid = str(next(self._ids))
             self._routes[sid] = sub
+            sub.pattern_index[sid] = index
             receipts.append(
                 connection.subscribe(
                     destination(self.options.prefix, pattern), sid, self.options.ack_mode, headers

@@ -93,6 +93,8 @@ RESERVED_HEADERS = frozenset(
 _DELIVERY_HEADERS = frozenset({"subscription", "message-id", "ack", "redelivered"})
 _NOT_USER_HEADERS = RESERVED_HEADERS | _DELIVERY_HEADERS
 _SCHEMES = ("stomp", "stomp+ssl", "tcp", "ssl")
+TOPIC_HEADER = "moksha-topic"
+"""The topic of a message sent straight to a queue (its destination names the queue)."""
 _MILLISECOND_STAMPS = 10**11  # a timestamp above this (year 5138) is in milliseconds
 
 
@@ -257,9 +259,12 @@ def message_from_frame(frame: Frame, prefix: str) -> Message:
         topic = topic[len(prefix) :]
     if "%" in topic:  # RabbitMQ escapes '/', '%' and non-ASCII bytes of routing keys
         topic = unquote(topic)
+    user = {k: v for k, v in headers.items() if k not in _NOT_USER_HEADERS}
+    # A retry put back on one queue travels with its topic in a header (StompBackend.requeue).
+    topic = user.pop(TOPIC_HEADER, "") or topic
     return Message(
         topic,
-        headers={k: v for k, v in headers.items() if k not in _NOT_USER_HEADERS},
+        headers=user,
         id=headers.get("amqp-message-id") or headers.get("message-id"),
         timestamp=_timestamp(headers.get("timestamp")),
         payload=frame.body,

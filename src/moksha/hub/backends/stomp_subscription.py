@@ -6,7 +6,14 @@ subscription and a task per subscription hands the messages to the handler,
 in the order they arrived.  A handler slower than the inflow fills the queue
 (``moksha.consumer_backlog`` deliveries); the reader then stops reading, which
 pushes back on the broker through TCP, and the connection's watchdog knows
-the silence is ours (:attr:`StompConnection.paused`).
+the silence is ours (:attr:`StompConnection.paused`).  With client acks the
+queue has room for the whole ``prefetch-count`` (the broker's bound), so it
+never fills: a handler that publishes and waits for the receipt (a retry, a
+dead letter) is never stuck behind a paused reader.
+
+With ``concurrency`` N > 1 (a consumer with N workers) up to N messages are
+in the handler at once (``prefetch-count`` is at least N), each ACKed when its
+own handler call returned: order is then not kept.
 
 On a group's durable queue, a message whose topic matches none of the
 patterns came through a binding a previous release made (STOMP cannot remove
@@ -40,7 +47,7 @@ from moksha.hub.backends.base import (
     deliver,
 )
 from moksha.hub.backends.stomp_options import message_from_frame
-from moksha.topics import TopicRouter
+from moksha.topics import TopicRouter, matches
 
 if TYPE_CHECKING:
     from moksha.hub.backends.stomp_connection import StompConnection
@@ -78,6 +85,7 @@ class StompSubscription(Subscription):
         group: consumer-group name, or None.
         options: the backend's options (ack mode, prefix, prefetch).
         backlog: how many deliveries may wait for the handler.
+        concurrency: messages in the handler at once (see the module docstring).
         current: returns the backend's current connection (acks go only there).
         cancel: the backend's way to cancel this subscription.
     """
@@ -90,6 +98,7 @@ class StompSubscription(Subscription):
         *,
         options: StompOptions,
         backlog: int,
+        concurrency: int = 1,
         current: Callable[[], StompConnection | None],
         cancel: Callable[[StompSubscription], Awaitable[None]],
     ) -> None:
@@ -102,12 +111,20 @@ class StompSubscription(Subscription):
         self.others: TopicRouter[bool] = TopicRouter()
         self.cancelled = False
         self._options = options
+        self._concurrency = concurrency
         self._current = current
         self._cancel = cancel
+        if options.client_acks:
+            # The broker sends at most prefetch-count unacknowledged messages: with
+            # room for them all the reader never pauses, so it keeps reading the
+            # receipts that publishes from this subscription's handler wait for.
+            backlog = max(backlog, options.prefetch, concurrency)
         self._queue: asyncio.Queue[_Delivery] = asyncio.Queue(backlog)
         self._router: TopicRouter[bool] = TopicRouter()
         for pattern in patterns:
             self._router.add(pattern, True)
+        # STOMP subscription id -> index of its pattern, set by the backend per connection.
+        self.pattern_index: dict[str, int] = {}
         self._task = asyncio.create_task(self._dispatch(), name=f"moksha stomp {patterns}")
 
     async def cancel(self) -> None:
@@ -123,7 +140,7 @@ class StompSubscription(Subscription):
             headers["auto-delete"] = "false"
             headers["x-queue-name"] = GROUP_QUEUE_PREFIX + self.group
         if self._options.client_acks:
-            headers["prefetch-count"] = str(self._options.prefetch)
+            headers["prefetch-count"] = str(max(self._options.prefetch, self._concurrency))
         return headers
 
     async def deliver(self, connection: StompConnection, frame: Frame) -> None:
@@ -138,44 +155,89 @@ class StompSubscription(Subscription):
             connection.resumed()
 
     async def _dispatch(self) -> None:
-        options = self._options
-        client_acks = options.client_acks
+        if self._concurrency > 1:
+            await self._dispatch_concurrently()
+            return
         while True:  # until the subscription is cancelled
             connection, frame = await self._queue.get()
             if self.cancelled or connection is None or frame is None:
                 return
-            if client_acks and connection is not self._current():
-                continue  # its connection is gone: the broker delivers it again
-            message = message_from_frame(frame, options.prefix)
-            if not self._router.match(message.topic):
-                if (
-                    client_acks
-                    and self.others.match(message.topic)
-                    and frame.headers.get("redelivered") != "true"
-                ):
-                    connection.nack(frame)  # once, for a hub of the release that wants it
-                    continue
-                if self.group is not None and not await self._dead_letter(connection, message):
-                    continue  # not confirmed: the broker delivers it again
-                if client_acks:
-                    connection.ack(frame)  # the broker's matching is wider than ours
-                continue
+            await self._handle(connection, frame)
+
+    async def _dispatch_concurrently(self) -> None:
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def one(connection: StompConnection, frame: Frame) -> None:
             try:
-                await deliver(self.handler, message)
-            except Exception as exc:
-                nack = client_acks and options.explicit_nacks
-                log.warning(
-                    "stomp: handler %r failed on %s (%r)%s",
-                    self.handler,
-                    message.topic,
-                    exc,
-                    "; nacked for redelivery" if nack else "",
-                )
-                if nack:
-                    connection.nack(frame)
-                continue
+                await self._handle(connection, frame)
+            finally:
+                slots.release()
+
+        async with asyncio.TaskGroup() as handling:
+            while True:  # until the subscription is cancelled
+                connection, frame = await self._queue.get()
+                if self.cancelled or connection is None or frame is None:
+                    return
+                await slots.acquire()
+                handling.create_task(one(connection, frame))
+
+    async def _handle(self, connection: StompConnection, frame: Frame) -> None:
+        """Hand one MESSAGE frame to the handler; ACK or NACK it."""
+        options = self._options
+        client_acks = options.client_acks
+        if client_acks and connection is not self._current():
+            return  # its connection is gone: the broker delivers it again
+        message = message_from_frame(frame, options.prefix)
+        if not self._router.match(message.topic):
+            if (
+                client_acks
+                and self.others.match(message.topic)
+                and frame.headers.get("redelivered") != "true"
+            ):
+                connection.nack(frame)  # once, for a hub of the release that wants it
+                return
+            if self.group is not None and not await self._dead_letter(connection, message):
+                return  # not confirmed: the broker delivers it again
             if client_acks:
-                connection.ack(frame)
+                connection.ack(frame)  # the broker's matching is wider than ours
+            return
+        if self._copy(frame, message.topic):
+            if client_acks:
+                connection.ack(frame)  # the copy another of our patterns delivers
+            return
+        try:
+            await deliver(self.handler, message)
+        except Exception as exc:
+            nack = client_acks and options.explicit_nacks
+            log.warning(
+                "stomp: handler %r failed on %s (%r)%s",
+                self.handler,
+                message.topic,
+                exc,
+                "; nacked for redelivery" if nack else "",
+                extra={"topic": message.topic, "message_id": message.id, "backend": "stomp"},
+            )
+            if nack:
+                connection.nack(frame)
+            return
+        if client_acks:
+            connection.ack(frame)
+
+    def _copy(self, frame: Frame, topic: str) -> bool:
+        """Whether ``frame`` is a second copy of a message another of our patterns delivers.
+
+        Without a group each pattern has its own broker queue, so a message
+        matching two of them arrives twice: only the copy of the first
+        matching pattern is handled (one delivery per message, as from one
+        queue bound with every pattern).
+        """
+        if self.group is not None or len(self.patterns) < 2:
+            return False
+        index = self.pattern_index.get(frame.headers.get("subscription", ""))
+        if index is None:
+            return False
+        first = next(i for i, pattern in enumerate(self.patterns) if matches(pattern, topic))
+        return index != first
 
     async def _dead_letter(self, connection: StompConnection, message: Message) -> bool:
         """SEND a message of a removed pattern to the group's dead letters; True once confirmed."""

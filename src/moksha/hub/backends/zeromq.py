@@ -258,7 +258,12 @@ class ZeroMQBackend(Backend):
             raise BackendError(f"ZeroMQ could not send {message.topic}: {exc}") from exc
 
     async def subscribe(
-        self, patterns: Sequence[str], handler: Handler, *, group: str | None = None
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        *,
+        group: str | None = None,
+        concurrency: int = 1,
     ) -> Subscription:
         """Deliver messages matching ``patterns`` to ``handler``; ``group`` is ignored.
 
@@ -381,6 +386,8 @@ class ZeroMQBackend(Backend):
         handlers = self._router.match(topic)
         if self._loose:
             handlers += tuple(h for p, h in self._loose if loose_match(p, topic))
+            # Once each, however many of a subscriber's patterns match (as the router does).
+            handlers = tuple({id(h): h for h in handlers}.values())
         return handlers
 
     async def _deliver(self, frames: list[bytes]) -> None:
