@@ -190,6 +190,14 @@ TOPIC_HEADER = "moksha-topic"
 """The topic of a message sent straight to a queue (routing key = the queue's name)."""
 
 
+def delivery_topic(delivery: AbstractIncomingMessage) -> str:
+    """A delivery's topic: its routing key, unless a retry put back on its queue names one."""
+    topic = (delivery.headers or {}).get(TOPIC_HEADER)
+    if isinstance(topic, bytes):
+        topic = topic.decode(errors="replace")
+    return str(topic) if topic else delivery.routing_key or ""
+
+
 def from_amqp(delivery: AbstractIncomingMessage) -> Message:
     """The :class:`Message` a delivery carries; its body is decoded on first access."""
     headers = {

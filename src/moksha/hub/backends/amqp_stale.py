@@ -30,6 +30,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pamqp.common import FieldValue
 
+from moksha.hub.backends.amqp_options import delivery_topic
 from moksha.hub.backends.amqp_registry import dead_letter_queue
 from moksha.hub.backends.base import DEAD_LETTER_HEADER, DEAD_LETTER_REASON_HEADER
 from moksha.topics import TopicRouter
@@ -80,7 +81,7 @@ class StaleFilter:
 
     def wanted(self, delivery: AbstractIncomingMessage) -> bool:
         """Whether ``delivery``'s topic matches one of the subscription's patterns."""
-        return bool(self._mine.match(delivery.routing_key or ""))
+        return bool(self._mine.match(delivery_topic(delivery)))
 
     async def settle(
         self, delivery: AbstractIncomingMessage, queue: str, channel: AbstractChannel
@@ -92,7 +93,7 @@ class StaleFilter:
             queue: the durable queue it came from.
             channel: the subscription's channel, opened with publisher confirms.
         """
-        topic = delivery.routing_key or ""
+        topic = delivery_topic(delivery)
         if not delivery.redelivered and self._others.match(topic):
             await delivery.nack(requeue=True)
             return
