@@ -160,7 +160,7 @@ def test_a_consumer_whose_database_cannot_open_does_not_start(
     recorder_cls, _, _ = ledger_plugins("ledger_entries")
     with CentralMokshaHub({"moksha.data_dir": "nowhere"}, consumers=[recorder_cls]) as hub:
         assert hub.consumers == []
-    assert "failed to start" in caplog.text and "nowhere" in caplog.text
+    assert "Recorder cannot run" in caplog.text and "nowhere" in caplog.text
 
 
 def test_objects_without_app_db_are_left_alone() -> None:
