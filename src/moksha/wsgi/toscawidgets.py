@@ -136,7 +136,16 @@ def _page_request() -> Iterator[dict[str, Any]]:
 
 
 def _moksha_resource(resource: Any) -> Resource | None:
-    """The Moksha link for a prepared tw2 resource; None for inline code and others."""
+    """The Moksha link for a prepared tw2 resource; None for inline code and others.
+
+    A link to a package's file is registered for serving here, whenever it was
+    defined: tw2 registers at class definition only with its middleware in place,
+    which a package imported before Moksha's did not have.
+    """
+    filename = getattr(resource, "filename", None)
+    if isinstance(resource, twc.Link) and isinstance(filename, str) and not resource.no_inject:
+        modname = resource.modname or "__anon__"
+        tw2_middleware().resources.register(modname, filename, bool(resource.whole_dir))
     if isinstance(resource, twc.CSSLink) and resource.link:
         return CSSLink(str(resource.link))
     if isinstance(resource, twc.JSLink) and resource.link:
