@@ -77,15 +77,14 @@ def tw2_middleware() -> tw2.core.middleware.TwMiddleware:
 
 
 def _request_local() -> dict[str, Any]:
-    """tw2's ``request_local()``: the dict of the request being served.
+    """tw2's ``request_local()``: the dict of the request or page being rendered.
 
-    Outside a request (a script, a test calling ``display()``), a dict is
-    opened in the caller's context and kept there.
+    Outside both (a widget class defined at import, ``display()`` in a script), a
+    throw-away dict: nothing done there may pile up in the caller's context.
     """
     local = _request.get()
     if local is None:
-        local = {}
-        _request.set(local)
+        return {"middleware": tw2_middleware()}
     if "middleware" not in local:
         local["middleware"] = tw2_middleware()
     return local
