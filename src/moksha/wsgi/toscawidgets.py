@@ -182,7 +182,12 @@ class TW2Widget(Widget):
     """
 
     tw2_widget: Any = None
-    hidden_params = frozenset({"template", "inline_engine_name", "resources", "onmessage"})
+    # Not params of a page: code, templates, and tw2's own plumbing (``onmessage`` in a
+    # link would be script anyone could make the site's page run).
+    hidden_params = frozenset(
+        {"template", "inline_engine_name", "resources", "onmessage", "attrs", "validator",
+         "parent", "key", "error_msg", "children", "c", "css_class"}
+    )
 
     @classmethod
     def param_specs(cls) -> dict[str, Param]:
@@ -205,16 +210,14 @@ class TW2Widget(Widget):
         Raises:
             WidgetError: a param it does not take, or the tw2 widget failed to render.
         """
-        self._known(params)
-        values = {**self._defaults, **params}
-        values = {k: v for k, v in values.items() if v is not None and k != "css_class"}
-        if not values.get("id"):
-            values["id"] = self.new_id()
+        # Checked as every widget's params are: known names, an id safe in selectors and code.
+        resolved = self.resolve(params)
+        values = {k: v for k, v in resolved.items() if v is not None and k != "css_class"}
         with _page_request() as current:
             before = len(current.get("resources", []))
             try:
                 html = Markup(self.tw2_widget.display(**values))
-            except (twc.WidgetError, ValueError, TypeError, LookupError) as exc:
+            except (twc.WidgetError, ValueError, TypeError, LookupError, AttributeError) as exc:
                 raise WidgetError(f"{self.name} cannot render: {exc}") from exc
             new = current.get("resources", [])[before:]
         collector = ResourceCollector.current()
