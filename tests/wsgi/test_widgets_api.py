@@ -48,6 +48,23 @@ def test_display_renders_the_template_and_subscribes_with_the_id_substituted() -
     assert '["stocks.*", "bonds.#"]' in html  # topic and topics, as the original read both
 
 
+def test_prepare_and_params_work_as_in_tw2() -> None:
+    class Price(LiveWidget):
+        topic = "stocks.acme"
+        onmessage = "$('#${id} b').text(json.price)"
+        currency = twc.Param("Shown after the price", default="EUR")
+        template = '<p id="${w.id}"><b>${w.shown}</b></p>'
+        inline_engine_name = "mako"
+
+        def prepare(self) -> None:
+            super().prepare()
+            self.shown = f"0.00 {self.currency}"
+
+    with tw2_request():
+        html = Price.display(id="p", currency="USD")
+    assert '<p id="p"><b>0.00 USD</b></p>' in html
+
+
 def test_the_backend_is_accepted_and_changes_nothing() -> None:
     with tw2_request():
         stomp = Ticker.display(id="a", backend="stomp")

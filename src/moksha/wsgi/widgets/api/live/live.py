@@ -34,6 +34,10 @@ from markupsafe import Markup
 from moksha.topics import topics_of
 from moksha.widgets.live import MOKSHA_JS, live_script
 from moksha.widgets.widget import WidgetError
+from moksha.wsgi.toscawidgets import install
+
+# From here on tw2 keeps each request's state in Moksha's context, not per thread.
+install()
 
 __all__ = [
     "JQUERY_JS",
