@@ -18,6 +18,8 @@ What it adds, outermost first:
 
    =============================  ==========================================
    ``/_moksha/static/...``        Moksha's static files, cached for an hour
+   ``/_moksha/tw2/...``           files of ToscaWidgets2 resources (with the ``compat``
+                                  extra: :mod:`moksha.wsgi.toscawidgets`)
    ``/livesocket/...``            the live socket, when given one (``live``); else,
                                   when the config names one served elsewhere (a hub's
                                   own port, ``moksha.livesocket.url``), the JS client
