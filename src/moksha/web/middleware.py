@@ -18,6 +18,8 @@ What it adds, outermost first:
 
    =============================  ==========================================
    ``/_moksha/static/...``        Moksha's static files, cached for an hour
+   ``/_moksha/tw2/...``           files of ToscaWidgets2 resources (with the ``compat``
+                                  extra: :mod:`moksha.wsgi.toscawidgets`)
    ``/livesocket/...``            the live socket, when given one (``live``); else,
                                   when the config names one served elsewhere (a hub's
                                   own port, ``moksha.livesocket.url``), the JS client
@@ -244,6 +246,11 @@ class MokshaMiddleware:
             Mount(STATIC_PREFIX, app=_CachedStatic(StaticFiles(packages=[("moksha", "static")]))),
             Route("/widgets/{name}", self._widget_page, methods=["GET"]),
         ]
+        compat = _tw2_compat()
+        if compat is not None:
+            prefix, resources_app, with_tw2 = compat
+            routes.append(Mount(prefix.rstrip("/"), app=resources_app()))
+            collecting = with_tw2(collecting) if collecting is not None else None
         for installed in installed_apps():
             try:
                 self.databases.attach(installed.raw)
@@ -383,6 +390,20 @@ def _widget_collecting() -> Collecting | None:
     except ImportError:
         return None
     return ResourceCollector.collecting
+
+
+def _tw2_compat() -> tuple[str, Any, Any] | None:
+    """Moksha 1.x's ToscaWidgets2 face, when the ``compat`` extra is installed.
+
+    Returns:
+        Where tw2 resources are served, the app serving them, and the wrapper
+        giving each request tw2's request-local context; None without tw2.
+    """
+    try:
+        from moksha.wsgi.toscawidgets import TW2_PREFIX, collecting_with_tw2, resources_app
+    except ImportError:
+        return None
+    return TW2_PREFIX, resources_app, collecting_with_tw2
 
 
 def _route_path(scope: Scope) -> str:

@@ -6,6 +6,9 @@ Names are what a dashboard layout's ``"widget"`` and a template's
     [project.entry-points."moksha.widget"]
     weather = "weather.widgets:WeatherWidget"     # a Widget class, or an instance
 
+A ToscaWidgets2 widget written for Moksha 1.x (``moksha.wsgi.widgets.api.LiveWidget``
+or any ``tw2.core`` widget) is shown through :func:`moksha.wsgi.toscawidgets.adapt`.
+
 Moksha's built-in widgets (``chart``, ``feed``, ``grid``, ``hub_status``,
 ``inspector``, ``live``, and ``moksha.feeds``' ``feed_entries`` and
 ``live_feed_entries``) are declared the same way in Moksha's own
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 
 from moksha.plugins import Plugin, iter_plugins
 from moksha.widgets.widget import Widget, WidgetError
@@ -28,6 +32,15 @@ log = logging.getLogger("moksha.widgets")
 
 WIDGET_GROUP = "moksha.widget"
 _MOKSHA = "moksha"
+
+
+def _is_tw2(obj: object) -> bool:
+    """Whether ``obj`` is a ToscaWidgets2 widget (loading it imported tw2, if it is one)."""
+    tw2 = sys.modules.get("tw2.core")
+    widget = getattr(tw2, "Widget", None)
+    if widget is None:
+        return False
+    return isinstance(obj, widget) or (isinstance(obj, type) and issubclass(obj, widget))
 
 
 def _is_mokshas_own(plugin: Plugin) -> bool:
@@ -50,6 +63,11 @@ def installed_widgets() -> dict[str, Widget | type[Widget]]:
             log.error("cannot load widget %r (%s): %s", plugin.name, plugin.value, plugin.error)
         elif isinstance(obj, Widget) or (isinstance(obj, type) and issubclass(obj, Widget)):
             found.setdefault(plugin.name, obj)
+        elif _is_tw2(obj):
+            # A Moksha 1.x widget: shown through the moksha.wsgi compatibility face.
+            from moksha.wsgi.toscawidgets import adapt
+
+            found.setdefault(plugin.name, adapt(obj))
         else:
             log.error("widget %r (%s) is not a moksha Widget", plugin.name, plugin.value)
     return found

@@ -1,0 +1,1 @@
+"""Original Moksha 1.x widgets: see :mod:`moksha.wsgi.widgets.api`."""

@@ -1,0 +1,1 @@
+window.helloworldStatusLoads = (window.helloworldStatusLoads || 0) + 1;
