@@ -79,6 +79,10 @@ class Outbox:
                 return []
             self._ready.clear()
             await self._ready.wait()
+        return self.take()
+
+    def take(self) -> list[str]:
+        """Take every frame waiting, control frames first, without waiting."""
         batch = [*self._control, *self._frames, *self._latest.values()]
         self._control.clear()
         self._frames.clear()

@@ -35,7 +35,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from moksha.errors import ConfigError, MokshaError
-from moksha.livesocket.fanout import Client, LiveSocket
+from moksha.livesocket.direct import DirectWebSocketProtocol, sink_of
+from moksha.livesocket.fanout import SLOW_REASON, Client, LiveSocket
 from moksha.livesocket.protocol import (
     SUBSCRIBE,
     Close,
@@ -90,9 +91,9 @@ async def _apply(live: LiveSocket, client: Client, actions: list[Any]) -> Close 
             try:
                 await live.hub.publish(action.topic, action.body)
             except MokshaError as exc:
-                client.outbox.put_control(error_frame(str(exc), None))
+                client.control(error_frame(str(exc), None))
         elif isinstance(action, Reply):
-            client.outbox.put_control(action.frame)
+            client.control(action.frame)
         elif isinstance(action, Close):
             return action
     return None
@@ -105,10 +106,12 @@ async def _websocket(websocket: WebSocket) -> None:
         log.warning("refused a WebSocket from origin %s", origin)
         await websocket.close(code=1008, reason="origin not allowed")
         return
+    sink = sink_of(websocket.scope)
     await websocket.accept()
     session = Session(live.policy, token=websocket.query_params.get("token"))
-    client = live.connect(session)
-    writer = asyncio.create_task(_write_websocket(websocket, client))
+    client = live.connect(session, sink=sink)
+    # With a sink, the fan-out writes frames itself: no writer task, no wake-up per message.
+    writer = None if sink is not None else asyncio.create_task(_write_websocket(websocket, client))
     try:
         close = await _apply(live, client, session.start())
         while close is None and client.close_code is None:
@@ -120,7 +123,8 @@ async def _websocket(websocket: WebSocket) -> None:
             close = await _apply(live, client, session.receive(data))
     finally:
         live.disconnect(client)
-        await writer
+        if writer is not None:
+            await writer
     if close is not None:
         with contextlib.suppress(RuntimeError):
             await websocket.close(code=close.code, reason=close.reason)
@@ -132,7 +136,7 @@ async def _write_websocket(websocket: WebSocket, client: Client) -> None:
             for frame in frames:
                 await websocket.send_text(frame)
         if client.close_code is not None:
-            await websocket.close(code=client.close_code, reason="client too slow: queue full")
+            await websocket.close(code=client.close_code, reason=SLOW_REASON)
 
 
 def _cross_origin_refused(request: Request, live: LiveSocket) -> Response | None:
@@ -312,6 +316,7 @@ class LiveSocketServer:
             log_level="warning",
             lifespan="off",
             ws_max_size=max_frame,
+            ws=DirectWebSocketProtocol,  # frames written straight to the transport
             timeout_graceful_shutdown=2,
         )
         self._server = Server(config)
