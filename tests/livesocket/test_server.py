@@ -392,7 +392,7 @@ async def test_a_client_that_stops_reading_does_not_stop_the_others():
                 # The readers share this process with the hub: keep them within a few messages,
                 # as clients that keep up are.
                 async with progress, asyncio.timeout(TIMEOUT):
-                    await progress.wait_for(lambda: min(map(len, got)) >= n - window)
+                    await progress.wait_for(lambda n=n: min(map(len, got)) >= n - window)
                 await hub.publish("news.item", {"n": n, "text": noise(20_000)})
             await asyncio.gather(*reading)
         assert all(bodies == list(range(messages)) for bodies in got)  # every one, in order
@@ -401,14 +401,14 @@ async def test_a_client_that_stops_reading_does_not_stop_the_others():
 
 async def test_a_client_that_falls_behind_and_catches_up_gets_everything_in_order():
     messages = 200
-    async with live_hub(**{"moksha.livesocket.queue_size": messages}) as hub:
-        async with stalled(ws_url(hub)) as ws:
-            await subscribe(ws, "news.#")
-            await until_subscribed(hub)
-            for n in range(messages):
-                await hub.publish("news.item", {"n": n, "text": noise(20_000)})
-            client = next(iter(hub.livesocket.clients))
-            await until(lambda: len(client.outbox) > 0)  # behind: frames wait on the server
-            bodies = await read_all(ws, messages)
+    settings = {"moksha.livesocket.queue_size": messages}
+    async with live_hub(**settings) as hub, stalled(ws_url(hub)) as ws:
+        await subscribe(ws, "news.#")
+        await until_subscribed(hub)
+        for n in range(messages):
+            await hub.publish("news.item", {"n": n, "text": noise(20_000)})
+        client = next(iter(hub.livesocket.clients))
+        await until(lambda: len(client.outbox) > 0)  # behind: frames wait on the server
+        bodies = await read_all(ws, messages)
     assert bodies == list(range(messages))
     assert hub.livesocket.stats()["conflated"] == 0
