@@ -258,8 +258,9 @@ async def run_clients(
         while (command := await asyncio.to_thread(receive, pipe, IDLE_TIMEOUT)) is not None:
             if command[0] == "stall":
                 async with asyncio.timeout(SETUP_TIMEOUT):
-                    clients += [await open_stalled(url) for url in command[1]]
-                pipe.send("stalled")
+                    stalled = [await open_stalled(url) for url in command[1]]
+                clients += stalled
+                pipe.send(("stalled", [c.local_address[1] for c in stalled]))
                 continue
             if command[0] != "run":
                 break
@@ -466,6 +467,25 @@ class Servers:
             sum(report[4] for report in reports) / deliveries,
         )
 
+    def shrink_send_buffers(self, ports: list[int]) -> None:
+        """Give the stalled clients' server sockets a small send buffer.
+
+        Linux grows a socket's send buffer up to ``tcp_wmem`` (4 MiB): the stalled
+        client's backlog would stay in the kernel for the whole run instead of
+        showing where each server keeps it.
+        """
+        live = self.hub.livesocket
+        assert live is not None
+        transports = [c.transport for c in self.subscribers] + [
+            c.sink.transport  # type: ignore[attr-defined]
+            for c in live.clients
+            if c.sink is not None
+        ]
+        for transport in transports:
+            if transport.get_extra_info("peername")[1] in ports:
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STALLED_RCVBUF)
+
     def stalled_backlog(self) -> dict[str, str]:
         """What waits on each server for the stalled clients."""
         live = self.hub.livesocket
@@ -539,9 +559,11 @@ async def measure_all(args: argparse.Namespace) -> tuple[dict[tuple[str, str], l
                     "half", max(1, round(args.half_rate * args.half_seconds)), args.half_rate
                 )
                 pipes[0].send(("stall", urls[:2]))  # the baseline and Moksha
-                if await asyncio.to_thread(receive, pipes[0], SETUP_TIMEOUT) != "stalled":
+                stalled = await asyncio.to_thread(receive, pipes[0], SETUP_TIMEOUT)
+                if not stalled or stalled[0] != "stalled":
                     raise RuntimeError("the stalled clients did not connect")
                 await servers.wait_subscribed(args.clients + 1, stalled=True)
+                servers.shrink_send_buffers(stalled[1])
                 sides = ["websockets", "moksha"]
                 for side in sides:  # fill the stalled clients' buffers, then measure
                     for _ in range(5):

@@ -98,6 +98,13 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope.setdefault("extensions", {})[EXTENSION] = self
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            # The handshake's request and response are not needed again: thousands of idle
+            # connections would otherwise each keep a few KiB of headers.
+            self.request = self.response = None  # type: ignore[assignment]
+
     def pause_writing(self) -> None:
         super().pause_writing()
         self.paused = True

@@ -54,7 +54,7 @@ def sequence_of(event_id: str) -> int:
     return parts[1]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Client:
     """One connected client: its protocol session, its outbox and, when it has one, its sink.
 
