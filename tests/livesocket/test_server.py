@@ -412,3 +412,35 @@ async def test_a_client_that_falls_behind_and_catches_up_gets_everything_in_orde
         bodies = await read_all(ws, messages)
     assert bodies == list(range(messages))
     assert hub.livesocket.stats()["conflated"] == 0
+
+
+async def test_under_another_asgi_websocket_server_frames_go_through_a_writer():
+    pytest.importorskip("wsproto")
+    import uvicorn
+
+    from moksha.livesocket import LiveSocket, listen, livesocket_app
+
+    async with CentralMokshaHub({"moksha.backends": "memory"}, [], []) as hub:
+        live = LiveSocket(hub, hub.config)
+        await live.start()
+        sock = listen("127.0.0.1", 0)
+        # wsproto offers no direct sink: each client gets an outbox and a writer task.
+        config = uvicorn.Config(livesocket_app(live), ws="wsproto", lifespan="off")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            url = f"ws://127.0.0.1:{sock.getsockname()[1]}/livesocket/ws"
+            async with websockets.connect(url) as ws:
+                await subscribe(ws, "org.#")
+                async with asyncio.timeout(TIMEOUT):
+                    while live.stats()["subscriptions"] < 1:
+                        await asyncio.sleep(0.01)
+                for n in range(50):
+                    await hub.publish("org.event", {"n": n})
+                frames = [await next_frame(ws) for _ in range(50)]
+                assert [client.sink for client in live.clients] == [None]
+        finally:
+            server.should_exit = True
+            await serving
+            await live.aclose()
+    assert [frame["body"]["n"] for frame in frames] == list(range(50))
