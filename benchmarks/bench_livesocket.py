@@ -35,8 +35,12 @@ checks that every client got every message once.  Modes:
   its transport buffer, which nothing bounds).
 
 Each figure is the median of ``--repeat`` runs; the sides alternate which goes
-first.  Then, unless ``--idle 0``, *memory*: for each of the baseline and Moksha,
-a fresh server process takes ``--idle`` idle subscribed connections (clients in
+first.  Keepalive pings are off on the clients and on the baseline: on a loaded
+machine a client reading 20 s behind a burst misses its pong deadline and is
+dropped (Moksha's uvicorn keeps its default, 20 s + 20 s).
+
+Then, unless ``--idle 0``, *memory*: for each of the baseline and Moksha, a
+fresh server process takes ``--idle`` idle subscribed connections (clients in
 ``--procs`` other processes, the open-files limit raised as needed) and the RSS
 it gained per connection is printed.  Run from the repository root::
 
@@ -199,7 +203,9 @@ async def handshake(client: ClientConnection, url: str) -> None:
 
 
 async def open_client(url: str, compression: str | None) -> ClientConnection:
-    client = await connect(url, compression=compression, proxy=None, open_timeout=SETUP_TIMEOUT)
+    client = await connect(
+        url, compression=compression, proxy=None, open_timeout=SETUP_TIMEOUT, ping_interval=None
+    )
     await handshake(client, url)
     return client
 
@@ -211,7 +217,9 @@ async def open_stalled(url: str) -> ClientConnection:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    client = await connect(url, sock=sock, compression=None, max_queue=1, proxy=None)
+    client = await connect(
+        url, sock=sock, compression=None, max_queue=1, proxy=None, ping_interval=None
+    )
     await handshake(client, url)
     return client
 
@@ -518,7 +526,14 @@ async def measure_all(args: argparse.Namespace) -> tuple[dict[tuple[str, str], l
         servers = Servers(hub, peer, pipes, args.clients)
         async with contextlib.AsyncExitStack() as stack:
             server = await stack.enter_async_context(
-                serve(servers.handle, "127.0.0.1", 0, compression=args.compression, backlog=2048)
+                serve(
+                    servers.handle,
+                    "127.0.0.1",
+                    0,
+                    compression=args.compression,
+                    backlog=2048,
+                    ping_interval=None,
+                )
             )
             port = server.sockets[0].getsockname()[1]
             urls = [f"ws://127.0.0.1:{port}/", hub.livesocket_url.replace("http", "ws", 1) + "/"]
@@ -610,7 +625,7 @@ async def memory_server(side: str, expected: int, pipe: Connection) -> None:
             finally:
                 subscribers.discard(connection)
 
-        async with serve(handle, "127.0.0.1", 0, backlog=2048) as server:
+        async with serve(handle, "127.0.0.1", 0, backlog=2048, ping_interval=None) as server:
             port = server.sockets[0].getsockname()[1]
             await report(f"ws://127.0.0.1:{port}/", lambda: len(subscribers))
     else:
