@@ -1,8 +1,11 @@
 """Fan-out from the hub to live-socket clients (WebSocket and SSE alike).
 
 One hub subscription (``#``) feeds every client.  Per message, the body's JSON
-text and the event id are computed once; each client whose subscriptions
-match gets a frame on its bounded :class:`~moksha.livesocket.outbox.Outbox`.
+text, the event id and the frame (text, then bytes on first use) are made
+once; each client whose subscriptions match gets it once, however many of its
+patterns match: written straight to its transport when it has a
+:class:`~moksha.livesocket.direct.Sink` and keeps up (no task, no ``await``
+per client), else on its bounded :class:`~moksha.livesocket.outbox.Outbox`.
 A pattern means the same as everywhere in Moksha (:mod:`moksha.topics`).
 """
 
