@@ -21,6 +21,8 @@ such extension, and the endpoint falls back to the outbox and a writer task.
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -80,6 +82,37 @@ class Sink(Protocol):
         """Start the closing handshake with ``code`` and ``reason``."""
 
 
+class _Events:
+    """The three calls uvicorn makes of its per-connection ``asyncio.Queue``, on one deque.
+
+    ``asyncio.Queue`` keeps three deques (~2 KiB) per idle connection; only the
+    application's ``receive`` ever waits on this one.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, offering itself as a :class:`Sink` in the ASGI scope.
 
@@ -88,6 +121,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.queue = _Events()  # type: ignore[assignment]
         self.paused = False
         self.on_writable: Callable[[], None] | None = None
 
