@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +17,7 @@ import websockets
 
 from moksha.hub import CentralMokshaHub
 from moksha.livesocket import make_token
-from support import TIMEOUT
+from support import TIMEOUT, until
 
 SECRET = "s" * 40
 
@@ -42,6 +45,22 @@ async def subscribe(ws: Any, pattern: str | dict[str, Any]) -> None:
 
 async def next_frame(ws: Any) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+def stalled(url: str) -> Any:
+    """A client that stops reading at once: a small receive buffer and a one-frame queue.
+
+    The kernel would otherwise buffer megabytes on loopback (``tcp_rmem``
+    autotuning) before the server could tell that the client does not read.
+    """
+    host, port = url.removeprefix("ws://").split("/", 1)[0].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    # Without compression: a repetitive body would otherwise shrink a thousandfold.
+    return websockets.connect(
+        url, sock=sock, compression=None, max_size=None, max_queue=1, close_timeout=0.5
+    )
 
 
 async def until_subscribed(hub: CentralMokshaHub, count: int = 1) -> None:
@@ -266,25 +285,25 @@ async def test_a_page_from_another_origin_is_refused():
 async def test_a_client_that_does_not_read_cannot_grow_memory(policy, expect_close):
     settings = {"moksha.livesocket.queue_size": 5, "moksha.livesocket.slow_policy": policy}
     body = "x" * 100_000
-    async with live_hub(**settings) as hub:
-        connect = websockets.connect(ws_url(hub), max_size=None, max_queue=1, close_timeout=0.5)
-        async with connect as ws:
-            await subscribe(ws, "firehose.*")
-            await until_subscribed(hub)
-            # Enough to fill the socket buffers, then the 5-frame queue, whatever the machine.
-            for i in range(400):
-                await hub.publish(f"firehose.{i % 3}", body)
-            stats = hub.livesocket.stats()
-            if expect_close:
-                with pytest.raises(websockets.ConnectionClosed) as closed:
-                    async with asyncio.timeout(TIMEOUT):
-                        while True:
-                            await ws.recv()
-                assert closed.value.rcvd.code == 4008
-            else:
-                assert stats["conflated"] > 0
-                client = next(iter(hub.livesocket.clients))
-                assert len(client.outbox) <= 5
+    async with live_hub(**settings) as hub, stalled(ws_url(hub)) as ws:
+        await subscribe(ws, "firehose.*")
+        await until_subscribed(hub)
+        # Enough to fill the socket buffers, then the 5-frame queue, whatever the machine.
+        for i in range(400):
+            await hub.publish(f"firehose.{i % 3}", body)
+        # The client reads nothing until the server has had to decide what to do.
+        client = next(iter(hub.livesocket.clients))
+        await until(lambda: client.close_code is not None or client.outbox.dropped > 0)
+        stats = hub.livesocket.stats()
+        if expect_close:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(TIMEOUT):
+                    while True:
+                        await ws.recv()
+            assert closed.value.rcvd.code == 4008
+        else:
+            assert stats["conflated"] > 0
+            assert len(client.outbox) <= 5
     if expect_close:
         assert hub.livesocket.stats()["slow_disconnects"] == 1
 
@@ -311,3 +330,117 @@ async def test_the_live_socket_port_being_taken_is_a_clear_error():
         with pytest.raises(Exception, match=f"cannot listen on 127.0.0.1:{port}"):
             async with CentralMokshaHub(config, [], []):
                 pass
+
+
+async def test_overlapping_patterns_deliver_each_message_once():
+    async with live_hub() as hub, websockets.connect(ws_url(hub)) as ws:
+        await subscribe(ws, "p.*")
+        await subscribe(ws, "p.#")
+        await until_subscribed(hub, 2)
+        await hub.publish("p.a", 1)
+        await hub.publish("p.a.b", 2)  # only p.# matches
+        await hub.publish("p.a", 3)
+        frames = [await next_frame(ws) for _ in range(3)]
+        with pytest.raises(TimeoutError):  # nothing more: no second copy of any
+            await asyncio.wait_for(ws.recv(), 0.3)
+    assert [(f["topic"], f["body"]) for f in frames] == [("p.a", 1), ("p.a.b", 2), ("p.a", 3)]
+
+
+async def read_all(
+    ws: Any, count: int, bodies: list[int] | None = None, progress: asyncio.Condition | None = None
+) -> list[int]:
+    """The bodies of the next ``count`` message frames, appended to ``bodies`` as they come."""
+    bodies = [] if bodies is None else bodies
+    async with asyncio.timeout(TIMEOUT * 2):
+        while len(bodies) < count:
+            bodies.append(json.loads(await ws.recv())["body"]["n"])
+            if progress is not None:
+                async with progress:
+                    progress.notify_all()
+    return bodies
+
+
+def noise(size: int) -> str:
+    # Incompressible, so that buffers fill with what a real client would be sent.
+    return os.urandom(size // 2).hex()
+
+
+async def test_a_client_that_stops_reading_does_not_stop_the_others():
+    messages, readers, window = 400, 10, 4
+    async with (
+        live_hub(**{"moksha.livesocket.queue_size": 20}) as hub,
+        stalled(ws_url(hub)) as slow,
+    ):
+        await subscribe(slow, "news.#")
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(
+                    websockets.connect(ws_url(hub), compression=None, max_size=None)
+                )
+                for _ in range(readers)
+            ]
+            for ws in clients:
+                await subscribe(ws, "news.#")
+            await until_subscribed(hub, readers + 1)
+            progress = asyncio.Condition()
+            got: list[list[int]] = [[] for _ in clients]
+            reading = [
+                asyncio.create_task(read_all(ws, messages, bodies, progress))
+                for ws, bodies in zip(clients, got, strict=True)
+            ]
+            for n in range(messages):  # ~8 MB to each: more than the socket buffers hold
+                # The readers share this process with the hub: keep them within a few messages,
+                # as clients that keep up are.
+                async with progress, asyncio.timeout(TIMEOUT):
+                    await progress.wait_for(lambda n=n: min(map(len, got)) >= n - window)
+                await hub.publish("news.item", {"n": n, "text": noise(20_000)})
+            await asyncio.gather(*reading)
+        assert all(bodies == list(range(messages)) for bodies in got)  # every one, in order
+        assert hub.livesocket.stats()["conflated"] > 0  # the stalled one lost the oldest
+
+
+async def test_a_client_that_falls_behind_and_catches_up_gets_everything_in_order():
+    messages = 200
+    settings = {"moksha.livesocket.queue_size": messages}
+    async with live_hub(**settings) as hub, stalled(ws_url(hub)) as ws:
+        await subscribe(ws, "news.#")
+        await until_subscribed(hub)
+        for n in range(messages):
+            await hub.publish("news.item", {"n": n, "text": noise(20_000)})
+        client = next(iter(hub.livesocket.clients))
+        await until(lambda: len(client.outbox) > 0)  # behind: frames wait on the server
+        bodies = await read_all(ws, messages)
+    assert bodies == list(range(messages))
+    assert hub.livesocket.stats()["conflated"] == 0
+
+
+async def test_under_another_asgi_websocket_server_frames_go_through_a_writer():
+    pytest.importorskip("wsproto")
+    import uvicorn
+
+    from moksha.livesocket import LiveSocket, listen, livesocket_app
+
+    async with CentralMokshaHub({"moksha.backends": "memory"}, [], []) as hub:
+        live = LiveSocket(hub, hub.config)
+        await live.start()
+        sock = listen("127.0.0.1", 0)
+        # wsproto offers no direct sink: each client gets an outbox and a writer task.
+        config = uvicorn.Config(livesocket_app(live), ws="wsproto", lifespan="off")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            url = f"ws://127.0.0.1:{sock.getsockname()[1]}/livesocket/ws"
+            async with websockets.connect(url) as ws:
+                await subscribe(ws, "org.#")
+                async with asyncio.timeout(TIMEOUT):
+                    while live.stats()["subscriptions"] < 1:
+                        await asyncio.sleep(0.01)
+                for n in range(50):
+                    await hub.publish("org.event", {"n": n})
+                frames = [await next_frame(ws) for _ in range(50)]
+                assert [client.sink for client in live.clients] == [None]
+        finally:
+            server.should_exit = True
+            await serving
+            await live.aclose()
+    assert [frame["body"]["n"] for frame in frames] == list(range(50))

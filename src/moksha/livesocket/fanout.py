@@ -1,8 +1,11 @@
 """Fan-out from the hub to live-socket clients (WebSocket and SSE alike).
 
 One hub subscription (``#``) feeds every client.  Per message, the body's JSON
-text and the event id are computed once; each client whose subscriptions
-match gets a frame on its bounded :class:`~moksha.livesocket.outbox.Outbox`.
+text, the event id and the frame (text, then bytes on first use) are made
+once; each client whose subscriptions match gets it once, however many of its
+patterns match: written straight to its transport when it has a
+:class:`~moksha.livesocket.direct.Sink` and keeps up (no task, no ``await``
+per client), else on its bounded :class:`~moksha.livesocket.outbox.Outbox`.
 A pattern means the same as everywhere in Moksha (:mod:`moksha.topics`).
 """
 
@@ -13,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from moksha.livesocket.direct import Sink, WireFrame
 from moksha.livesocket.history import History, history_from_config, split_event_id
 from moksha.livesocket.outbox import Outbox
 from moksha.livesocket.protocol import (
@@ -33,6 +37,7 @@ __all__ = ["Client", "LiveSocket"]
 log = logging.getLogger("moksha.livesocket")
 
 RECOVERED = "__recovered__"
+SLOW_REASON = "client too slow: queue full"
 
 
 def body_text(message: Message) -> str:
@@ -52,26 +57,68 @@ def sequence_of(event_id: str) -> int:
     return parts[1]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Client:
-    """One connected client: its protocol session and its outbox.
+    """One connected client: its protocol session, its outbox and, when it has one, its sink.
+
+    A client with a :class:`~moksha.livesocket.direct.Sink` gets each frame
+    written at once while it keeps up; its outbox holds frames only while it
+    is behind (its transport's buffer over the high-water mark), and the sink
+    says when to write them.  A client without a sink (SSE, another ASGI
+    server) has a writer task draining its outbox.
 
     Attributes:
         close_code: set when the fan-out decided the client must go (too slow).
+        behind: frames wait in the outbox (only ever True for a client with a sink).
     """
 
     session: Session
     outbox: Outbox
     kind: str = "websocket"
+    sink: Sink | None = None
     close_code: int | None = None
-    _held: list[tuple[int, str, str]] | None = field(default=None, repr=False)
+    behind: bool = False
+    _held: list[tuple[int, str, WireFrame]] | None = field(default=None, repr=False)
 
-    def offer(self, seq: int, topic: str, frame: str) -> None:
+    def __post_init__(self) -> None:
+        if self.sink is not None:
+            self.sink.on_writable = self.catch_up
+
+    def offer(self, seq: int, topic: str, frame: WireFrame) -> None:
+        """Deliver a message frame: now, queued, conflated, or by closing a client too slow."""
         if self._held is not None:
             self._held.append((seq, topic, frame))
-        elif not self.outbox.put(topic, frame) and self.close_code is None:
+            return
+        sink = self.sink
+        if sink is not None and not self.behind:
+            if not sink.paused:
+                sink.write(frame)
+                return
+            self.behind = True
+        if not self.outbox.put(topic, frame.text) and self.close_code is None:
             self.close_code = CLOSE_SLOW
             self.outbox.close()
+            if sink is not None:
+                sink.close(CLOSE_SLOW, SLOW_REASON)
+
+    def control(self, text: str) -> None:
+        """Deliver a frame that is never dropped (replayed history, errors, notices)."""
+        sink = self.sink
+        if sink is not None and not self.behind and not sink.paused:
+            sink.write(WireFrame(text))
+        else:
+            self.behind = sink is not None
+            self.outbox.put_control(text)
+
+    def catch_up(self) -> None:
+        """Write what waited in the outbox; called by the sink once its buffer drained."""
+        sink = self.sink
+        if sink is None or self.close_code is not None:
+            return
+        for text in self.outbox.take():
+            sink.write(WireFrame(text))
+        # Still over the high-water mark: the next frames wait for the next call.
+        self.behind = sink.paused
 
 
 class LiveSocket:
@@ -104,9 +151,12 @@ class LiveSocket:
             client.outbox.close()
         await self.history.aclose()
 
-    def connect(self, session: Session, kind: str = "websocket") -> Client:
-        """Register a new client."""
-        client = Client(session, Outbox(self.queue_size, conflate=self.policy.conflate), kind)
+    def connect(
+        self, session: Session, kind: str = "websocket", sink: Sink | None = None
+    ) -> Client:
+        """Register a new client; with a ``sink``, frames are written to it directly."""
+        outbox = Outbox(self.queue_size, conflate=self.policy.conflate)
+        client = Client(session, outbox, kind, sink)
         self.clients.add(client)
         return client
 
@@ -116,6 +166,8 @@ class LiveSocket:
         for pattern in list(client.session.subscriptions):
             self._router.remove(pattern, client)
         client.outbox.close()
+        if client.sink is not None:
+            client.sink.on_writable = None
         self.slow_disconnects += client.close_code == CLOSE_SLOW
 
     async def subscribe(self, client: Client, pattern: str, since: str | None = None) -> None:
@@ -130,10 +182,10 @@ class LiveSocket:
             last = 0
             for event in events:
                 if client.session.may_see(event.topic):
-                    client.outbox.put_control(encode_event(event.topic, event.payload, event.id))
+                    client.control(encode_event(event.topic, event.payload, event.id))
                 last = sequence_of(event.id)
             recovered = {"topic": RECOVERED, "body": {"pattern": pattern, "recovered": complete}}
-            client.outbox.put_control(json.dumps(recovered))
+            client.control(json.dumps(recovered))
         finally:
             held, client._held = client._held, None
         for seq, topic, frame in held or ():
@@ -162,7 +214,7 @@ class LiveSocket:
         clients = self._router.match(topic)
         if not clients:
             return
-        frame = encode_event(topic, text, event_id)
+        frame = WireFrame(encode_event(topic, text, event_id))
         seq = sequence_of(event_id)
         for client in dict.fromkeys(clients):  # once, however many of its patterns match
             if client.session.may_see(topic):

@@ -10,7 +10,7 @@ get in.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
+from collections import deque
 
 __all__ = ["Outbox"]
 
@@ -18,45 +18,66 @@ __all__ = ["Outbox"]
 class Outbox:
     """Frames for one client, oldest first.
 
+    Most clients keep up and never have a frame waiting, and a server holds
+    thousands of them: an outbox allocates nothing until it is used.
+
     Args:
         size: the most message frames waiting.
         conflate: when full, keep the newest frame per topic instead of refusing.
     """
+
+    __slots__ = (
+        "_control",
+        "_frames",
+        "_latest",
+        "_ready",
+        "closed",
+        "conflate",
+        "dropped",
+        "size",
+    )
 
     def __init__(self, size: int, *, conflate: bool) -> None:
         self.size = size
         self.conflate = conflate
         self.dropped = 0
         self.closed = False
-        self._control: deque[str] = deque()
-        self._frames: deque[str] = deque()
+        self._control: list[str] | None = None
+        self._frames: deque[str] | None = None
         # Under conflation, once full: the newest frame of each topic, in arrival order.
-        self._latest: OrderedDict[str, str] = OrderedDict()
-        self._ready = asyncio.Event()
+        self._latest: dict[str, str] | None = None
+        self._ready: asyncio.Event | None = None
 
     def __len__(self) -> int:
         """Message frames waiting (control frames aside)."""
-        return len(self._frames) + len(self._latest)
+        return (len(self._frames) if self._frames else 0) + (
+            len(self._latest) if self._latest else 0
+        )
 
     def put(self, topic: str, frame: str) -> bool:
         """Queue a message frame; False means the client is too slow and must be disconnected."""
-        if len(self) < self.size and not self._latest:
+        latest = self._latest
+        if not latest and len(self) < self.size:
+            if self._frames is None:
+                self._frames = deque()
             self._frames.append(frame)
         elif not self.conflate:
             return False
-        elif topic in self._latest:
-            self._latest[topic] = frame
-            self._latest.move_to_end(topic)
+        elif latest is not None and topic in latest:
+            del latest[topic]  # to the end: the newest frame keeps its place in arrival order
+            latest[topic] = frame
             self.dropped += 1
         else:
+            if latest is None:
+                latest = self._latest = {}
             if len(self) >= self.size:  # make room: the oldest frame goes
                 if self._frames:
                     self._frames.popleft()
                 else:
-                    self._latest.popitem(last=False)
+                    del latest[next(iter(latest))]
                 self.dropped += 1
-            self._latest[topic] = frame
-        self._ready.set()
+            latest[topic] = frame
+        self._wake()
         return True
 
     def put_control(self, frame: str) -> None:
@@ -64,23 +85,36 @@ class Outbox:
 
         Control frames go out before message frames queued at the same time.
         """
+        if self._control is None:
+            self._control = []
         self._control.append(frame)
-        self._ready.set()
+        self._wake()
 
     def close(self) -> None:
         """Wake the writer so it can finish."""
         self.closed = True
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready.set()
+
+    def _waiting(self) -> bool:
+        return bool(self._control or self._frames or self._latest)
 
     async def get_batch(self) -> list[str]:
         """Wait for frames and take them all; an empty list once closed."""
-        while not (self._control or self._frames or self._latest):
+        while not self._waiting():
             if self.closed:
                 return []
+            if self._ready is None:
+                self._ready = asyncio.Event()
             self._ready.clear()
             await self._ready.wait()
-        batch = [*self._control, *self._frames, *self._latest.values()]
-        self._control.clear()
-        self._frames.clear()
-        self._latest.clear()
+        return self.take()
+
+    def take(self) -> list[str]:
+        """Take every frame waiting, control frames first, without waiting."""
+        batch = [*(self._control or ()), *(self._frames or ()), *(self._latest or {}).values()]
+        self._control = self._frames = self._latest = None
         return batch

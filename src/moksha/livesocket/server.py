@@ -31,11 +31,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from moksha.errors import ConfigError, MokshaError
-from moksha.livesocket.fanout import Client, LiveSocket
+from moksha.livesocket.direct import DirectWebSocketProtocol, sink_of
+from moksha.livesocket.fanout import SLOW_REASON, Client, LiveSocket
 from moksha.livesocket.protocol import (
     SUBSCRIBE,
     Close,
@@ -49,7 +51,7 @@ from moksha.livesocket.protocol import (
     token_grants,
 )
 
-__all__ = ["LiveSocketServer", "client_script", "listen", "livesocket_app"]
+__all__ = ["LiveSocketApp", "LiveSocketServer", "client_script", "listen", "livesocket_app"]
 
 log = logging.getLogger("moksha.livesocket")
 
@@ -57,11 +59,12 @@ SSE_RETRY_MS = 2000
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def livesocket_app(live: LiveSocket) -> Starlette:
-    """The Starlette application serving ``live``'s clients."""
+WEBSOCKET_PATHS = frozenset({"/", "/livesocket/ws"})
+
+
+def livesocket_app(live: LiveSocket) -> LiveSocketApp:
+    """The ASGI application serving ``live``'s clients."""
     routes = [
-        WebSocketRoute("/", _websocket),
-        WebSocketRoute("/livesocket/ws", _websocket),
         Route("/livesocket/sse", _sse),
         Route("/livesocket/publish", _publish, methods=["POST"]),
         Route("/livesocket/moksha.js", _client_script),
@@ -71,11 +74,44 @@ def livesocket_app(live: LiveSocket) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.live = live
-    return app
+    return LiveSocketApp(live, app)
 
 
-def _live(scope_owner: Request | WebSocket) -> LiveSocket:
-    live: LiveSocket = scope_owner.app.state.live
+class LiveSocketApp:
+    """The live socket's ASGI application: WebSockets straight to their endpoint, the rest
+    through Starlette.
+
+    A WebSocket stays open for hours, and a hub holds thousands: each one waiting
+    inside Starlette's middleware and router would keep their frames alive (a few
+    KiB per connection), for nothing once the route is known.
+
+    Args:
+        live: the live socket.
+        http: the Starlette application serving the HTTP routes.
+    """
+
+    def __init__(self, live: LiveSocket, http: Starlette) -> None:
+        self.live = live
+        self.http = http
+
+    @property
+    def router(self) -> Router:
+        """The HTTP routes' router: add routes to serve more pages on the same port."""
+        return self.http.router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        if scope["type"] == "websocket" and path in WEBSOCKET_PATHS:
+            await _websocket(self.live, WebSocket(scope, receive, send))
+        else:
+            await self.http(scope, receive, send)
+
+
+def _live(request: Request) -> LiveSocket:
+    live: LiveSocket = request.app.state.live
     return live
 
 
@@ -90,25 +126,26 @@ async def _apply(live: LiveSocket, client: Client, actions: list[Any]) -> Close 
             try:
                 await live.hub.publish(action.topic, action.body)
             except MokshaError as exc:
-                client.outbox.put_control(error_frame(str(exc), None))
+                client.control(error_frame(str(exc), None))
         elif isinstance(action, Reply):
-            client.outbox.put_control(action.frame)
+            client.control(action.frame)
         elif isinstance(action, Close):
             return action
     return None
 
 
-async def _websocket(websocket: WebSocket) -> None:
-    live = _live(websocket)
+async def _websocket(live: LiveSocket, websocket: WebSocket) -> None:
     origin = websocket.headers.get("origin")
     if not origin_allowed(live.policy, origin, websocket.headers.get("host")):
         log.warning("refused a WebSocket from origin %s", origin)
         await websocket.close(code=1008, reason="origin not allowed")
         return
+    sink = sink_of(websocket.scope)
     await websocket.accept()
     session = Session(live.policy, token=websocket.query_params.get("token"))
-    client = live.connect(session)
-    writer = asyncio.create_task(_write_websocket(websocket, client))
+    client = live.connect(session, sink=sink)
+    # With a sink, the fan-out writes frames itself: no writer task, no wake-up per message.
+    writer = None if sink is not None else asyncio.create_task(_write_websocket(websocket, client))
     try:
         close = await _apply(live, client, session.start())
         while close is None and client.close_code is None:
@@ -120,7 +157,8 @@ async def _websocket(websocket: WebSocket) -> None:
             close = await _apply(live, client, session.receive(data))
     finally:
         live.disconnect(client)
-        await writer
+        if writer is not None:
+            await writer
     if close is not None:
         with contextlib.suppress(RuntimeError):
             await websocket.close(code=close.code, reason=close.reason)
@@ -132,7 +170,7 @@ async def _write_websocket(websocket: WebSocket, client: Client) -> None:
             for frame in frames:
                 await websocket.send_text(frame)
         if client.close_code is not None:
-            await websocket.close(code=client.close_code, reason="client too slow: queue full")
+            await websocket.close(code=client.close_code, reason=SLOW_REASON)
 
 
 def _cross_origin_refused(request: Request, live: LiveSocket) -> Response | None:
@@ -312,6 +350,7 @@ class LiveSocketServer:
             log_level="warning",
             lifespan="off",
             ws_max_size=max_frame,
+            ws=DirectWebSocketProtocol,  # frames written straight to the transport
             timeout_graceful_shutdown=2,
         )
         self._server = Server(config)
