@@ -55,12 +55,16 @@ class Capabilities:
         native_wildcards: the broker itself filters ``*`` and ``#`` patterns.
         durable: messages wait in the broker for a consumer group while no hub runs.
         cross_process: other processes can see what this backend publishes.
+        headers: a message's id, timestamp and headers reach its subscribers
+            (bridges between backends rely on them to recognise their own
+            messages coming back).
     """
 
     acknowledgements: bool = False
     native_wildcards: bool = False
     durable: bool = False
     cross_process: bool = False
+    headers: bool = True
 
 
 class Subscription(abc.ABC):

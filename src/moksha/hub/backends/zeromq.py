@@ -8,17 +8,24 @@ Options (``moksha.config`` keys):
   (see :attr:`ZeroMQBackend.publish_endpoints`).
 * ``zmq_subscribe_endpoints`` -- endpoints the SUB socket *connects* to, or binds
   when ``zmq_subscribe_method = bind`` (publishers then connect to it).
-* ``zmq_strict`` -- True (default): patterns follow the AMQP rules exactly, as on
-  every backend.  False: the original Moksha's loose matching, where a pattern
-  without wildcards also matches every topic it is a *string* prefix of
-  (``org.x`` matches ``org.x``, ``org.x.y`` and ``org.xyz``); wildcard patterns
-  keep the AMQP rules in both modes.
+* ``zmq_strict`` -- False (default, as in the original Moksha): loose matching,
+  where a pattern without wildcards also matches every topic it is a *string*
+  prefix of (``org.x`` matches ``org.x``, ``org.x.y`` and ``org.xyz``).  True:
+  patterns follow the AMQP rules exactly, as on every other backend.  Wildcard
+  patterns keep the AMQP rules in both modes.
+* ``zmq_metadata_frame`` -- False (default): send the original's two frames
+  ``[topic, json]``, which the original hubs' subscribers (txZMQ) require; ids,
+  timestamps and headers are then not carried (a receiver gives each message a
+  new id).  True: add the third, metadata frame.  A hub that bridges ZeroMQ
+  with other backends needs it: the ``moksha-origin`` header is how a hub
+  recognises its own messages coming back, and the id is kept across backends.
 * ``zmq_hwm`` -- high-water mark (SNDHWM and RCVHWM) of each socket, in messages.
 * ``zmq_reconnect_ivl`` / ``zmq_reconnect_ivl_max`` -- ZeroMQ's own TCP reconnection.
 * ``zmq_tcp_keepalive`` (+ ``_idle``, ``_intvl``, ``_cnt``) -- TCP keepalive probes.
 
-Wire format: ``[topic, JSON body, meta]`` out, ``[topic, JSON body]`` (the
-original Moksha's) or that in, described in :mod:`moksha.hub.backends.zeromq_wire`.
+Wire format: ``[topic, JSON body]`` out (the original Moksha's), plus the meta
+frame with ``zmq_metadata_frame``; either form in.  Described in
+:mod:`moksha.hub.backends.zeromq_wire`.
 Malformed multiparts are logged at WARNING -- the first, then one line per 1000
 with the running count in :attr:`ZeroMQBackend.malformed` -- and dropped.
 
@@ -54,6 +61,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -126,6 +134,9 @@ class ZeroMQBackend(Backend):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
+        self._metadata = config.zmq_metadata_frame
+        if not self._metadata:
+            self.capabilities = replace(self.capabilities, headers=False)
         self._router: TopicRouter[Handler] = TopicRouter()
         self._loose: list[tuple[str, Handler]] = []  # wildcard-free patterns, strict off
         self._prefixes: Counter[bytes] = Counter()  # SUB subscriptions, by patterns needing them
@@ -253,7 +264,7 @@ class ZeroMQBackend(Backend):
         try:
             # The asyncio socket's send, not a raw one: it keeps the XPUB watcher's
             # edge-triggered readability signal intact.
-            await pub.send_multipart(encode_frames(message))
+            await pub.send_multipart(encode_frames(message, metadata=self._metadata))
         except zmq.ZMQError as exc:
             raise BackendError(f"ZeroMQ could not send {message.topic}: {exc}") from exc
 
