@@ -53,6 +53,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -70,8 +71,11 @@ from moksha.message import Message
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 EXCHANGE = "amq.topic"
-TOPIC = "bench.amqp.event"
-WARMUP_TOPIC = "bench.amqp.warmup"  # bound to no queue: the broker drops these
+# One name per invocation (spawned processes inherit it): several people may run this
+# benchmark on one broker at once, and shared topics or queues would mix their messages.
+RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
+TOPIC = f"bench.amqp.{RUN}.event"
+WARMUP_TOPIC = f"bench.amqp.{RUN}.warmup"  # bound to no queue: the broker drops these
 WARMUP = 300  # publishes before the clock starts: connection set up, first-call costs paid
 PREFETCH = 100  # Moksha's default amqp_prefetch; the baseline consumer uses the same
 SETUP_TIMEOUT = 30.0  # a process starting, connecting and declaring its queue
@@ -79,9 +83,9 @@ SIDES = ("aio-pika", "moksha", "faststream", "fedora-messaging")
 # The peers' libraries, from the benchmark-only extra: pip install -e '.[bench]'.
 PEER_MODULES = {"faststream": "faststream.rabbit", "fedora-messaging": "fedora_messaging.api"}
 QUEUES = {
-    "aio-pika": "bench.amqp.baseline",
-    "faststream": "bench.amqp.faststream",
-    "fedora-messaging": "bench.amqp.fedora",
+    "aio-pika": f"bench.amqp.{RUN}.baseline",
+    "faststream": f"bench.amqp.{RUN}.faststream",
+    "fedora-messaging": f"bench.amqp.{RUN}.fedora",
 }  # Moksha's: moksha_queue_name()
 
 
@@ -150,7 +154,7 @@ def moksha_consumer_class(tally: Tally) -> type[Consumer]:
         # A fixed module and name give its durable queue a stable name, which the
         # parent process deletes before and after each run.
         __module__ = "bench_amqp"
-        __qualname__ = "AMQPBenchConsumer"
+        __qualname__ = f"AMQPBenchConsumer_{RUN}"
         topic = TOPIC
 
         async def consume(self, message: Message) -> None:

@@ -49,6 +49,7 @@ import statistics
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
 from multiprocessing.connection import Connection
@@ -64,13 +65,16 @@ from moksha.message import Message
 
 HOST, PORT = "127.0.0.1", 61613
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"  # only to delete the queues between runs
-TOPIC = "bench.stomp.event"
+# One name per invocation (spawned processes inherit it): several people may run this
+# benchmark on one broker at once, and shared topics or queues would mix their messages.
+RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
+TOPIC = f"bench.stomp.{RUN}.event"
 DESTINATION = f"/topic/{TOPIC}"
 WARMUP = 300  # messages sent before the clock starts, to a topic no queue is bound to
-WARMUP_DESTINATION = "/topic/bench.stomp.warmup"
+WARMUP_DESTINATION = f"/topic/bench.stomp.{RUN}.warmup"
 SETUP_TIMEOUT = 30.0
 SIDES = ("minimal", "moksha", "stomp.py")
-QUEUES = {"minimal": "bench.stomp.minimal", "stomp.py": "bench.stomp.stomppy"}  # + Moksha's
+QUEUES = {side: f"bench.stomp.{RUN}.{side}" for side in ("minimal", "stomp.py")}  # + Moksha's
 
 
 def make_bodies(n: int) -> list[dict[str, Any]]:
@@ -245,7 +249,7 @@ def moksha_consumer_class(tally: Tally) -> type[Consumer]:
     class StompBenchConsumer(Consumer):
         # A fixed name gives its durable queue a stable name, deleted around each run.
         __module__ = "bench_stomp"
-        __qualname__ = "StompBenchConsumer"
+        __qualname__ = f"StompBenchConsumer_{RUN}"
         topic = TOPIC
 
         async def consume(self, message: Message) -> None:
