@@ -256,6 +256,20 @@ async def test_loose_matching_when_zmq_strict_is_off(open_backend, topic):
     assert got == [["a.b", "a.b.c", "a.bc"], ["a.b", "a.bc"]]
 
 
+async def test_a_cancelled_loose_subscription_gets_nothing_more(open_backend, topic):
+    endpoint = free_endpoint()
+    loose = await open_backend(zmq_publish_endpoints=endpoint, zmq_subscribe_endpoints=endpoint)
+    cancelled, kept = Received(), Received()
+    subscription = await loose.subscribe([f"{topic}.a"], cancelled)
+    await loose.subscribe([f"{topic}.a"], kept)
+    await loose.publish(Message(f"{topic}.a.b", 1))
+    await kept.wait(1)
+    await subscription.cancel()
+    await loose.publish(Message(f"{topic}.a.b", 2))  # the same topic, after the cancel
+    await kept.wait(2)
+    assert (cancelled.bodies, kept.bodies) == ([1], [1, 2])
+
+
 async def test_cancel_unsubscribes_once_no_pattern_needs_the_prefix(open_backend, context):
     xpub = context.socket(zmq.XPUB)
     xpub.bind(LOOPBACK_ANY_PORT)

@@ -92,6 +92,8 @@ READY_TIMEOUT = 2.0
 # Messages drained per wake-up before the reader lets other tasks run.
 _BATCH = 1000
 _WARN_EVERY = 1000
+# Topics whose handlers are remembered; past this many the memory is emptied and refilled.
+_MATCHED_CACHE_SIZE = 10_000
 
 # Socket options taken from the config, as (option, config key); keepalive ones only when enabled.
 _OPTIONS = (
@@ -139,6 +141,7 @@ class ZeroMQBackend(Backend):
             self.capabilities = replace(self.capabilities, headers=False)
         self._router: TopicRouter[Handler] = TopicRouter()
         self._loose: list[tuple[str, Handler]] = []  # wildcard-free patterns, strict off
+        self._matched: dict[str, tuple[Handler, ...]] = {}  # topic -> handlers, both kinds
         self._prefixes: Counter[bytes] = Counter()  # SUB subscriptions, by patterns needing them
         self._awaited: dict[bytes, tuple[asyncio.Event, list[int]]] = {}
         self._context: zmq.asyncio.Context | None = None
@@ -277,6 +280,7 @@ class ZeroMQBackend(Backend):
         docstring), at most :data:`READY_TIMEOUT` seconds later.
         """
         waits: list[asyncio.Event | None] = []
+        self._matched.clear()
         for pattern in patterns:
             if not self.config.zmq_strict and literal_prefix(pattern) == pattern:
                 self._loose.append((pattern, handler))
@@ -296,6 +300,7 @@ class ZeroMQBackend(Backend):
     # -- internals ---------------------------------------------------------
 
     def _remove(self, pattern: str, handler: Handler) -> None:
+        self._matched.clear()
         if (pattern, handler) in self._loose:
             self._loose.remove((pattern, handler))
         elif not self._router.remove(pattern, handler):
@@ -389,9 +394,16 @@ class ZeroMQBackend(Backend):
             await asyncio.sleep(0)
 
     def _handlers(self, topic: str) -> tuple[Handler, ...]:
-        handlers = self._router.match(topic)
-        if self._loose:
-            handlers += tuple(h for p, h in self._loose if loose_match(p, topic))
+        # Remembered per topic: loose patterns are tried one by one, which costs per
+        # message what the router's own cache spares it (a stream repeats few topics).
+        handlers = self._matched.get(topic)
+        if handlers is None:
+            handlers = self._router.match(topic)
+            if self._loose:
+                handlers += tuple(h for p, h in self._loose if loose_match(p, topic))
+            if len(self._matched) >= _MATCHED_CACHE_SIZE:
+                self._matched.clear()
+            self._matched[topic] = handlers
         return handlers
 
     async def _deliver(self, frames: list[bytes]) -> None:
