@@ -60,7 +60,7 @@ import errno
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +108,10 @@ _KEEPALIVE_OPTIONS = (
     (zmq.TCP_KEEPALIVE_INTVL, "zmq_tcp_keepalive_intvl"),
     (zmq.TCP_KEEPALIVE_CNT, "zmq_tcp_keepalive_cnt"),
 )
+
+
+# What _deliver leaves to await: message, the unfinished handler, its awaitable, the others.
+_Unfinished = tuple[Message, Handler, Awaitable[None], tuple[Handler, ...]]
 
 
 class _ZeroMQSubscription(Subscription):
@@ -383,14 +387,21 @@ class ZeroMQBackend(Backend):
         """Wait until readable, then drain every ready message; deliver each."""
         drain = zmq.Socket.shadow(sub.underlying).recv_multipart  # a future per message is slow
         while True:
-            await self._deliver(await sub.recv_multipart())
-            for _ in range(_BATCH):
+            frames = await sub.recv_multipart()
+            for _ in range(_BATCH + 1):
+                # Handlers that queue the message at once leave nothing to await:
+                # no coroutine per message on that path.
+                unfinished = self._deliver(frames)
+                if unfinished is not None:
+                    await self._finish(*unfinished)
                 try:
                     frames = drain(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                await self._deliver(frames)
-            # Under a steady stream recv_multipart() resolves at once: let other tasks run.
+            else:  # a steady stream: let other tasks run before going on
+                unfinished = self._deliver(frames)
+                if unfinished is not None:
+                    await self._finish(*unfinished)
             await asyncio.sleep(0)
 
     def _handlers(self, topic: str) -> tuple[Handler, ...]:
@@ -406,7 +417,14 @@ class ZeroMQBackend(Backend):
             self._matched[topic] = handlers
         return handlers
 
-    async def _deliver(self, frames: list[bytes]) -> None:
+    def _deliver(self, frames: list[bytes]) -> _Unfinished | None:
+        """Decode ``frames`` and hand the message to its handlers, in order.
+
+        Returns:
+            None when every handler finished at once; else what :meth:`_finish`
+            must await: the message, the awaitable of the handler that did not
+            finish, and the handlers after it.
+        """
         try:
             if not 2 <= len(frames) <= 3:
                 raise MalformedMessage(f"it has {len(frames)} frame(s), expected 2 or 3")
@@ -414,8 +432,11 @@ class ZeroMQBackend(Backend):
             # Handlers first: what the prefix filter let through may match no pattern.
             handlers = self._handlers(topic)
             if not handlers:
-                return
-            message = decode_frames(frames, topic)
+                return None
+            if len(frames) == 2:  # the original's wire: nothing more to decode now
+                message = Message(topic, payload=frames[1])
+            else:
+                message = decode_frames(frames, topic)
         except (MalformedMessage, UnicodeDecodeError) as exc:
             reason = str(exc) if isinstance(exc, MalformedMessage) else "its topic is not UTF-8"
             self.malformed += 1
@@ -427,8 +448,30 @@ class ZeroMQBackend(Backend):
                     frames[0][:60],
                     self.malformed,
                 )
-            return
-        for handler in handlers:
+            return None
+        for i, handler in enumerate(handlers):
+            try:
+                waiting = handler(message)
+            except Exception:
+                log.exception("zeromq: subscriber %r failed on %s", handler, message.topic)
+                continue
+            if waiting is not None:
+                return message, handler, waiting, handlers[i + 1 :]
+        return None
+
+    async def _finish(
+        self,
+        message: Message,
+        handler: Handler,
+        waiting: Awaitable[None],
+        rest: tuple[Handler, ...],
+    ) -> None:
+        """Await the handler that did not finish at once, then deliver to the ``rest``."""
+        try:
+            await waiting
+        except Exception:
+            log.exception("zeromq: subscriber %r failed on %s", handler, message.topic)
+        for handler in rest:
             try:
                 await deliver(handler, message)
             except Exception:
