@@ -100,8 +100,8 @@ def make_bodies(n: int) -> list[dict[str, Any]]:
 
 
 def run_timeout(n: int) -> float:
-    # Generous: even 500 msgs/s (fedora-messaging's pace) finishes inside it.
-    return 30.0 + n / 500
+    # Generous: even 100 msgs/s (fedora-messaging's pace on a loaded machine) fits in it.
+    return 60.0 + n / 100
 
 
 def moksha_config(broker: str) -> Config:
