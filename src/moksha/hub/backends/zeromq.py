@@ -386,9 +386,11 @@ class ZeroMQBackend(Backend):
     async def _read(self, sub: zmq.asyncio.Socket) -> None:
         """Wait until readable, then drain every ready message; deliver each."""
         drain = zmq.Socket.shadow(sub.underlying).recv_multipart  # a future per message is slow
+        frames: list[bytes] | None = None
         while True:
-            frames = await sub.recv_multipart()
-            for _ in range(_BATCH + 1):
+            if frames is None:
+                frames = await sub.recv_multipart()
+            for _ in range(_BATCH):
                 # Handlers that queue the message at once leave nothing to await:
                 # no coroutine per message on that path.
                 unfinished = self._deliver(frames)
@@ -397,11 +399,9 @@ class ZeroMQBackend(Backend):
                 try:
                     frames = drain(zmq.NOBLOCK)
                 except zmq.Again:
+                    frames = None
                     break
-            else:  # a steady stream: let other tasks run before going on
-                unfinished = self._deliver(frames)
-                if unfinished is not None:
-                    await self._finish(*unfinished)
+            # Under a steady stream there is always more: let other tasks run first.
             await asyncio.sleep(0)
 
     def _handlers(self, topic: str) -> tuple[Handler, ...]:
