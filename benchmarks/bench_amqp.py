@@ -1,30 +1,44 @@
-"""AMQP end-to-end throughput on RabbitMQ: Moksha's hubs against raw aio-pika.
+"""AMQP end-to-end throughput on RabbitMQ: Moksha against raw aio-pika and its peers.
 
 ``--messages`` distinct ~200-byte JSON bodies go publisher -> RabbitMQ
 (``amq.topic``, routing key = topic) -> consumer, with the publisher and the
-consumer in two separate processes.  Two sides, each timed from the
-publisher's first publish to the consumer's N-th message:
+consumer in two separate processes.  Every side runs in the same mode:
+persistent messages, publisher confirms awaited in windows of ``--window``
+(100) concurrent publishes, a durable queue bound to ``amq.topic``, prefetch
+100, each message acknowledged once its handler returned.  The sides, all
+measured in this run:
 
-* the *baseline*, raw aio-pika: a channel with publisher confirms, publishes
-  with ``mandatory=False``, each window of ``--window`` (100) concurrent
-  publishes awaited together (FIELD-NOTES: ~2.8k msgs/s); a consumer with
-  manual acks and prefetch 100 on a durable queue bound to ``amq.topic``;
+* *aio-pika* (the baseline, the raw client): ``exchange.publish(...,
+  mandatory=False)`` calls gathered per window; a consumer that acks by hand;
 * *Moksha*: a ``MokshaHub`` (amqp backend) doing ``await hub.publish(...)``,
-  also in windows of ``--window`` concurrent publishes (``asyncio.gather``),
-  so both publishers keep the same number of confirms in flight; a
-  ``CentralMokshaHub`` running one consumer with ``async def consume``
-  (blocking mode, its durable queue, the default ``amqp_prefetch`` of 100).
+  gathered per window; a ``CentralMokshaHub`` running one consumer with
+  ``async def consume`` (blocking mode, its durable queue, the default
+  ``amqp_prefetch`` of 100);
+* *FastStream* (``faststream[rabbit]``): ``await broker.publish(body,
+  routing_key=..., exchange=amq.topic, persist=True, mandatory=False)``
+  gathered per window; a ``@broker.subscriber`` on a durable queue with
+  ``AckPolicy.ACK`` (ack after the handler) and a channel of prefetch 100;
+* *fedora-messaging* (Twisted + pika, a sync API): its documented Twisted
+  publish, ``twisted_publish(message)``, a window at a time (each fires once
+  confirmed), started from the sync world through crochet as its own sync
+  ``publish`` does; its sync ``consume(callback, bindings, queues)`` with
+  ``qos.prefetch_count = 100`` (it acks once the callback returned).
 
-Both sides send persistent messages to a durable queue, as Moksha does, and
-both consumers decode each JSON body and count it: the run checks that every
-message arrived, and arrived once.  Prints the median rate of each side over
-``--repeat`` runs and their ratio (Moksha / aio-pika).  Queues are deleted
-before and after each run.  Run from the repository root with RabbitMQ on
-127.0.0.1:5672 (guest/guest)::
+Peers are optional (``pip install -e '.[bench]'``): a side whose library is not
+installed is left out, and the script says so.  Two cases: *end to end* (the
+consumer is ready, then the publisher starts; first publish to the N-th
+message consumed) and *drain a full queue* (the queue is filled first; the
+consumer's first message to its N-th).  Every consumer decodes each JSON body
+and counts it: each run checks that every message arrived, once.  Prints each
+side's median over ``--repeat`` runs and the ratios Moksha / aio-pika (target
+>= 0.8) and Moksha / FastStream (target >= 1.5).  Queues are deleted before and
+after each run.  Run from the repository root with RabbitMQ on 127.0.0.1:5672
+(guest/guest)::
 
-    python benchmarks/bench_amqp.py [--messages N] [--repeat R] [--window W] [--plain-only]
+    python benchmarks/bench_amqp.py [--messages N] [--repeat R] [--window W]
+        [--sides aio-pika,moksha,faststream,fedora-messaging] [--plain-only]
 
-A third case, *publishing from plain Python* (issue 10): ``hub.send_message``
+A further case, *publishing from plain Python* (issue 10): ``hub.send_message``
 in a loop from a thread with no event loop (a script, a WSGI app), then
 ``hub.flush()`` until every message is confirmed, against the raw aio-pika
 publisher above (confirms in windows of ``--window``), in one process, one
@@ -36,13 +50,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib.util
 import json
 import multiprocessing
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -60,19 +78,22 @@ from moksha.message import Message
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 EXCHANGE = "amq.topic"
-TOPIC = "bench.amqp.event"
-WARMUP_TOPIC = "bench.amqp.warmup"  # bound to no queue: the broker drops these
+# One name per invocation (spawned processes inherit it): several people may run this
+# benchmark on one broker at once, and shared topics or queues would mix their messages.
+RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
+TOPIC = f"bench.amqp.{RUN}.event"
+WARMUP_TOPIC = f"bench.amqp.{RUN}.warmup"  # bound to no queue: the broker drops these
 WARMUP = 300  # publishes before the clock starts: connection set up, first-call costs paid
-BASELINE_QUEUE = "bench.amqp.baseline"
 PREFETCH = 100  # Moksha's default amqp_prefetch; the baseline consumer uses the same
 SETUP_TIMEOUT = 30.0  # a process starting, connecting and declaring its queue
-# The context every FIELD-NOTES figure comes with: other clients on the same broker.
-PEERS = (
-    ("aio-pika, confirms in windows of 100", 2_800),
-    ("FastStream", 3_900),
-    ("fedora-messaging", 500),
-)
-SIDES = ("aio-pika", "moksha")
+SIDES = ("aio-pika", "moksha", "faststream", "fedora-messaging")
+# The peers' libraries, from the benchmark-only extra: pip install -e '.[bench]'.
+PEER_MODULES = {"faststream": "faststream.rabbit", "fedora-messaging": "fedora_messaging.api"}
+QUEUES = {
+    "aio-pika": f"bench.amqp.{RUN}.baseline",
+    "faststream": f"bench.amqp.{RUN}.faststream",
+    "fedora-messaging": f"bench.amqp.{RUN}.fedora",
+}  # Moksha's: moksha_queue_name()
 
 
 def make_bodies(n: int) -> list[dict[str, Any]]:
@@ -86,8 +107,8 @@ def make_bodies(n: int) -> list[dict[str, Any]]:
 
 
 def run_timeout(n: int) -> float:
-    # Generous: even 500 msgs/s (fedora-messaging's pace) finishes inside it.
-    return 30.0 + n / 500
+    # Generous: even 100 msgs/s (fedora-messaging's pace on a loaded machine) fits in it.
+    return 60.0 + n / 100
 
 
 def moksha_config(broker: str) -> Config:
@@ -140,7 +161,7 @@ def moksha_consumer_class(tally: Tally) -> type[Consumer]:
         # A fixed module and name give its durable queue a stable name, which the
         # parent process deletes before and after each run.
         __module__ = "bench_amqp"
-        __qualname__ = "AMQPBenchConsumer"
+        __qualname__ = f"AMQPBenchConsumer_{RUN}"
         topic = TOPIC
 
         async def consume(self, message: Message) -> None:
@@ -168,7 +189,7 @@ async def consume_baseline(n: int, broker: str, ready: Callable[[], None]) -> Ta
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
         exchange = await channel.get_exchange(EXCHANGE)
-        queue = await channel.declare_queue(BASELINE_QUEUE, durable=True)
+        queue = await channel.declare_queue(QUEUES["aio-pika"], durable=True)
         await queue.bind(exchange, routing_key=TOPIC)
         await queue.consume(on_message)
         ready()
@@ -190,10 +211,79 @@ async def consume_moksha(n: int, broker: str, ready: Callable[[], None]) -> Tall
     return tally
 
 
+async def consume_faststream(n: int, broker: str, ready: Callable[[], None]) -> Tally:
+    """FastStream: a subscriber on a durable queue, ack after the handler, prefetch 100."""
+    from faststream import AckPolicy
+    from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+
+    tally = Tally(n)
+    rabbit = RabbitBroker(
+        broker, default_channel=Channel(prefetch_count=PREFETCH), logger=None
+    )
+    exchange = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, declare=False)
+    queue = RabbitQueue(QUEUES["faststream"], durable=True, routing_key=TOPIC)
+
+    @rabbit.subscriber(queue, exchange, ack_policy=AckPolicy.ACK)
+    async def handle(body: dict[str, Any]) -> None:
+        tally.work(body)
+
+    async with rabbit:
+        await rabbit.start()
+        ready()
+        async with asyncio.timeout(run_timeout(n)):
+            await tally.done.wait()
+    return tally
+
+
+def fedora_config(broker: str, directory: str) -> str:
+    """A fedora-messaging config file: the same broker, ``amq.topic``, prefetch 100."""
+    path = os.path.join(directory, "fedora-messaging.toml")
+    with open(path, "w") as file:
+        file.write(
+            f'amqp_url = "{broker}"\npublish_exchange = "{EXCHANGE}"\n'
+            f"[qos]\nprefetch_size = 0\nprefetch_count = {PREFETCH}\n"
+            '[log_config]\nversion = 1\ndisable_existing_loggers = false\n'
+            '[log_config.root]\nlevel = "WARNING"\nhandlers = []\n'
+        )
+    return path
+
+
+def consume_fedora(n: int, broker: str, ready: Callable[[], None]) -> Tally:
+    """fedora-messaging's sync ``consume``: acks once the callback returned (a Tally per call)."""
+    from fedora_messaging import api, config
+    from fedora_messaging.exceptions import HaltConsumer
+
+    tally = Tally(n)
+    with tempfile.TemporaryDirectory() as directory:
+        config.conf.load_config(fedora_config(broker, directory))
+    queue = QUEUES["fedora-messaging"]
+
+    def callback(message: Any) -> None:
+        tally.work(message.body)
+        if tally.done.is_set():
+            raise HaltConsumer(exit_code=0, requeue=False)
+
+    bindings = [{"exchange": EXCHANGE, "queue": queue, "routing_keys": [TOPIC]}]
+    queues = {queue: {"durable": True, "auto_delete": False, "exclusive": False, "arguments": {}}}
+    ready()  # its queue is declared by the parent already: nothing published is lost
+    with contextlib.suppress(HaltConsumer):
+        api.consume(callback, bindings=bindings, queues=queues)
+    return tally
+
+
+CONSUMERS: dict[str, Callable[[int, str, Callable[[], None]], Any]] = {
+    "aio-pika": consume_baseline,
+    "moksha": consume_moksha,
+    "faststream": consume_faststream,
+    "fedora-messaging": consume_fedora,
+}
+
+
 def consumer_main(side: str, n: int, broker: str, pipe: Connection) -> None:
     """Consumer process: set up, say "ready", consume ``n`` messages, send the tally."""
-    consume = consume_baseline if side == "aio-pika" else consume_moksha
-    tally = asyncio.run(consume(n, broker, lambda: pipe.send("ready")))
+    consume = CONSUMERS[side]
+    outcome = consume(n, broker, lambda: pipe.send("ready"))
+    tally = asyncio.run(outcome) if asyncio.iscoroutine(outcome) else outcome
     pipe.send(tally.report())
 
 
@@ -243,10 +333,59 @@ async def publish_moksha(bodies: Sequence[dict[str, Any]], broker: str, window: 
         return await publish_windows(hub.publish, bodies, window)
 
 
+async def publish_faststream(bodies: Sequence[dict[str, Any]], broker: str, window: int) -> Any:
+    """FastStream: ``broker.publish`` with confirms (its default channel), persistent."""
+    from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
+
+    exchange = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, declare=False)
+    async with RabbitBroker(broker, logger=None) as rabbit:
+
+        async def publish(topic: str, body: dict[str, Any]) -> None:
+            await rabbit.publish(
+                body, routing_key=topic, exchange=exchange, persist=True, mandatory=False
+            )
+
+        return await publish_windows(publish, bodies, window)
+
+
+def publish_fedora(bodies: Sequence[dict[str, Any]], broker: str, window: int) -> Any:
+    """fedora-messaging: ``twisted_publish`` a window at a time, confirmed, via crochet."""
+    import crochet
+    from fedora_messaging import api, config
+    from twisted.internet import defer
+
+    with tempfile.TemporaryDirectory() as directory:
+        config.conf.load_config(fedora_config(broker, directory))
+
+    @crochet.run_in_reactor
+    def publish_window(topic: str, window_bodies: Sequence[dict[str, Any]]) -> Any:
+        messages = [api.Message(topic=topic, body=body) for body in window_bodies]
+        return defer.gatherResults([api.twisted_publish(m) for m in messages], consumeErrors=True)
+
+    def publish_all(topic: str, all_bodies: Sequence[dict[str, Any]]) -> None:
+        for i in range(0, len(all_bodies), window):
+            publish_window(topic, all_bodies[i : i + window]).wait(SETUP_TIMEOUT)
+
+    # The sync publish sets the Twisted service up (and is the warm-up's first message).
+    api.publish(api.Message(topic=WARMUP_TOPIC, body=bodies[0]))
+    publish_all(WARMUP_TOPIC, bodies[:WARMUP])
+    started = time.monotonic()
+    publish_all(TOPIC, bodies)
+    return started, time.monotonic()
+
+
+PUBLISHERS: dict[str, Callable[[Sequence[dict[str, Any]], str, int], Any]] = {
+    "aio-pika": publish_baseline,
+    "moksha": publish_moksha,
+    "faststream": publish_faststream,
+    "fedora-messaging": publish_fedora,
+}
+
+
 def publisher_main(side: str, n: int, broker: str, window: int, pipe: Connection) -> None:
     """Publisher process: publish ``n`` bodies, send (started, finished)."""
-    publish = publish_baseline if side == "aio-pika" else publish_moksha
-    pipe.send(asyncio.run(publish(make_bodies(n), broker, window)))
+    outcome = PUBLISHERS[side](make_bodies(n), broker, window)
+    pipe.send(asyncio.run(outcome) if asyncio.iscoroutine(outcome) else outcome)
 
 
 # -- publishing from plain Python (hub.send_message), kept apart ---------------
@@ -286,14 +425,14 @@ def run_plain_publishing(n: int, broker: str, window: int, repeat: int) -> None:
         order = ["aio-pika", "moksha"] if r % 2 == 0 else ["moksha", "aio-pika"]
         for side in order:
             # A bound durable queue, as in the other cases: persistent messages are stored.
-            asyncio.run(reset_queue(broker, BASELINE_QUEUE, declare=True))
+            asyncio.run(reset_queue(broker, QUEUES["aio-pika"], declare=True))
             try:
                 if side == "moksha":
                     rates[side].append(plain_moksha(bodies, broker))
                 else:
                     rates[side].append(plain_baseline(bodies, broker, window))
             finally:
-                asyncio.run(reset_queue(broker, BASELINE_QUEUE, declare=False))
+                asyncio.run(reset_queue(broker, QUEUES["aio-pika"], declare=False))
     medians = {side: statistics.median(runs) for side, runs in rates.items()}
     ratio = medians["moksha"] / medians["aio-pika"]
     verdict = "PASS" if ratio >= PLAIN_TARGET else "FAIL"
@@ -358,9 +497,10 @@ def run_side(side: str, n: int, broker: str, window: int, *, drain: bool) -> Run
     timed from its first message to its N-th.
     """
     context = multiprocessing.get_context("spawn")
-    queue = BASELINE_QUEUE if side == "aio-pika" else moksha_queue_name()
-    # Empty, so nothing is left over from an aborted run.
-    asyncio.run(reset_queue(broker, queue, declare=drain))
+    queue = QUEUES.get(side) or moksha_queue_name()
+    # Empty, so nothing is left over from an aborted run.  fedora-messaging's consumer
+    # cannot say when it is ready: its queue is declared first, so no message is lost.
+    asyncio.run(reset_queue(broker, queue, declare=drain or side == "fedora-messaging"))
     consumer_pipe, child = context.Pipe()
     consumer = context.Process(target=consumer_main, args=(side, n, broker, child))
     publisher_pipe, child = context.Pipe()
@@ -408,21 +548,46 @@ async def broker_version(broker: str) -> str:
         return version.decode() if isinstance(version, bytes) else str(version)
 
 
+def available_sides(wanted: Sequence[str]) -> list[str]:
+    """``wanted`` without the peers whose library is not installed (said on stdout)."""
+    sides = []
+    for side in wanted:
+        module = PEER_MODULES.get(side)
+        if module is not None and importlib.util.find_spec(module.partition(".")[0]) is None:
+            print(f"{side}: not installed, left out (pip install -e '.[bench]')")
+            continue
+        sides.append(side)
+    return sides
+
+
+def versions(sides: Sequence[str]) -> str:
+    """The versions of the libraries measured."""
+    named = [side for side in sides if side != "moksha"]  # distributions named as the sides
+    return ", ".join(f"{side} {metadata.version(side)}" for side in named)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=10_000, help="messages per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per side (median)")
     parser.add_argument("--window", type=int, default=100, help="concurrent publishes")
     parser.add_argument(
+        "--sides", default=",".join(SIDES), help=f"comma-separated, among {', '.join(SIDES)}"
+    )
+    parser.add_argument(
         "--plain-only", action="store_true", help="only publishing from plain Python"
     )
     args = parser.parse_args(argv)
+    wanted = [side.strip() for side in args.sides.split(",") if side.strip()]
     if args.messages < 1 or args.repeat < 1 or args.window < 1:
         parser.error("--messages, --repeat and --window must be at least 1")
+    if not wanted or any(side not in SIDES for side in wanted):
+        parser.error(f"--sides takes names among {', '.join(SIDES)}")
+    sides = available_sides(wanted)
     version = asyncio.run(broker_version(BROKER))
     size = statistics.mean(len(json.dumps(body)) for body in make_bodies(args.messages))
     print(
-        f"python {platform.python_version()}, aio-pika {metadata.version('aio-pika')}, "
+        f"python {platform.python_version()}, {versions(sides)}, "
         f"aiormq {metadata.version('aiormq')}, RabbitMQ {version} on 127.0.0.1:5672"
     )
     print(
@@ -438,32 +603,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[tuple[str, str], list[Run]] = {}
     for case, drain in cases.items():
         for r in range(args.repeat):
-            # Alternate which goes first, so drift on a noisy machine hits both alike.
-            for side in SIDES if r % 2 == 0 else SIDES[::-1]:
+            # Rotate which goes first, so drift on a noisy machine hits every side alike.
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
                 run = run_side(side, args.messages, BROKER, args.window, drain=drain)
                 runs.setdefault((case, side), []).append(run)
-    moksha = report(runs, "end to end", "publish while consuming: first publish to N-th consumed")
-    report(runs, "drain a full queue", "consumer only: its first message to its N-th")
-    run_plain_publishing(args.messages, BROKER, args.window, args.repeat)
-    print("\ncontext only (FIELD-NOTES, other runs on this kind of machine, same broker):")
-    for name, rate in PEERS:
-        print(f"  {name:<38} ~{rate:>6,} msgs/s   Moksha end to end here: {moksha / rate:.2f}x")
+    report(runs, sides, "end to end", "publish while consuming: first publish to N-th consumed")
+    report(runs, sides, "drain a full queue", "consumer only: its first message to its N-th")
+    if "moksha" in sides:
+        run_plain_publishing(args.messages, BROKER, args.window, args.repeat)
     print(f"\ntotal time {time.perf_counter() - began:.1f} s")
     return 0
 
 
-def report(runs: dict[tuple[str, str], list[Run]], case: str, how: str) -> float:
-    """Print one case's table and ratio; returns Moksha's median rate."""
-    labels = {"aio-pika": "aio-pika (raw)", "moksha": "Moksha (MokshaHub -> Central)"}
-    medians = {side: statistics.median(run.rate for run in runs[case, side]) for side in SIDES}
+LABELS = {
+    "aio-pika": "aio-pika (raw)",
+    "moksha": "Moksha (MokshaHub -> Central)",
+    "faststream": "FastStream",
+    "fedora-messaging": "fedora-messaging",
+}
+# Moksha's targets, against the side named: at least this ratio.
+TARGETS = {"aio-pika": 0.8, "faststream": 1.5}
+
+
+def report(
+    runs: dict[tuple[str, str], list[Run]], sides: Sequence[str], case: str, how: str
+) -> None:
+    """Print one case's table, and Moksha's ratio to each other side measured."""
+    medians = {side: statistics.median(run.rate for run in runs[case, side]) for side in sides}
     print(f"\n{case} ({how})")
     print(f"{'side':<30} {'msgs/s (median)':>16} {'publish msgs/s':>15}   runs")
-    for side in SIDES:
+    for side in sides:
         publishing = statistics.median(run.publishing for run in runs[case, side])
         every = ", ".join(f"{run.rate:,.0f}" for run in runs[case, side])
-        print(f"{labels[side]:<30} {medians[side]:>16,.0f} {publishing:>15,.0f}   {every}")
-    print(f"ratio Moksha / aio-pika: {medians['moksha'] / medians['aio-pika']:.2f}")
-    return medians["moksha"]
+        print(f"{LABELS[side]:<30} {medians[side]:>16,.0f} {publishing:>15,.0f}   {every}")
+    if "moksha" not in medians:
+        return
+    for side in sides:
+        if side == "moksha":
+            continue
+        ratio = medians["moksha"] / medians[side]
+        target = TARGETS.get(side)
+        verdict = ""
+        if target is not None:
+            verdict = f" (target >= {target}: {'PASS' if ratio >= target else 'MISS'})"
+        print(f"ratio Moksha / {LABELS[side]}: {ratio:.2f}{verdict}")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,10 @@ def zeromq() -> dict[str, Any]:
         "zmq_enabled": True,
         "zmq_publish_endpoints": endpoint,
         "zmq_subscribe_endpoints": endpoint,
+        # The whole contract (ids, headers, AMQP patterns) needs both; the
+        # original's wire (their defaults) has tests of its own.
+        "zmq_metadata_frame": True,
+        "zmq_strict": True,
     }
 
 

@@ -33,6 +33,7 @@ def test_defaults_with_nothing_configured() -> None:
     assert config.stomp_port == 61613
     assert config.zmq_enabled is False
     assert config.zmq_publish_endpoints == ()
+    assert (config.zmq_strict, config.zmq_metadata_frame) == (False, False)  # as the original
     assert config.workers_per_consumer == 1
     assert config.shutdown_timeout == 5.0
     assert config.extras == {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from functools import partial
 from uuid import uuid4
 
@@ -103,6 +104,7 @@ async def test_each_message_reaches_consumers_and_other_backends_once(world):
         "zmq_enabled": True,
         "zmq_publish_endpoints": world.hub_endpoint,
         "zmq_subscribe_endpoints": world.foreign_endpoint,
+        "zmq_metadata_frame": True,  # bridging needs ids and the moksha-origin header
     }
     consumer = recorder(world)
     async with CentralMokshaHub(config, [consumer], []) as hub:
@@ -152,3 +154,25 @@ def test_a_hub_with_one_backend_does_not_mark_its_messages(memory_config):
         hub.subscribe("t", received.append)
         hub.send_message("t", 1)
     assert ORIGIN_HEADER not in received[0].headers
+
+
+@pytest.mark.parametrize("metadata", [False, True])
+async def test_bridging_zeromq_without_its_metadata_frame_is_warned_about(metadata, caplog):
+    endpoint = free_endpoint()
+    config = {
+        "moksha.backends": "zeromq, memory",
+        "zmq_enabled": True,
+        "zmq_publish_endpoints": endpoint,
+        "zmq_subscribe_endpoints": endpoint,
+        "zmq_metadata_frame": metadata,
+    }
+    with caplog.at_level(logging.WARNING, logger="moksha.hub"):
+        async with CentralMokshaHub(config, [], []):
+            pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if metadata:
+        assert warnings == []
+    else:
+        [warning] = warnings
+        assert "bridging zeromq" in warning
+        assert "zmq_metadata_frame = true" in warning

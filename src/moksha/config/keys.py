@@ -171,9 +171,12 @@ KEYS: tuple[Key, ...] = (
         "ZeroMQ endpoints to subscribe to."),
     Key("zmq_subscribe_method", "zmq_subscribe_method", _one_of("connect", "bind"), "connect",
         "Whether ZeroMQ subscribers connect to or bind the subscribe endpoints."),
-    Key("zmq_strict", "zmq_strict", _boolean, True,
-        "True: ZeroMQ patterns follow the AMQP rules like every backend; false: a "
-        "pattern without wildcards also matches the topics it prefixes (the original's default)."),
+    Key("zmq_strict", "zmq_strict", _boolean, False,
+        "False (the original's default): a ZeroMQ pattern without wildcards also matches the "
+        "topics it prefixes; true: patterns follow the AMQP rules exactly, like every backend."),
+    Key("zmq_metadata_frame", "zmq_metadata_frame", _boolean, False,
+        "Send a third ZeroMQ frame with the message's id, timestamp and headers; needed to "
+        "bridge ZeroMQ with other backends. False: the original's two frames [topic, json]."),
     Key("moksha.workers_per_consumer", "workers_per_consumer", _integer(1), 1,
         "How many messages each consumer handles at once."),
     Key("moksha.blocking_mode", "blocking_mode", _boolean, True,

@@ -83,6 +83,7 @@ class Config(Mapping[str, Any]):
     zmq_subscribe_endpoints: tuple[str, ...]
     zmq_subscribe_method: str
     zmq_strict: bool
+    zmq_metadata_frame: bool
     workers_per_consumer: int
     blocking_mode: bool
     consumer_backlog: int

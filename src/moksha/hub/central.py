@@ -187,6 +187,14 @@ class CentralMokshaHub(MokshaHub):
         """
         if not self._bridging:
             return
+        for backend in self.backends:
+            if not backend.capabilities.headers:
+                log.warning(
+                    "bridging %s as configured carries no message ids or headers, so a hub "
+                    "cannot recognise its own messages coming back and forwards them again; "
+                    "turn its metadata on (zeromq: zmq_metadata_frame = true)",
+                    backend.name,
+                )
         for source in self.backends:
             if not source.capabilities.cross_process:
                 continue  # only this hub publishes there

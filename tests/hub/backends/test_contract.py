@@ -7,14 +7,19 @@ and a function returning its config (after checking its broker is reachable).
 from __future__ import annotations
 
 import asyncio
+import json
 from uuid import uuid4
 
 import pytest
+import zmq
+import zmq.asyncio
 
 from moksha.config import load_config
+from moksha.hub import CentralMokshaHub
+from moksha.hub.api import Consumer
 from moksha.hub.backends import Backend, backend_class
 from moksha.message import Message
-from support import BACKENDS, TIMEOUT, Received
+from support import BACKENDS, TIMEOUT, Received, free_endpoint
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -91,3 +96,78 @@ async def test_a_raw_payload_passes_through(backend, prefix):
     [message] = await received.wait(1)
     assert message.payload == b"not json \x00\xff"
     assert message.body == b"not json \x00\xff"
+
+
+MIB = 1 << 20
+
+
+async def test_a_1_mib_body_arrives_whole(backend, prefix):
+    received = Received()
+    await backend.subscribe([f"{prefix}.big.*"], received)
+    text = "".join(chr(0x20 + i % 0x5F) for i in range(MIB))  # 1 MiB of printable ASCII
+    raw = bytes(i % 256 for i in range(MIB))
+    await backend.publish(Message(f"{prefix}.big.json", {"text": text}))
+    await backend.publish(Message(f"{prefix}.big.raw", payload=raw))
+    json_message, raw_message = await received.wait(2, timeout=3 * TIMEOUT)
+    assert json_message.topic == f"{prefix}.big.json"
+    assert json_message.body == {"text": text}
+    assert raw_message.payload == raw
+
+
+async def test_unicode_topics_headers_and_bodies_arrive_as_sent(backend, prefix):
+    received = Received()
+    await backend.subscribe([f"{prefix}.*.事件.#"], received)
+    topic = f"{prefix}.café.事件.ünï😀"
+    body = {"text": "héllo wörld ✓ 日本語 עברית 😀", "ключ": ["ä", "\u00a0", "\t\n"]}
+    sent = Message(topic, body, headers={"note": "façade ✓ 日本"})
+    await backend.publish(sent)
+    await backend.publish(Message(f"{prefix}.cafe.事件", "ascii word, same pattern"))
+    first, second = await received.wait(2)
+    assert (first.topic, first.body, first.headers["note"]) == (topic, body, "façade ✓ 日本")
+    assert (second.topic, second.body) == (f"{prefix}.cafe.事件", "ascii word, same pattern")
+
+
+# -- ZeroMQ only: the original Moksha's wire, with its defaults --------------
+
+
+async def test_zeromq_speaks_the_originals_two_frames_both_ways(prefix):
+    """A hub with the default ZeroMQ settings, and plain pyzmq programs reading and
+    writing exactly ``[topic, json]``, as the original hubs (txZMQ) did."""
+    hub_endpoint, foreign_endpoint = free_endpoint(), free_endpoint()
+    config = {
+        "moksha.backends": "zeromq",
+        "zmq_enabled": True,
+        "zmq_publish_endpoints": hub_endpoint,
+        "zmq_subscribe_endpoints": foreign_endpoint,
+    }
+    received = Received()
+
+    class OriginalReader(Consumer):
+        topic = f"{prefix}.in"
+
+        async def consume(self, message):
+            await received(message)
+
+    context = zmq.asyncio.Context()
+    pub, sub = context.socket(zmq.PUB), context.socket(zmq.SUB)
+    try:
+        pub.bind(foreign_endpoint)
+        sub.connect(hub_endpoint)
+        sub.subscribe(f"{prefix}.out".encode())
+        async with CentralMokshaHub(config, [OriginalReader], []) as hub:
+            # A plain publisher's two frames reach the consumer.
+            frames = [f"{prefix}.in".encode(), json.dumps({"from": "pyzmq ✓"}).encode()]
+            message = await received.resend_until_one(lambda: pub.send_multipart(frames))
+            assert (message.topic, message.body) == (f"{prefix}.in", {"from": "pyzmq ✓"})
+            assert message.id  # given on arrival: two frames carry none
+
+            # What the hub publishes is exactly two frames for a plain subscriber.
+            async with asyncio.timeout(TIMEOUT):
+                while not await sub.poll(50):
+                    await hub.publish(f"{prefix}.out", {"from": "moksha ✓"})
+                topic, body = await sub.recv_multipart()
+    finally:
+        pub.close(0)
+        sub.close(0)
+        context.term()
+    assert (topic, json.loads(body)) == (f"{prefix}.out".encode(), {"from": "moksha ✓"})

@@ -58,9 +58,14 @@ async def open_backend() -> AsyncIterator[Open]:
 
 @pytest.fixture
 async def own_loop(open_backend: Open) -> ZeroMQBackend:
-    """A backend subscribed to its own publish endpoint, as in the contract suite."""
+    """A backend subscribed to its own publish endpoint, configured as in the contract suite."""
     endpoint = free_endpoint()
-    return await open_backend(zmq_publish_endpoints=endpoint, zmq_subscribe_endpoints=endpoint)
+    return await open_backend(
+        zmq_publish_endpoints=endpoint,
+        zmq_subscribe_endpoints=endpoint,
+        zmq_strict=True,
+        zmq_metadata_frame=True,
+    )
 
 
 @pytest.fixture
@@ -120,25 +125,36 @@ async def test_an_original_two_frame_message_reaches_our_subscriber(open_backend
     assert abs(message.timestamp_s - time.time()) < TIMEOUT
 
 
-async def test_our_message_reads_as_topic_json_and_meta_on_a_plain_sub(open_backend, context):
-    backend = await open_backend(zmq_publish_endpoints=LOOPBACK_ANY_PORT)
+async def first_frames_on_a_plain_sub(backend: ZeroMQBackend, context: Any, sent: Message):
+    """Publish ``sent`` until a plain pyzmq SUB on the backend's endpoint reads it."""
     [endpoint] = backend.publish_endpoints
     sub = context.socket(zmq.SUB)
     sub.connect(endpoint)
-    sub.subscribe(b"org.y")
-    sent = Message("org.y.z", {"n": 1, "text": "héllo"}, headers={"k": "v"})
-
+    sub.subscribe(sent.topic.encode())
     async with asyncio.timeout(TIMEOUT):
         while not await sub.poll(50):
             await backend.publish(sent)
-        frames = await sub.recv_multipart()
-    assert frames[0] == b"org.y.z"
-    assert json.loads(frames[1]) == {"n": 1, "text": "héllo"}
-    assert json.loads(frames[2]) == {
-        "id": sent.id,
-        "timestamp": sent.timestamp_s,
-        "headers": {"k": "v"},
-    }
+        return await sub.recv_multipart()
+
+
+async def test_by_default_our_message_is_the_originals_two_frames(open_backend, context):
+    backend = await open_backend(zmq_publish_endpoints=LOOPBACK_ANY_PORT)
+    sent = Message("org.y.z", {"n": 1, "text": "héllo"}, headers={"k": "v"})
+    topic, body = await first_frames_on_a_plain_sub(backend, context, sent)  # exactly two
+    assert topic == b"org.y.z"
+    assert json.loads(body) == {"n": 1, "text": "héllo"}
+
+
+async def test_with_zmq_metadata_frame_a_third_frame_carries_id_and_headers(
+    open_backend, context
+):
+    backend = await open_backend(
+        zmq_publish_endpoints=LOOPBACK_ANY_PORT, zmq_metadata_frame=True
+    )
+    sent = Message("org.y.z", {"n": 1}, headers={"k": "v"})
+    topic, body, meta = await first_frames_on_a_plain_sub(backend, context, sent)
+    assert (topic, json.loads(body)) == (b"org.y.z", {"n": 1})
+    assert json.loads(meta) == {"id": sent.id, "timestamp": sent.timestamp_s, "headers": {"k": "v"}}
 
 
 async def test_malformed_messages_are_dropped_with_one_warning(open_backend, context, caplog):
@@ -175,7 +191,8 @@ async def test_subscribe_method_bind_takes_a_connecting_publisher(open_backend, 
 
 
 async def test_two_hubs_on_different_ports_talk(open_backend, topic):
-    a = await open_backend(zmq_publish_endpoints=LOOPBACK_ANY_PORT)
+    # Ids and headers travel in the metadata frame.
+    a = await open_backend(zmq_publish_endpoints=LOOPBACK_ANY_PORT, zmq_metadata_frame=True)
     b = await open_backend(
         zmq_publish_endpoints=LOOPBACK_ANY_PORT, zmq_subscribe_endpoints=a.publish_endpoints[0]
     )
@@ -237,6 +254,20 @@ async def test_loose_matching_when_zmq_strict_is_off(open_backend, topic):
     got = await _deliveries(loose, topic, ["a.b", "a.*"], ["a", "a.b", "a.b.c", "a.bc", "x"])
     # A plain pattern matches the topics it is a string prefix of; wildcards stay AMQP.
     assert got == [["a.b", "a.b.c", "a.bc"], ["a.b", "a.bc"]]
+
+
+async def test_a_cancelled_loose_subscription_gets_nothing_more(open_backend, topic):
+    endpoint = free_endpoint()
+    loose = await open_backend(zmq_publish_endpoints=endpoint, zmq_subscribe_endpoints=endpoint)
+    cancelled, kept = Received(), Received()
+    subscription = await loose.subscribe([f"{topic}.a"], cancelled)
+    await loose.subscribe([f"{topic}.a"], kept)
+    await loose.publish(Message(f"{topic}.a.b", 1))
+    await kept.wait(1)
+    await subscription.cancel()
+    await loose.publish(Message(f"{topic}.a.b", 2))  # the same topic, after the cancel
+    await kept.wait(2)
+    assert (cancelled.bodies, kept.bodies) == ([1], [1, 2])
 
 
 async def test_cancel_unsubscribes_once_no_pattern_needs_the_prefix(open_backend, context):

@@ -21,9 +21,9 @@ from moksha.topics import matches
 
 
 @pytest.mark.parametrize("payload", [None, b"raw \x00\xff bytes"])
-def test_a_message_survives_encoding(payload):
+def test_a_message_survives_encoding_with_the_metadata_frame(payload):
     sent = Message("a.b", {"x": [1, "é"]}, headers={"k": "v"}, payload=payload)
-    got = decode_frames(encode_frames(sent))
+    got = decode_frames(encode_frames(sent, metadata=True))
     assert (got.topic, got.id, got.timestamp_s, got.headers) == (
         sent.topic,
         sent.id,
@@ -31,6 +31,12 @@ def test_a_message_survives_encoding(payload):
         sent.headers,
     )
     assert got.payload == sent.payload
+
+
+def test_by_default_a_message_is_the_originals_two_frames():
+    sent = Message("a.b", {"x": "é"}, headers={"k": "v"})
+    assert encode_frames(sent) == [b"a.b", sent.payload]
+    assert decode_frames(encode_frames(sent)).body == {"x": "é"}
 
 
 def test_an_original_two_frame_message_gets_an_id_and_the_time_of_arrival():

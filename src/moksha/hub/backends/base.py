@@ -97,6 +97,9 @@ class Capabilities:
         ordered_publishes: publishes started one after the other keep their
             order even when each is awaited apart (one channel whose
             confirmations arrive later), so the hub may have several in flight.
+        headers: a message's id, timestamp and headers reach its subscribers
+            (bridges between backends rely on them to recognise their own
+            messages coming back).
     """
 
     acknowledgements: bool = False
@@ -104,6 +107,7 @@ class Capabilities:
     durable: bool = False
     cross_process: bool = False
     ordered_publishes: bool = False
+    headers: bool = True
 
 
 @dataclass(frozen=True, slots=True)

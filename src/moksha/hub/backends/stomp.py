@@ -340,7 +340,9 @@ class StompBackend(Backend):
         )
         deadline = loop.time() + self.config.publish_timeout
         while True:  # each turn waits for a new connection or a receipt, until the deadline
-            connection = await self._usable_connection(message.topic, deadline)
+            connection = self._connection  # the usual case first: no coroutine to await
+            if connection is None or not self._ready.is_set() or self._closing:
+                connection = await self._usable_connection(message.topic, deadline)
             if self._outbox.full and not connection.paused:
                 await self._wait_for(self._outbox.progress, message.topic, deadline)
                 continue
@@ -355,8 +357,10 @@ class StompBackend(Backend):
             await connection.drain()
             return
         try:
+            # No shield: the outbox settles only futures not done, so a publisher
+            # that stops waiting (timeout, cancellation) leaves it consistent.
             async with asyncio.timeout_at(deadline):
-                await asyncio.shield(out.confirmed)
+                await out.confirmed
         except TimeoutError:
             raise BackendUnavailable(
                 f"cannot publish on {message.topic!r}: the STOMP broker at {self._brokers()} did "

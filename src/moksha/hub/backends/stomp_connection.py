@@ -74,6 +74,7 @@ class StompConnection:
         self._receipts: dict[str, asyncio.Future[None]] = {}
         self._numbers = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
+        self._flush_scheduled = False
 
     @classmethod
     async def open(
@@ -133,9 +134,24 @@ class StompConnection:
 
     def _flush(self) -> None:
         data = self.protocol.data_to_send()
-        if data:
+        if data and not self._writer.transport.is_closing():
             self._writer.write(data)
             self.last_sent = self._loop.time()
+
+    def _flush_soon(self) -> None:
+        """Write what is queued once this turn of the event loop is over.
+
+        Concurrent publishers (and acks of a batch) then share one socket write
+        instead of one each; a frame that must leave now (receipts, DISCONNECT)
+        flushes at once, and takes everything queued before it along, in order.
+        """
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     def _require_open(self) -> None:
         if not self.is_open:
@@ -155,7 +171,7 @@ class StompConnection:
         """
         self._require_open()
         self.protocol.send(destination, body, headers, content_length=False)
-        self._flush()
+        self._flush_soon()
 
     def sync(self) -> asyncio.Future[None]:
         """Ask for a receipt that confirms every frame written before it.
@@ -203,13 +219,13 @@ class StompConnection:
         """ACK a MESSAGE; nothing to do once the connection is gone (it is redelivered)."""
         if self.is_open:
             self.protocol.ack(frame)
-            self._flush()
+            self._flush_soon()
 
     def nack(self, frame: Frame) -> None:
         """NACK a MESSAGE so the broker requeues it (see :meth:`ack`)."""
         if self.is_open:
             self.protocol.nack(frame)
-            self._flush()
+            self._flush_soon()
 
     async def drain(self) -> None:
         """Wait while the socket's write buffer is full; a lost connection is not raised here."""

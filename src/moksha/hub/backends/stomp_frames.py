@@ -149,6 +149,9 @@ def _check_header(command: str, name: str, value: str, *, escaped: bool) -> None
 
 
 def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text  # the common case, spared a regex substitution per header
+
     def replace(match: re.Match[str]) -> str:
         try:
             return _UNESCAPES[match.group(1)]

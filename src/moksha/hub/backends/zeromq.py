@@ -8,17 +8,24 @@ Options (``moksha.config`` keys):
   (see :attr:`ZeroMQBackend.publish_endpoints`).
 * ``zmq_subscribe_endpoints`` -- endpoints the SUB socket *connects* to, or binds
   when ``zmq_subscribe_method = bind`` (publishers then connect to it).
-* ``zmq_strict`` -- True (default): patterns follow the AMQP rules exactly, as on
-  every backend.  False: the original Moksha's loose matching, where a pattern
-  without wildcards also matches every topic it is a *string* prefix of
-  (``org.x`` matches ``org.x``, ``org.x.y`` and ``org.xyz``); wildcard patterns
-  keep the AMQP rules in both modes.
+* ``zmq_strict`` -- False (default, as in the original Moksha): loose matching,
+  where a pattern without wildcards also matches every topic it is a *string*
+  prefix of (``org.x`` matches ``org.x``, ``org.x.y`` and ``org.xyz``).  True:
+  patterns follow the AMQP rules exactly, as on every other backend.  Wildcard
+  patterns keep the AMQP rules in both modes.
+* ``zmq_metadata_frame`` -- False (default): send the original's two frames
+  ``[topic, json]``, which the original hubs' subscribers (txZMQ) require; ids,
+  timestamps and headers are then not carried (a receiver gives each message a
+  new id).  True: add the third, metadata frame.  A hub that bridges ZeroMQ
+  with other backends needs it: the ``moksha-origin`` header is how a hub
+  recognises its own messages coming back, and the id is kept across backends.
 * ``zmq_hwm`` -- high-water mark (SNDHWM and RCVHWM) of each socket, in messages.
 * ``zmq_reconnect_ivl`` / ``zmq_reconnect_ivl_max`` -- ZeroMQ's own TCP reconnection.
 * ``zmq_tcp_keepalive`` (+ ``_idle``, ``_intvl``, ``_cnt``) -- TCP keepalive probes.
 
-Wire format: ``[topic, JSON body, meta]`` out, ``[topic, JSON body]`` (the
-original Moksha's) or that in, described in :mod:`moksha.hub.backends.zeromq_wire`.
+Wire format: ``[topic, JSON body]`` out (the original Moksha's), plus the meta
+frame with ``zmq_metadata_frame``; either form in.  Described in
+:mod:`moksha.hub.backends.zeromq_wire`.
 Malformed multiparts are logged at WARNING -- the first, then one line per 1000
 with the running count in :attr:`ZeroMQBackend.malformed` -- and dropped.
 
@@ -53,7 +60,8 @@ import errno
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -84,6 +92,8 @@ READY_TIMEOUT = 2.0
 # Messages drained per wake-up before the reader lets other tasks run.
 _BATCH = 1000
 _WARN_EVERY = 1000
+# Topics whose handlers are remembered; past this many the memory is emptied and refilled.
+_MATCHED_CACHE_SIZE = 10_000
 
 # Socket options taken from the config, as (option, config key); keepalive ones only when enabled.
 _OPTIONS = (
@@ -98,6 +108,10 @@ _KEEPALIVE_OPTIONS = (
     (zmq.TCP_KEEPALIVE_INTVL, "zmq_tcp_keepalive_intvl"),
     (zmq.TCP_KEEPALIVE_CNT, "zmq_tcp_keepalive_cnt"),
 )
+
+
+# What _deliver leaves to await: message, the unfinished handler, its awaitable, the others.
+_Unfinished = tuple[Message, Handler, Awaitable[None], tuple[Handler, ...]]
 
 
 class _ZeroMQSubscription(Subscription):
@@ -126,8 +140,12 @@ class ZeroMQBackend(Backend):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
+        self._metadata = config.zmq_metadata_frame
+        if not self._metadata:
+            self.capabilities = replace(self.capabilities, headers=False)
         self._router: TopicRouter[Handler] = TopicRouter()
         self._loose: list[tuple[str, Handler]] = []  # wildcard-free patterns, strict off
+        self._matched: dict[str, tuple[Handler, ...]] = {}  # topic -> handlers, both kinds
         self._prefixes: Counter[bytes] = Counter()  # SUB subscriptions, by patterns needing them
         self._awaited: dict[bytes, tuple[asyncio.Event, list[int]]] = {}
         self._context: zmq.asyncio.Context | None = None
@@ -253,7 +271,7 @@ class ZeroMQBackend(Backend):
         try:
             # The asyncio socket's send, not a raw one: it keeps the XPUB watcher's
             # edge-triggered readability signal intact.
-            await pub.send_multipart(encode_frames(message))
+            await pub.send_multipart(encode_frames(message, metadata=self._metadata))
         except zmq.ZMQError as exc:
             raise BackendError(f"ZeroMQ could not send {message.topic}: {exc}") from exc
 
@@ -271,6 +289,7 @@ class ZeroMQBackend(Backend):
         docstring), at most :data:`READY_TIMEOUT` seconds later.
         """
         waits: list[asyncio.Event | None] = []
+        self._matched.clear()
         for pattern in patterns:
             if not self.config.zmq_strict and literal_prefix(pattern) == pattern:
                 self._loose.append((pattern, handler))
@@ -290,6 +309,7 @@ class ZeroMQBackend(Backend):
     # -- internals ---------------------------------------------------------
 
     def _remove(self, pattern: str, handler: Handler) -> None:
+        self._matched.clear()
         if (pattern, handler) in self._loose:
             self._loose.remove((pattern, handler))
         elif not self._router.remove(pattern, handler):
@@ -371,26 +391,47 @@ class ZeroMQBackend(Backend):
     async def _read(self, sub: zmq.asyncio.Socket) -> None:
         """Wait until readable, then drain every ready message; deliver each."""
         drain = zmq.Socket.shadow(sub.underlying).recv_multipart  # a future per message is slow
+        frames: list[bytes] | None = None
         while True:
-            await self._deliver(await sub.recv_multipart())
+            if frames is None:
+                frames = await sub.recv_multipart()
             for _ in range(_BATCH):
+                # Handlers that queue the message at once leave nothing to await:
+                # no coroutine per message on that path.
+                unfinished = self._deliver(frames)
+                if unfinished is not None:
+                    await self._finish(*unfinished)
                 try:
                     frames = drain(zmq.NOBLOCK)
                 except zmq.Again:
+                    frames = None
                     break
-                await self._deliver(frames)
-            # Under a steady stream recv_multipart() resolves at once: let other tasks run.
+            # Under a steady stream there is always more: let other tasks run first.
             await asyncio.sleep(0)
 
     def _handlers(self, topic: str) -> tuple[Handler, ...]:
-        handlers = self._router.match(topic)
-        if self._loose:
-            handlers += tuple(h for p, h in self._loose if loose_match(p, topic))
-            # Once each, however many of a subscriber's patterns match (as the router does).
-            handlers = tuple({id(h): h for h in handlers}.values())
+        # Remembered per topic: loose patterns are tried one by one, which costs per
+        # message what the router's own cache spares it (a stream repeats few topics).
+        handlers = self._matched.get(topic)
+        if handlers is None:
+            handlers = self._router.match(topic)
+            if self._loose:
+                handlers += tuple(h for p, h in self._loose if loose_match(p, topic))
+                # Once each, however many of a subscriber's patterns match (as the router does).
+                handlers = tuple({id(h): h for h in handlers}.values())
+            if len(self._matched) >= _MATCHED_CACHE_SIZE:
+                self._matched.clear()
+            self._matched[topic] = handlers
         return handlers
 
-    async def _deliver(self, frames: list[bytes]) -> None:
+    def _deliver(self, frames: list[bytes]) -> _Unfinished | None:
+        """Decode ``frames`` and hand the message to its handlers, in order.
+
+        Returns:
+            None when every handler finished at once; else what :meth:`_finish`
+            must await: the message, the awaitable of the handler that did not
+            finish, and the handlers after it.
+        """
         try:
             if not 2 <= len(frames) <= 3:
                 raise MalformedMessage(f"it has {len(frames)} frame(s), expected 2 or 3")
@@ -398,8 +439,11 @@ class ZeroMQBackend(Backend):
             # Handlers first: what the prefix filter let through may match no pattern.
             handlers = self._handlers(topic)
             if not handlers:
-                return
-            message = decode_frames(frames, topic)
+                return None
+            if len(frames) == 2:  # the original's wire: nothing more to decode now
+                message = Message(topic, payload=frames[1])
+            else:
+                message = decode_frames(frames, topic)
         except (MalformedMessage, UnicodeDecodeError) as exc:
             reason = str(exc) if isinstance(exc, MalformedMessage) else "its topic is not UTF-8"
             self.malformed += 1
@@ -411,8 +455,30 @@ class ZeroMQBackend(Backend):
                     frames[0][:60],
                     self.malformed,
                 )
-            return
-        for handler in handlers:
+            return None
+        for i, handler in enumerate(handlers):
+            try:
+                waiting = handler(message)
+            except Exception:
+                log.exception("zeromq: subscriber %r failed on %s", handler, message.topic)
+                continue
+            if waiting is not None:
+                return message, handler, waiting, handlers[i + 1 :]
+        return None
+
+    async def _finish(
+        self,
+        message: Message,
+        handler: Handler,
+        waiting: Awaitable[None],
+        rest: tuple[Handler, ...],
+    ) -> None:
+        """Await the handler that did not finish at once, then deliver to the ``rest``."""
+        try:
+            await waiting
+        except Exception:
+            log.exception("zeromq: subscriber %r failed on %s", handler, message.topic)
+        for handler in rest:
             try:
                 await deliver(handler, message)
             except Exception:

@@ -4,14 +4,16 @@ One ZeroMQ multipart message per Moksha message::
 
     frame 1  topic, UTF-8 (ZeroMQ's subscription filter is a prefix of this frame)
     frame 2  body: UTF-8 JSON (raw bytes when the message was published raw)
-    frame 3  optional: JSON {"id": str, "timestamp": seconds since the epoch,
-             "headers": {str: str}}
+    frame 3  only with zmq_metadata_frame: JSON {"id": str, "timestamp":
+             seconds since the epoch, "headers": {str: str}}
 
-The first two frames are the original Moksha's, so its hubs and any program
+Two frames are the original Moksha's wire, and what is sent by default, so its
+hubs (txZMQ subscribers that read exactly ``[topic, json]``) and any program
 sending ``[topic, json]`` interoperate both ways; a two-frame message gets a new
-id and the time of arrival.  Anything else -- one frame, more than three, a
-topic that is not UTF-8, a third frame that is not that JSON object -- is a
-:class:`MalformedMessage`.
+id and the time of arrival, and no headers.  The third frame is sent only when
+asked for (it carries what bridges between backends need) and is always read.
+Anything else -- one frame, more than three, a topic that is not UTF-8, a third
+frame that is not that JSON object -- is a :class:`MalformedMessage`.
 
 ZeroMQ filters subscriptions by byte prefix, so a pattern subscribes to
 :func:`subscription_prefix` and :mod:`moksha.topics` decides the rest;
@@ -46,10 +48,22 @@ class MalformedMessage(ValueError):
     """A multipart message that is not ``[topic, body]`` or ``[topic, body, meta]``."""
 
 
-def encode_frames(message: Message) -> list[bytes]:
-    """The multipart frames carrying ``message``: ``[topic, body, meta]``."""
-    meta = {"id": message.id, "timestamp": message.timestamp_s, "headers": message.headers}
-    return [message.topic.encode(), message.payload, json.dumps(meta, separators=_COMPACT).encode()]
+def encode_frames(message: Message, *, metadata: bool = False) -> list[bytes]:
+    """The multipart frames carrying ``message``.
+
+    Args:
+        message: the message to send.
+        metadata: add the third frame (id, timestamp, headers); without it the
+            frames are the original's ``[topic, body]``.
+
+    Returns:
+        ``[topic, body]``, or ``[topic, body, meta]`` with ``metadata``.
+    """
+    frames = [message.topic.encode(), message.payload]
+    if metadata:
+        meta = {"id": message.id, "timestamp": message.timestamp_s, "headers": message.headers}
+        frames.append(json.dumps(meta, separators=_COMPACT).encode())
+    return frames
 
 
 def decode_frames(frames: Sequence[bytes], topic: str | None = None) -> Message:
