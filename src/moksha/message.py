@@ -190,6 +190,17 @@ class Message:
             text = payload
         return Message(self.topic, text, self.headers, self.id, self.timestamp_s)
 
+    def with_headers(self, extra: dict[str, str]) -> Message:
+        """A copy with ``extra`` added to its headers: same id, timestamp and wire payload."""
+        return Message(
+            self.topic,
+            headers={**self.headers, **extra},
+            id=self.id,
+            timestamp=self.timestamp_s,
+            payload=self.payload,
+            content_type=self.content_type,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The message as a JSON-ready dict: topic, body, headers, id and timestamp."""
         return {

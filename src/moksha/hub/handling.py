@@ -128,18 +128,11 @@ class MessageHandler:
                 in the ``moksha-retry-at`` header; the copy then carries the
                 encoded payload, as a wire message.
         """
-        headers = {**message.headers, ATTEMPT_HEADER: str(self.attempt_of(message) + 1)}
+        attempt = str(self.attempt_of(message) + 1)
         if retry_at is None:
+            headers = {**message.headers, ATTEMPT_HEADER: attempt}
             return Message(message.topic, message.body, headers, message.id, message.timestamp_s)
-        headers[RETRY_AT_HEADER] = f"{retry_at:.3f}"
-        return Message(
-            message.topic,
-            headers=headers,
-            id=message.id,
-            timestamp=message.timestamp_s,
-            payload=message.payload,
-            content_type=message.content_type,
-        )
+        return message.with_headers({ATTEMPT_HEADER: attempt, RETRY_AT_HEADER: f"{retry_at:.3f}"})
 
     def counted(self, error: BaseException) -> BaseException:
         """Count ``error`` in the consumer's statistics (not Drop or Nack); return it.

@@ -214,17 +214,7 @@ class AMQPBackend(Backend):
         if not self.config.amqp_durable_queues:
             return False
         queue = f"{self.config.amqp_queue_prefix}.{group}"
-        headers = {**message.headers, TOPIC_HEADER: message.topic}
-        outgoing = to_amqp(
-            Message(
-                message.topic,
-                headers=headers,
-                id=message.id,
-                timestamp=message.timestamp_s,
-                payload=message.payload,
-                content_type=message.content_type,
-            )
-        )
+        outgoing = to_amqp(message.with_headers({TOPIC_HEADER: message.topic}))
         direct = self._direct
         if direct is None or not self._ready.is_set():
             raise BackendUnavailable(f"amqp: not connected to {self.address}")

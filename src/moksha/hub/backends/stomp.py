@@ -315,15 +315,7 @@ class StompBackend(Backend):
         """
         if not self.options.client_acks:
             return False
-        headers = {**message.headers, TOPIC_HEADER: message.topic}
-        retry = Message(
-            message.topic,
-            headers=headers,
-            id=message.id,
-            timestamp=message.timestamp_s,
-            payload=message.payload,
-            content_type=message.content_type,
-        )
+        retry = message.with_headers({TOPIC_HEADER: message.topic})
         await self._send(retry, f"/amq/queue/{GROUP_QUEUE_PREFIX}{group}", confirm=True)
         return True
 
