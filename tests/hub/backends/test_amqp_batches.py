@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Awaitable
 
@@ -116,10 +115,7 @@ async def test_unsubscribing_mid_batch_acks_what_was_handled(raw, prefix, durabl
     assert again.bodies == list(range(stuck, total))
 
 
-async def test_a_cut_mid_batch_redelivers_only_what_was_not_acked(
-    raw, prefix, durable_queues, caplog
-):
-    caplog.set_level(logging.DEBUG, logger="moksha.hub.backends.amqp_subscription")
+async def test_a_cut_mid_batch_redelivers_only_what_was_not_acked(raw, prefix, durable_queues):
     total, slow, held = 30, 9, 10
     group, topic = prefix.replace(".", "-"), f"{prefix}.n"
     name = await fill_group_queue(raw, group, topic, total)
@@ -158,4 +154,3 @@ async def test_a_cut_mid_batch_redelivers_only_what_was_not_acked(
             await backend.publish(Message(topic, total))  # the subscription still works
             await until(lambda: calls[total] == 1)
     assert all(calls[n] == 1 for n in range(held))  # acked before the cut: not redelivered
-    assert "could not settle" in caplog.text
