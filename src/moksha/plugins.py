@@ -20,7 +20,6 @@ An entry may name a single class or a list/tuple of classes.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -32,10 +31,8 @@ __all__ = [
     "PRODUCER_GROUPS",
     "Plugin",
     "iter_plugins",
-    "load_plugin_classes",
 ]
 
-log = logging.getLogger(__name__)
 
 CONSUMER_GROUPS = ("moksha.consumer",)
 PRODUCER_GROUPS = ("moksha.producer", "moksha.stream")
@@ -97,22 +94,3 @@ def iter_plugins(groups: Iterable[str]) -> Iterator[Plugin]:
             items = loaded if isinstance(loaded, list | tuple) else [loaded]
             for item in items:
                 yield Plugin(group, ep.name, ep.value, dist, obj=item)
-
-
-def load_plugin_classes(groups: Iterable[str]) -> list[type[Any]]:
-    """The classes found on ``groups``, each once; failures are logged and skipped."""
-    classes: list[type[Any]] = []
-    for plugin in iter_plugins(groups):
-        if plugin.error:
-            log.error(
-                "cannot load %s plugin %r (%s): %s",
-                plugin.group,
-                plugin.name,
-                plugin.value,
-                plugin.error,
-            )
-        elif not isinstance(plugin.obj, type):
-            log.error("%s plugin %r (%s) is not a class", plugin.group, plugin.name, plugin.value)
-        elif plugin.obj not in classes:
-            classes.append(plugin.obj)
-    return classes
