@@ -15,9 +15,10 @@ The server process runs, side by side in one event loop (``--loop``), on 127.0.0
   uvicorn, ``pip install -e '.[bench]'``), clients joining a room, messages sent
   with ``await sio.emit("event", event, room=TOPIC)``.
 
-``--clients`` WebSocket clients (the ``websockets`` library; raw engine.io v4
-frames for socket.io) connect to each server from ``--procs`` separate
-processes and subscribe to the same topic.  Bodies are ~200 bytes of JSON
+``--clients`` WebSocket clients (``websockets``' sans-I/O protocol under an
+``asyncio.Protocol``, so the clients' own queueing does not set the latencies;
+raw engine.io v4 frames for socket.io) connect to each server from ``--procs``
+separate processes and subscribe to the same topic.  Bodies are ~200 bytes of JSON
 holding the run, a sequence number and the publish time (``time.monotonic()``:
 CLOCK_MONOTONIC, the same clock in every process); each client decodes every
 frame, counts it once per sequence number and records its latency.  Each run
@@ -71,7 +72,10 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
 from moksha.config import load_config
 from moksha.hub import CentralMokshaHub
@@ -191,23 +195,94 @@ def is_socketio(url: str) -> bool:
     return "/socket.io/" in url
 
 
-async def handshake(client: ClientConnection, url: str) -> None:
-    """Subscribe: Moksha's frame (the baseline reads the same), or engine.io + socket.io's."""
-    if not is_socketio(url):
-        await client.send(SUBSCRIBE)
-        return
-    await client.recv()  # engine.io "open": 0{"sid": ...}
-    await client.send("40")  # connect to the default namespace
-    await client.recv()  # 40{"sid": ...}
-    await client.send("42" + json.dumps(["subscribe", TOPIC]))
+class Reader(asyncio.Protocol):
+    """One client connection, read as cheaply as Python allows: websockets' sans-I/O protocol.
+
+    The clients share the machine's cores with the server they measure; an
+    asyncio connection object per client (a reader, an assembler, a future per
+    frame) would cost them several times the server's CPU per delivery, and
+    their queueing would then set the latencies measured.  Each frame's text
+    goes to ``on_text`` as it is parsed; pings are answered by the protocol.
+    """
+
+    def __init__(self, url: str, compression: str | None, on_text: Callable[[Reader, str], None]):
+        extensions = enable_client_permessage_deflate(None) if compression else None
+        self.protocol = ClientProtocol(parse_uri(url), extensions=extensions)
+        self.url = url
+        self.on_text = on_text
+        self.transport: asyncio.Transport | None = None
+        self.open: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    self.on_text(self, event.data.decode())
+            elif not self.open.done():  # the handshake's response
+                if protocol.handshake_exc is not None:
+                    self.open.set_exception(protocol.handshake_exc)
+                else:
+                    self.open.set_result(None)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.open.done():
+            self.open.set_exception(exc or ConnectionError("closed during the handshake"))
+
+    def send(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.protocol.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(b"".join(data))
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
 
-async def open_client(url: str, compression: str | None) -> ClientConnection:
-    client = await connect(
-        url, compression=compression, proxy=None, open_timeout=SETUP_TIMEOUT, ping_interval=None
+def subscribe(reader: Reader, frame: str) -> bool:
+    """Answer the handshake frames; True when ``frame`` is not a message to count.
+
+    Moksha's subscribe frame (the baseline reads the same) goes out as soon as
+    the connection opens; socket.io's after engine.io's "open" and the
+    namespace's connect; engine.io's pings get their pong.
+    """
+    if not is_socketio(reader.url):
+        return False
+    if frame.startswith("42"):
+        return False
+    if frame.startswith("0{"):  # engine.io "open": 0{"sid": ...}
+        reader.send("40")  # connect to the default namespace
+    elif frame.startswith("40"):  # 40{"sid": ...}
+        reader.send("42" + json.dumps(["subscribe", TOPIC]))
+    elif frame == "2":  # engine.io ping: answer, or the server hangs up
+        reader.send("3")
+    return True
+
+
+async def open_client(
+    url: str, compression: str | None, on_text: Callable[[Reader, str], None]
+) -> Reader:
+    host, port = url.removeprefix("ws://").split("/", 1)[0].rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    _, reader = await loop.create_connection(
+        lambda: Reader(url, compression, on_text), host, int(port)
     )
-    await handshake(client, url)
-    return client
+    await reader.open
+    if not is_socketio(url):
+        reader.send(SUBSCRIBE)
+    return reader
 
 
 async def open_stalled(url: str) -> ClientConnection:
@@ -220,7 +295,7 @@ async def open_stalled(url: str) -> ClientConnection:
     client = await connect(
         url, sock=sock, compression=None, max_queue=1, proxy=None, ping_interval=None
     )
-    await handshake(client, url)
+    await client.send(SUBSCRIBE)
     return client
 
 
@@ -229,45 +304,36 @@ async def run_clients(
 ) -> None:
     """``count`` clients per URL; report each run the parent announces, until told to stop."""
     tallies: dict[int, RunTally] = {}
+    index: dict[Reader, int] = {}
+    loads, monotonic = json.loads, time.monotonic
 
-    async def read(client: ClientConnection, index: int, url: str) -> None:
-        loads, monotonic, socketio = json.loads, time.monotonic, is_socketio(url)
-        try:
-            async for frame in client:
-                now = monotonic()
-                if not socketio:
-                    body = loads(frame)["body"]
-                elif frame.startswith("42"):
-                    body = loads(frame[2:])[1]["body"]
-                else:
-                    if frame == "2":  # engine.io ping: answer, or the server hangs up
-                        await client.send("3")
-                    continue
-                run = body["run"]
-                tally = tallies.get(run) or tallies.setdefault(run, RunTally(body["of"], count))
-                tally.record(index, body["seq"], body["t"], now)
-        except ConnectionClosed:
-            pass
+    def on_text(reader: Reader, frame: str) -> None:
+        now = monotonic()
+        if subscribe(reader, frame):
+            return
+        body = loads(frame[2:])[1]["body"] if frame.startswith("42") else loads(frame)["body"]
+        run = body["run"]
+        tally = tallies.get(run) or tallies.setdefault(run, RunTally(body["of"], count))
+        tally.record(index[reader], body["seq"], body["t"], now)
 
-    clients: list[ClientConnection] = []
-    readers: list[asyncio.Task[None]] = []
+    clients: list[Reader] = []
+    stalled: list[ClientConnection] = []
     async with asyncio.timeout(SETUP_TIMEOUT):
         for url in urls:
             for start in range(0, count, CONNECT_BATCH):
                 batch = min(CONNECT_BATCH, count - start)
                 opened = await asyncio.gather(
-                    *(open_client(url, compression) for _ in range(batch))
+                    *(open_client(url, compression, on_text) for _ in range(batch))
                 )
-                for client in opened:
-                    readers.append(asyncio.create_task(read(client, len(clients) % count, url)))
-                    clients.append(client)
+                for reader in opened:
+                    index[reader] = len(clients) % count
+                    clients.append(reader)
     pipe.send("connected")
     try:
         while (command := await asyncio.to_thread(receive, pipe, IDLE_TIMEOUT)) is not None:
             if command[0] == "stall":
                 async with asyncio.timeout(SETUP_TIMEOUT):
-                    stalled = [await open_stalled(url) for url in command[1]]
-                clients += stalled
+                    stalled += [await open_stalled(url) for url in command[1]]
                 pipe.send(("stalled", [c.local_address[1] for c in stalled]))
                 continue
             if command[0] != "run":
@@ -282,11 +348,10 @@ async def run_clients(
             pipe.send(tally.report())
             del tallies[run]
     finally:
-        for client in clients:  # no closing handshake: a stalled client would not answer
+        for reader in clients:  # no closing handshake: a stalled client would not answer
+            reader.abort()
+        for client in stalled:
             client.transport.abort()
-        for reader in readers:
-            reader.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
 
 
 def client_main(
