@@ -41,7 +41,11 @@ def test_defaults_with_nothing_configured() -> None:
 
 
 def test_every_key_has_an_attribute_and_a_distinct_environment_variable() -> None:
-    attrs = {f.name for f in dataclasses.fields(Config)} - {"extras", "_sources"}
+    attrs = {f.name for f in dataclasses.fields(Config)} - {
+        "extras",
+        "_sources",
+        "_misspelt_variables",
+    }
     assert {key.attr for key in KEYS} == attrs
     assert len({key.env_var for key in KEYS}) == len(KEYS)
     by_name = {key.name: key.env_var for key in KEYS}
@@ -360,6 +364,21 @@ def test_plugin_keys_and_key_families_are_not_taken_for_typos(
     ini = write_ini(tmp_path / "development.ini", f"[app:main]\n{key} = x\n")
     assert load(ini).misspellings() == []
     assert not [record for record in caplog.records if record.levelname == "WARNING"]
+
+
+def test_a_misspelt_environment_variable_gets_a_warning_naming_the_right_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    environ = {"MOKSHA_AMQP_BROKR": "amqp://x", "MOKSHA_HUB_URL": "http://x", "HOME": "/"}
+    config = load_config(environ=environ, search=False)
+    assert config.amqp_broker is None  # the variable set nothing: say so
+    [misspelling] = config.misspellings()
+    assert (misspelling.key, misspelling.meant) == ("MOKSHA_AMQP_BROKR", "MOKSHA_AMQP_BROKER")
+    [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert warning.getMessage() == (
+        "unknown environment variable MOKSHA_AMQP_BROKR: did you mean MOKSHA_AMQP_BROKER? "
+        "Moksha ignores it; rename it"
+    )
 
 
 def test_a_misspelt_key_in_code_names_code_as_its_source() -> None:

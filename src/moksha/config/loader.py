@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import logging
 import os
 import re
@@ -13,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from moksha.config.keys import KEY_ALIASES, KEYS, KEYS_BY_NAME, BadValue
-from moksha.config.spelling import likely_key
+from moksha.config.spelling import likely_key, likely_variable
 from moksha.errors import ConfigError
 
 __all__ = ["Config", "Misspelling", "find_config_file", "load_config"]
@@ -21,6 +22,8 @@ __all__ = ["Config", "Misspelling", "find_config_file", "load_config"]
 log = logging.getLogger("moksha.config")
 
 _CONFIG_VARIABLE = "MOKSHA_CONFIG"
+_ENVIRONMENT = "the environment"
+KNOWN_VARIABLES = frozenset({_CONFIG_VARIABLE, *(key.env_var for key in KEYS)})
 _SEARCH_NAMES = ("development.ini", "production.ini")
 _SYSTEM_FILES = (Path("/etc/moksha/production.ini"), Path("/etc/moksha/development.ini"))
 _SECTIONS = ("app:main", "moksha")
@@ -46,6 +49,11 @@ class Misspelling:
     meant: str
 
     def __str__(self) -> str:
+        if self.source == _ENVIRONMENT:
+            return (
+                f"unknown environment variable {self.key}: did you mean {self.meant}? "
+                "Moksha ignores it; rename it"
+            )
         return (
             f"unknown key {self.key!r} in {self.source}: did you mean {self.meant!r}? "
             "Moksha ignores it (it is kept for plugins); rename it if it is Moksha's"
@@ -162,6 +170,8 @@ class Config(Mapping[str, Any]):
     data_dir: str
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    # MOKSHA_* variables that set no key but look like a known key's variable.
+    _misspelt_variables: tuple[Misspelling, ...] = field(default=(), compare=False)
 
     def __getitem__(self, name: str) -> Any:
         key = KEYS_BY_NAME.get(KEY_ALIASES.get(name, name))
@@ -206,7 +216,7 @@ class Config(Mapping[str, Any]):
 
     def misspellings(self) -> list[Misspelling]:
         """Unknown keys that look like misspelt known ones, each with the key it probably meant."""
-        found = []
+        found = list(self._misspelt_variables)
         for name in self.extras:
             meant = likely_key(name)
             if meant is not None:
@@ -467,6 +477,13 @@ def load_config(
     layers.append(_environment_entries(environ))
     layers.append(_entries(overrides or {}, "code"))
     config = _assemble(layers)
+    misspelt = tuple(
+        Misspelling(variable, _ENVIRONMENT, meant)
+        for variable in sorted(environ)
+        if variable not in KNOWN_VARIABLES and (meant := likely_variable(variable)) is not None
+    )
+    if misspelt:
+        config = dataclasses.replace(config, _misspelt_variables=misspelt)
     if warn:
         for misspelling in config.misspellings():
             log.warning("%s", misspelling)

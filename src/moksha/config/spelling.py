@@ -21,6 +21,13 @@ share no prefix with a declared key, so they are never taken for typos.
 'moksha.livesocket.websocket.port'
 >>> likely_key("myapp.database_url") is None
 True
+
+Environment variables are compared with the variables of known keys:
+
+>>> likely_variable("MOKSHA_AMQP_BROKR")
+'MOKSHA_AMQP_BROKER'
+>>> likely_variable("MOKSHA_HUB_URL") is None
+True
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from collections.abc import Iterable
 
 from moksha.config.keys import KEY_ALIASES, KEYS
 
-__all__ = ["edit_distance", "likely_key"]
+__all__ = ["edit_distance", "likely_key", "likely_variable"]
 
 _MAX_EDITS = 2
 _MIN_LENGTH = 6  # shorter names are two edits away from too many words
@@ -86,3 +93,18 @@ def likely_key(name: str) -> str | None:
     }
     close = difflib.get_close_matches(last, siblings, n=1, cutoff=_LAST_PART_SIMILARITY)
     return siblings[close[0]] if close else None
+
+
+def likely_variable(variable: str) -> str | None:
+    """The ``MOKSHA_*`` variable of a known key that ``variable`` probably misspells.
+
+    Args:
+        variable: an environment variable that sets no known key.
+
+    Returns:
+        The known key's variable, or None.
+    """
+    if not variable.startswith("MOKSHA_"):
+        return None
+    distance, meant = min((edit_distance(variable, key.env_var), key.env_var) for key in KEYS)
+    return meant if distance <= _MAX_EDITS else None
