@@ -322,6 +322,10 @@ def listen(host: str, port: int) -> socket.socket:
             "or stop what uses it",
             key="moksha.livesocket.websocket.port",
         ) from exc
+    # create_server leaves the socket's proto at 0, and asyncio sets TCP_NODELAY on an
+    # accepted connection only when its proto says TCP: without it, a response written in
+    # two small writes waits out the client's delayed ACK (~40 ms per kept-alive request).
+    sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
     sock.setblocking(False)
     return sock
 
