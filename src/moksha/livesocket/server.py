@@ -287,13 +287,39 @@ async def _client_script(request: Request) -> Response:
     )
 
 
+_EMBED_USAGE = "use /livesocket?topic=PATTERN&callback=functionName"
+
+
+def _embed_problem(topic: str | None, callback: str | None) -> str | None:
+    """What is wrong with an embed's query, as a sentence with the fix; None when nothing is."""
+    if topic is not None and (topic == "" or topic.endswith(".")) and not callback:
+        # "topic=a.b.#&callback=f": the browser took "#..." for the URL's fragment.
+        cut = topic + "#"
+        return (
+            f"the topic pattern reads {topic!r}, cut at a '#': a browser never sends what "
+            "follows '#' in a URL (the callback went with it). Write '#' as %23: "
+            f"/livesocket?topic={topic}%23&callback=functionName (for {cut!r})"
+        )
+    if not topic or not callback:
+        return f"{_EMBED_USAGE} (this request has no {'topic' if not topic else 'callback'})"
+    if not callback.replace("_", "a").replace(".", "a").isalnum():
+        return f"the callback {callback!r} is not a function name; {_EMBED_USAGE}"
+    return None
+
+
 async def _embed(request: Request) -> Response:
     topic = request.query_params.get("topic")
     callback = request.query_params.get("callback")
-    if not topic or not callback or not callback.replace("_", "a").replace(".", "a").isalnum():
+    problem = _embed_problem(topic, callback)
+    if problem is not None:
+        # A browser runs no script answered with an error status, and this one must run to
+        # put the sentence in the console, where the page's author looks: a missing or cut
+        # parameter gets 200.  A callback that is no name is refused (400) all the same.
+        sentence = json.dumps(f"moksha: {problem}")
+        bad_name = bool(topic and callback)
         return Response(
-            "/* moksha: use /livesocket?topic=PATTERN&callback=functionName */",
-            status_code=400,
+            f"console.error({sentence});\n",
+            status_code=400 if bad_name else 200,
             media_type="text/javascript",
         )
     as_json = request.query_params.get("json", "true").lower() != "false"

@@ -239,6 +239,7 @@ class MokshaMiddleware:
         self._warned_no_livesocket = False
         if app is not None:
             self.databases.attach(app)  # the wrapped app may declare app_db too
+        self._live_stack: ASGIApp | None = None
         self._stack = self._build(collecting if collecting is not None else _widget_collecting())
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
@@ -284,6 +285,11 @@ class MokshaMiddleware:
             secret = _process_secret()
         sessions = SessionMiddleware(injector, secret_key=secret, session_cookie=SESSION_COOKIE)
         errors = ErrorMiddleware(sessions, debug=self.settings.debug)
+        if live_app is not None:
+            # The live socket's HTTP face (publish, SSE, its script) has no page to inject
+            # into and no session: skipping both keeps a publish near a bare endpoint's cost.
+            live_errors = ErrorMiddleware(live_app, debug=self.settings.debug)
+            self._live_stack = SecurityHeaders(live_errors, self.settings.trusted_origins)
         return SecurityHeaders(errors, self.settings.trusted_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -291,6 +297,11 @@ class MokshaMiddleware:
             await self._lifespan(scope, receive, send)
             return
         scope[_CONTEXT_KEY] = self.context
+        if self._live_stack is not None and scope["type"] == "http":
+            path = _route_path(scope)
+            if path == LIVESOCKET_PREFIX or path.startswith(LIVESOCKET_PREFIX + "/"):
+                await self._live_stack(scope, receive, send)
+                return
         await self._stack(scope, receive, send)
 
     async def aclose(self) -> None:
