@@ -375,14 +375,21 @@ class MokshaMiddleware:
         if refusal is not None:
             return refusal
         try:
-            from moksha.widgets import ParamRefused, WidgetError, find_widget, render_page
+            from moksha.widgets import (
+                MissingParam,
+                ParamRefused,
+                WidgetError,
+                find_widget,
+                render_page,
+            )
         except ImportError:
             return error_page(404, "No widgets", "moksha.widgets is not installed.")
         try:
             widget = find_widget(name)
         except WidgetError as exc:
             return error_page(404, "No such widget", str(exc))
-        title = widget.standalone_title(name)
+        # The card's heading, when the link gives one, is the best name for the page.
+        title = request.query_params.get("heading") or widget.standalone_title(name)
         try:
             # Params from a link: the widget refuses those only the site's code may give.
             bound = widget.for_request(dict(request.query_params), self.config)
@@ -390,6 +397,12 @@ class MokshaMiddleware:
             page = await asyncio.to_thread(render_page, bound, title=title)
         except ParamRefused as exc:
             return error_page(403, "Not allowed from a link", str(exc))
+        except MissingParam as exc:
+            given = "".join(f"{key}={value}&" for key, value in request.query_params.items())
+            example = f"{request.url.path}?{given}{exc.param}=..."
+            return error_page(
+                400, "Bad widget parameters", f"{exc}. Pass it in the page's address: {example}"
+            )
         except WidgetError as exc:
             return error_page(400, "Bad widget parameters", str(exc))
         return Response(page, media_type="text/html", headers=page_headers(request, self.config))
