@@ -126,10 +126,11 @@ class FeedWidget(ComponentWidget):
 
     element = "moksha-feed"
     page_title = "Messages"
-    attributes = ("topic", "limit", "history", "history_minutes", "heading")
+    attributes = ("topic", "limit", "backlog", "history", "history_minutes", "heading")
     params: ClassVar[Mapping[str, Any]] = {
         "topic": Param("#", type=str, doc="the pattern whose messages are listed"),
         "limit": Param(20, type=positive_int, doc="how many entries are kept"),
+        "backlog": Param(1000, type=positive_int, doc="messages kept while paused"),
         "history": Param(
             None, type=whole_number, doc="messages loaded from the hub's history (default: limit)"
         ),
@@ -184,10 +185,13 @@ class InspectorWidget(ComponentWidget):
 
     element = "moksha-inspector"
     page_title = "Topic inspector"
-    attributes = ("pattern", "limit", "heading")
+    attributes = ("pattern", "limit", "backlog", "heading")
     params: ClassVar[Mapping[str, Any]] = {
         "pattern": Param("#", type=str, doc="the pattern tailed at first"),
         "limit": Param(200, type=positive_int, doc="how many messages are kept"),
+        "backlog": Param(
+            1000, type=positive_int, doc="messages kept while paused or while one is open"
+        ),
         "heading": Param("Topic inspector", type=str, doc="the card's title"),
     }
 

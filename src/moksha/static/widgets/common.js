@@ -145,7 +145,7 @@ export class Backlog {
  * at most once per `everyMs`, instead of reading out every message.
  */
 export class Announcer {
-  constructor(everyMs = 5000) {
+  constructor(everyMs = 2000) {
     this.node = h("p", { className: "moksha-visually-hidden", role: "status" });
     this.everyMs = everyMs;
     this.count = 0;

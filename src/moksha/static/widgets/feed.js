@@ -4,8 +4,8 @@
  *   newest `history` (default: limit) the hub still keeps, no older than
  *   `history-minutes`; history="0" starts empty. A body with title / link / summary
  *   fields (a feed entry) shows as a link and a summary; any other body as JSON, which
- *   opens in full when it is long. "Pause" keeps what arrives (the newest 1000) until
- *   "Resume". Screen readers hear "3 new messages" now and then, not every message.
+ *   opens in full when it is long. "Pause" keeps what arrives (the newest `backlog`,
+ *   1000, counting any dropped) until "Resume". Screen readers hear "3 new messages" now and then, not every message.
  */
 import {
   Announcer, Backlog, MokshaElement, arrival, clock, compact, countAttribute, h, pretty, wholeAttribute,
@@ -31,7 +31,7 @@ export class MokshaFeed extends MokshaElement {
     this.pauseButton.addEventListener("click", () => this.setPaused(!this.paused));
     this.received = 0;
     this.paused = false;
-    this.backlog = new Backlog(BACKLOG);
+    this.backlog = new Backlog(countAttribute(this, "backlog", BACKLOG));
   }
 
   start() {

@@ -1,7 +1,7 @@
 /*
- * <moksha-inspector pattern="#" limit="200" heading="Topic inspector">
+ * <moksha-inspector pattern="#" limit="200" backlog="1000" heading="Topic inspector">
  *   Tail any pattern in the browser. Type a pattern and press Enter (or "Tail") to
- *   follow it instead; "Pause" keeps what arrives (the newest 1000, counting any
+ *   follow it instead; "Pause" keeps what arrives (the newest `backlog`, 1000, counting any
  *   dropped) and "Resume" shows it; the filter box hides messages whose topic and JSON
  *   lack its text. Each message shows its topic, time and a one-line preview; open it
  *   for pretty JSON. While a message is open, new ones wait above the list ("12 new
@@ -48,7 +48,7 @@ export class MokshaInspector extends MokshaElement {
     this.pauseButton.addEventListener("click", () => this.setPaused(!this.paused));
     this.filterInput.addEventListener("input", () => this.applyFilter());
     this.paused = false;
-    this.backlog = new Backlog(BACKLOG);
+    this.backlog = new Backlog(countAttribute(this, "backlog", BACKLOG));
     this.arrivals = [];
   }
 
