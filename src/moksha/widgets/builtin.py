@@ -130,7 +130,7 @@ class FeedWidget(ComponentWidget):
     params: ClassVar[Mapping[str, Any]] = {
         "topic": Param("#", type=str, doc="the pattern whose messages are listed"),
         "limit": Param(20, type=positive_int, doc="how many entries are kept"),
-        "backlog": Param(1000, type=positive_int, doc="messages kept while paused"),
+        "backlog": Param(None, type=positive_int, doc="messages kept while paused (1000)"),
         "history": Param(
             None, type=whole_number, doc="messages loaded from the hub's history (default: limit)"
         ),
@@ -190,7 +190,7 @@ class InspectorWidget(ComponentWidget):
         "pattern": Param("#", type=str, doc="the pattern tailed at first"),
         "limit": Param(200, type=positive_int, doc="how many messages are kept"),
         "backlog": Param(
-            1000, type=positive_int, doc="messages kept while paused or while one is open"
+            None, type=positive_int, doc="messages kept while paused or one is open (1000)"
         ),
         "heading": Param("Topic inspector", type=str, doc="the card's title"),
     }
