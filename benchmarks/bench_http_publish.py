@@ -12,7 +12,7 @@ one server thread and one event loop, on 127.0.0.1:
   on a port of its own (``moksha.livesocket.backend = websocket``), which
   ``moksha send --hub`` talks to;
 * *Moksha (start)*: the whole site ``moksha start`` serves (``create_app``:
-  the dashboard, the middleware, the live socket) on one port.
+  the dashboard, the middleware, the live socket; the monitoring routes) on one port.
 
 Each side gets ``--warmup`` requests, then ``--requests`` timed ones; printed
 are the median and p99 time per request and the request rate, and Moksha's
@@ -43,6 +43,7 @@ from starlette.routing import Route
 from moksha.config import Config
 from moksha.hub import CentralMokshaHub
 from moksha.livesocket import LiveSocket, LiveSocketServer, listen
+from moksha.monitoring import Monitor, MonitoringApp
 from moksha.web import create_app
 
 PUBLISH = {"topic": "bench.http", "body": {"n": 0, "text": "x" * 160}}
@@ -92,17 +93,19 @@ async def start_server() -> AsyncIterator[str]:
         live = LiveSocket(hub, config)
         await live.start()
         app = create_app(hub, config, live=live)
-        server = LiveSocketServer(app, listen("127.0.0.1", 0), live.policy.max_frame_bytes)
-        serving = asyncio.create_task(server.serve())
-        try:
-            yield server.url
-        finally:
-            for client in list(live.clients):
-                live.disconnect(client)
-            server.stop()
-            await serving
-            await app.aclose()
-            await live.aclose()
+        async with Monitor(hub, live=live) as monitor:
+            site = MonitoringApp(app, monitor)  # /metrics, /live, /ready: as moksha start has
+            server = LiveSocketServer(site, listen("127.0.0.1", 0), live.policy.max_frame_bytes)
+            serving = asyncio.create_task(server.serve())
+            try:
+                yield server.url
+            finally:
+                for client in list(live.clients):
+                    live.disconnect(client)
+                server.stop()
+                await serving
+        await app.aclose()
+        await live.aclose()
 
 
 SIDES: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[str]]] = {
