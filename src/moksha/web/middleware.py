@@ -398,7 +398,7 @@ class MokshaMiddleware:
         except ParamRefused as exc:
             return error_page(403, "Not allowed from a link", str(exc))
         except MissingParam as exc:
-            given = "".join(f"{key}={value}&" for key, value in request.query_params.items())
+            given = f"{request.url.query}&" if request.url.query else ""  # as typed: %23 stays
             example = f"{request.url.path}?{given}{exc.param}=..."
             return error_page(
                 400, "Bad widget parameters", f"{exc}. Pass it in the page's address: {example}"
