@@ -51,8 +51,6 @@ async def test_recent_gives_the_newest_matching_events_oldest_first_with_their_t
     assert await history.recent("other.#", 10) == []
 
 
-
-
 async def test_the_history_endpoint_answers_recent_events_and_refuses_bad_requests() -> None:
     config = {
         "moksha.backends": "memory",
