@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
     from conftest import StartSite
 
+# Looked at by people (git-ignored).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 # A card's data goes grey and says so within this long after the server goes (ms).
 STALE_WITHIN_MS = 8000
 
@@ -51,6 +54,8 @@ def test_an_opened_message_stays_put_while_new_ones_wait(start_site: StartSite, 
         site.send(f"a.m{n}", {"n": n})
     waiting = page.get_by_role("button", name="20 new messages: show")
     waiting.wait_for()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "widgets-inspector-waiting.png"))
     assert reading.bounding_box() == before  # not moved by a pixel
     assert page.evaluate("document.activeElement.closest('li').dataset.topic") == "a.m1"
     assert rows.count() == 3
@@ -156,6 +161,8 @@ def test_when_the_server_goes_every_live_card_says_so(start_site: StartSite, pag
         f"() => document.querySelectorAll('[data-stale]').length === {count}",
         timeout=STALE_WITHIN_MS,
     )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "widgets-dashboard-stale.png"), full_page=True)
     for index in range(count):
         note = cards.nth(index).locator(".moksha-stale-note").inner_text()
         assert re.fullmatch(

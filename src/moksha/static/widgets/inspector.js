@@ -27,17 +27,17 @@ export class MokshaInspector extends MokshaElement {
       "aria-pressed": "false", text: "Pause" });
     this.filterInput = h("input", { name: "filter", type: "search", placeholder: "Filter",
       "aria-label": "Filter messages" });
-    // Always in its place (invisible while nothing waits): showing it moves nothing.
-    this.waitingButton = h("button", { type: "button", className: "moksha-waiting",
-      dataset: { idle: "" } });
+    // Floats over the list's top edge: showing it moves nothing of what is read.
+    this.waitingButton = h("button", { type: "button", className: "moksha-waiting", hidden: true });
     const form = h("form", { className: "moksha-controls" },
       this.patternInput, h("button", { type: "submit", text: "Tail" }),
-      this.pauseButton, this.filterInput, this.waitingButton);
+      this.pauseButton, this.filterInput);
     this.list = h("ol", { className: "moksha-list moksha-inspector-list", tabindex: "0",
       "aria-label": "Messages" });
     this.empty = h("p", { className: "moksha-empty" });
     this.announcer = new Announcer();
-    body.append(form, this.empty, this.list, this.announcer.node);
+    const frame = h("div", { className: "moksha-list-frame" }, this.waitingButton, this.list);
+    body.append(form, this.empty, frame, this.announcer.node);
     this.waitingButton.addEventListener("click", () => this.showWaiting(true));
     // An opened or closed message: hold new ones while any is open, show them after.
     this.list.addEventListener("toggle", () => this.showWaiting(false), true);
@@ -143,10 +143,11 @@ export class MokshaInspector extends MokshaElement {
       ? (waiting || this.backlog.dropped ? `Resume (${this.backlog.describe()})` : "Resume")
       : "Pause";
     const shown = !this.paused && waiting > 0;
-    this.waitingButton.toggleAttribute("data-idle", !shown);
-    this.waitingButton.textContent = shown
-      ? `${this.backlog.describe().replace(" new", ` new message${waiting === 1 ? "" : "s"}`)}: show`
-      : "No new messages";
+    this.waitingButton.hidden = !shown;
+    if (shown) {
+      this.waitingButton.textContent =
+        `${this.backlog.describe().replace(" new", ` new message${waiting === 1 ? "" : "s"}`)}: show`;
+    }
   }
 
   setPaused(paused) {
