@@ -148,6 +148,7 @@ def test_list_json(installed_plugin: Path, capsys: pytest.CaptureFixture[str]) -
         "group": "moksha.consumer",
         "name": "ping_recorder",
         "object": "demo_plugin:PingRecorder",
+        "entry_point": "moksha.consumer: ping_recorder = demo_plugin:PingRecorder",
         "topics": ["demo.ping"],
         "distribution": "demo-plugin 0.1",
         "error": None,

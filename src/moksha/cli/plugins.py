@@ -54,7 +54,8 @@ def describe(plugin: Plugin) -> dict[str, Any]:
 
     Returns:
         ``kind`` (consumer, producer, stream, ...), ``group``, ``name``,
-        ``object`` (``module:Class``), ``topics`` (list), ``distribution``
+        ``object`` (``module:Class``), ``entry_point`` (``group: name = value``, as
+        the distribution declares it), ``topics`` (list), ``distribution``
         (``"name version"`` or None) and ``error``: None when the hub can run it,
         else the sentence the hub logs when it skips it.
     """
@@ -68,6 +69,7 @@ def describe(plugin: Plugin) -> dict[str, Any]:
         "group": plugin.group,
         "name": plugin.name,
         "object": target,
+        "entry_point": f"{plugin.group}: {plugin.name} = {plugin.value}",
         "topics": _topics(obj),
         "distribution": plugin.distribution,
         "error": plugin_problem(plugin),

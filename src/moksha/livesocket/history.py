@@ -69,11 +69,12 @@ _ID = re.compile(r"([0-9a-f]+)-(0|[1-9][0-9]{0,18})")
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One stored message: its event id, its topic and its body as JSON text."""
+    """One stored message: its event id, its topic, its body as JSON text, when it was stored."""
 
     id: str
     topic: str
     payload: str
+    time: float = 0.0  # seconds since the Unix epoch
 
 
 def new_epoch() -> str:
@@ -132,6 +133,20 @@ class History(ABC):
             ``last_id`` is unknown (another epoch, not an id) or a matching
             event after it was evicted, so the client must reload.
         """
+
+    async def recent(self, pattern: str, count: int, max_age: float | None = None) -> list[Event]:
+        """The newest events on ``pattern``, for a page that starts with the recent past.
+
+        Args:
+            pattern: a topic pattern.
+            count: at most this many events (the newest ones).
+            max_age: none older than this many seconds (None: what the store keeps).
+
+        Returns:
+            The events, oldest first.  The base class keeps none: a store that
+            cannot answer gives an empty list, and the page starts empty.
+        """
+        return []
 
     async def aclose(self) -> None:  # noqa: B027 - a no-op is right for stores that hold nothing
         """Release the store; a persistent one writes out what it still holds first."""
@@ -248,6 +263,22 @@ class MemoryHistory(History):
                 found.append((seq, event_id, topic, payload))
         found.sort(key=itemgetter(0))
         return [Event(event_id, topic, payload) for _, event_id, topic, payload in found], complete
+
+    async def recent(self, pattern: str, count: int, max_age: float | None = None) -> list[Event]:
+        """The newest ``count`` events on ``pattern`` (see :meth:`History.recent`)."""
+        now = self._clock()
+        age = self._max_age if max_age is None else min(max_age, self._max_age)
+        cutoff = now - age
+        found: list[tuple[int, float, str, str, str]] = []
+        for topic in self._topics_matching(pattern):
+            for taken, (seq, stored, event_id, payload) in enumerate(
+                reversed(self._topics[topic].entries)
+            ):
+                if stored < cutoff or taken == count:
+                    break
+                found.append((seq, stored, event_id, topic, payload))
+        found.sort(key=itemgetter(0))
+        return [Event(e, t, p, stored) for _, stored, e, t, p in found[-count:]] if count else []
 
     def _topics_matching(self, pattern: str) -> list[str]:
         if is_literal(pattern):

@@ -193,6 +193,21 @@ class SqlHistory(History):
             return [], False
         return events, complete and kept
 
+    async def recent(self, pattern: str, count: int, max_age: float | None = None) -> list[Event]:
+        """The newest ``count`` events on ``pattern`` (see :meth:`History.recent`)."""
+        if self._writer is None:
+            await self._open()
+        await self._flush()
+        age = self._max_age if max_age is None else min(max_age, self._max_age)
+        cutoff = self._clock() - age
+        try:
+            return await asyncio.to_thread(
+                _read_recent, self._engine, self._epoch, pattern, count, cutoff
+            )
+        except SQLAlchemyError as exc:
+            log.warning("history: cannot read %s (%s)", self._url, database_error(exc))
+            return []
+
     async def aclose(self) -> None:
         """Write out the queued events, mark the store closed cleanly, release the engine."""
         async with self._state_lock:
@@ -409,8 +424,28 @@ def _read_since(
             if created < cutoff:
                 complete = False  # too old to replay: as good as evicted, pruned at next write
             else:
-                events.append(Event(f"{epoch}-{seq}", topic, payload))
+                events.append(Event(f"{epoch}-{seq}", topic, payload, created))
         evicted = conn.execute(select(MARKERS.c.topic).where(MARKERS.c.seq > last)).scalars()
         if any(matches(pattern, topic) for topic in evicted):
             complete = False
     return events, complete
+
+
+def _read_recent(
+    engine: Engine, epoch: str, pattern: str, count: int, cutoff: float
+) -> list[Event]:
+    query = select(EVENTS.c.seq, EVENTS.c.topic, EVENTS.c.created, EVENTS.c.payload)
+    query = query.where(EVENTS.c.created >= cutoff).order_by(EVENTS.c.seq.desc())
+    if is_literal(pattern):
+        query = query.where(EVENTS.c.topic == pattern)
+    elif prefix := literal_prefix(pattern):
+        query = query.where(EVENTS.c.topic.startswith(prefix, autoescape=True))
+    events: list[Event] = []
+    with engine.connect() as conn:
+        for seq, topic, created, payload in conn.execute(query):
+            if len(events) == count:
+                break
+            if matches(pattern, topic):  # the SQL filter is only a prefix
+                events.append(Event(f"{epoch}-{seq}", topic, payload, created))
+    events.reverse()
+    return events

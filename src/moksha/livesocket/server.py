@@ -9,6 +9,8 @@ websocket``):
 ``/livesocket/ws``             the same, for pages that also serve HTML at ``/``
 ``/livesocket/sse``            Server-Sent Events: ``?topic=PATTERN`` (repeatable),
                                ``Last-Event-ID`` (or ``?since=``) to resume
+``/livesocket/history``        ``?topic=PATTERN&count=N&seconds=S``: the newest stored events,
+                               for a page that starts with the recent past
 ``/livesocket/publish``        ``POST {"topic", "body", "headers", "raw"}``: other processes
                                publish (loopback clients, or a token granting the topic)
 ``/livesocket/moksha.js``      the JavaScript client (``moksha.mjs``: as an ES module)
@@ -66,6 +68,7 @@ def livesocket_app(live: LiveSocket) -> LiveSocketApp:
     """The ASGI application serving ``live``'s clients."""
     routes = [
         Route("/livesocket/sse", _sse),
+        Route("/livesocket/history", _history),
         Route("/livesocket/publish", _publish, methods=["POST"]),
         Route("/livesocket/moksha.js", _client_script),
         Route("/livesocket/moksha.mjs", _client_script),
@@ -222,6 +225,58 @@ async def _sse(request: Request) -> Response:
     )
 
 
+# The most events one history request returns: a chart's points, a feed's page.
+MAX_HISTORY_EVENTS = 1000
+
+
+async def _history(request: Request) -> Response:
+    """``GET /livesocket/history?topic=P&count=N&seconds=S``: the recent past of a pattern.
+
+    What a page shows before the first live message (the newest ``count``
+    events, none older than ``seconds``), as ``{"events": [{topic, body, id,
+    time}]}``, oldest first; the same rules as subscribing (origin, token).
+    """
+    live = _live(request)
+    refused_origin = _cross_origin_refused(request, live)
+    if refused_origin is not None:
+        return refused_origin
+    params = request.query_params
+    pattern = params.get("topic")
+    try:
+        count = min(int(params.get("count", "100")), MAX_HISTORY_EVENTS)
+        seconds = float(params["seconds"]) if params.get("seconds") else None
+        if count < 0 or (seconds is not None and not seconds > 0):
+            raise ValueError
+    except ValueError:
+        return JSONResponse(
+            {"error": "count must be a whole number >= 0 and seconds a number > 0"},
+            status_code=400,
+        )
+    if not pattern:
+        return JSONResponse({"error": "name the pattern: ?topic=PATTERN"}, status_code=400)
+    session = Session(live.policy, token=params.get("token"))
+    frame = json.dumps({"topic": SUBSCRIBE, "body": pattern})
+    for action in [*session.start(), *session.receive(frame)]:
+        if isinstance(action, Reply):
+            error = json.loads(action.frame)["body"]["error"]
+            return JSONResponse({"error": error}, status_code=400)
+        if isinstance(action, Close):
+            return JSONResponse({"error": action.reason}, status_code=400)
+    # Protected topics the client may not see are left out before counting.
+    wanted = MAX_HISTORY_EVENTS if live.policy.protected else count
+    events = await live.history.recent(pattern, wanted, seconds) if count else []
+    visible = [e for e in events if session.may_see(e.topic)][-count:] if count else []
+    items = ",".join(
+        f'{{"topic":{json.dumps(e.topic)},"id":"{e.id}","time":{e.time},"body":{e.payload}}}'
+        for e in visible
+    )
+    headers = {"Cache-Control": "no-store"}
+    origin = request.headers.get("origin")
+    if origin:  # an allowed page on another origin must be able to read it
+        headers |= {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return Response(f'{{"events":[{items}]}}', media_type="application/json", headers=headers)
+
+
 async def _sse_stream(live: LiveSocket, client: Client) -> AsyncIterator[str]:
     try:
         yield f"retry: {SSE_RETRY_MS}\n\n"
@@ -287,13 +342,39 @@ async def _client_script(request: Request) -> Response:
     )
 
 
+_EMBED_USAGE = "use /livesocket?topic=PATTERN&callback=functionName"
+
+
+def _embed_problem(topic: str | None, callback: str | None) -> str | None:
+    """What is wrong with an embed's query, as a sentence with the fix; None when nothing is."""
+    if topic is not None and (topic == "" or topic.endswith(".")) and not callback:
+        # "topic=a.b.#&callback=f": the browser took "#..." for the URL's fragment.
+        cut = topic + "#"
+        return (
+            f"the topic pattern reads {topic!r}, cut at a '#': a browser never sends what "
+            "follows '#' in a URL (the callback went with it). Write '#' as %23: "
+            f"/livesocket?topic={topic}%23&callback=functionName (for {cut!r})"
+        )
+    if not topic or not callback:
+        return f"{_EMBED_USAGE} (this request has no {'topic' if not topic else 'callback'})"
+    if not callback.replace("_", "a").replace(".", "a").isalnum():
+        return f"the callback {callback!r} is not a function name; {_EMBED_USAGE}"
+    return None
+
+
 async def _embed(request: Request) -> Response:
     topic = request.query_params.get("topic")
     callback = request.query_params.get("callback")
-    if not topic or not callback or not callback.replace("_", "a").replace(".", "a").isalnum():
+    problem = _embed_problem(topic, callback)
+    if problem is not None:
+        # A browser runs no script answered with an error status, and this one must run to
+        # put the sentence in the console, where the page's author looks: a missing or cut
+        # parameter gets 200.  A callback that is no name is refused (400) all the same.
+        sentence = json.dumps(f"moksha: {problem}")
+        bad_name = bool(topic and callback)
         return Response(
-            "/* moksha: use /livesocket?topic=PATTERN&callback=functionName */",
-            status_code=400,
+            f"console.error({sentence});\n",
+            status_code=400 if bad_name else 200,
             media_type="text/javascript",
         )
     as_json = request.query_params.get("json", "true").lower() != "false"
@@ -322,6 +403,10 @@ def listen(host: str, port: int) -> socket.socket:
             "or stop what uses it",
             key="moksha.livesocket.websocket.port",
         ) from exc
+    # create_server leaves the socket's proto at 0, and asyncio sets TCP_NODELAY on an
+    # accepted connection only when its proto says TCP: without it, a response written in
+    # two small writes waits out the client's delayed ACK (~40 ms per kept-alive request).
+    sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
     sock.setblocking(False)
     return sock
 

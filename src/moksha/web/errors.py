@@ -42,13 +42,19 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{status} {title}</title>
 <style>
+  :root {{ color-scheme: light dark; --text: #1f2933; --muted: #52606d; --bg: #f5f7fa;
+           --card: #fff; --code: #eef2f7; }}
+  @media (prefers-color-scheme: dark) {{
+    :root {{ --text: #e4e8ee; --muted: #98a2b3; --bg: #0f1319; --card: #181d25;
+             --code: #11151b; }}
+  }}
   body {{ font: 16px/1.5 system-ui, sans-serif; margin: 0; padding: 0 1rem;
-          color: #1f2933; background: #f5f7fa; }}
-  main {{ max-width: 36rem; margin: 12vh auto; padding: 2rem; background: #fff;
+          color: var(--text); background: var(--bg); }}
+  main {{ max-width: 36rem; margin: 12vh auto; padding: 2rem; background: var(--card);
           border-radius: 8px; box-shadow: 0 1px 3px rgba(0, 0, 0, .12); }}
   h1 {{ font-size: 1.4rem; margin: 0 0 .5rem; }}
-  .status {{ color: #7b8794; font-size: .9rem; letter-spacing: .05em; }}
-  code {{ background: #eef2f7; padding: .1em .3em; border-radius: 3px; }}
+  .status {{ color: var(--muted); font-size: .9rem; letter-spacing: .05em; }}
+  code {{ background: var(--code); padding: .1em .3em; border-radius: 3px; }}
 </style>
 </head>
 <body>

@@ -239,6 +239,7 @@ class MokshaMiddleware:
         self._warned_no_livesocket = False
         if app is not None:
             self.databases.attach(app)  # the wrapped app may declare app_db too
+        self._live_stack: ASGIApp | None = None
         self._stack = self._build(collecting if collecting is not None else _widget_collecting())
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
@@ -284,6 +285,11 @@ class MokshaMiddleware:
             secret = _process_secret()
         sessions = SessionMiddleware(injector, secret_key=secret, session_cookie=SESSION_COOKIE)
         errors = ErrorMiddleware(sessions, debug=self.settings.debug)
+        if live_app is not None:
+            # The live socket's HTTP face (publish, SSE, its script) has no page to inject
+            # into and no session: skipping both keeps a publish near a bare endpoint's cost.
+            live_errors = ErrorMiddleware(live_app, debug=self.settings.debug)
+            self._live_stack = SecurityHeaders(live_errors, self.settings.trusted_origins)
         return SecurityHeaders(errors, self.settings.trusted_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -291,6 +297,11 @@ class MokshaMiddleware:
             await self._lifespan(scope, receive, send)
             return
         scope[_CONTEXT_KEY] = self.context
+        if self._live_stack is not None and scope["type"] == "http":
+            path = _route_path(scope)
+            if path == LIVESOCKET_PREFIX or path.startswith(LIVESOCKET_PREFIX + "/"):
+                await self._live_stack(scope, receive, send)
+                return
         await self._stack(scope, receive, send)
 
     async def aclose(self) -> None:
@@ -364,14 +375,21 @@ class MokshaMiddleware:
         if refusal is not None:
             return refusal
         try:
-            from moksha.widgets import ParamRefused, WidgetError, find_widget, render_page
+            from moksha.widgets import (
+                MissingParam,
+                ParamRefused,
+                WidgetError,
+                find_widget,
+                render_page,
+            )
         except ImportError:
             return error_page(404, "No widgets", "moksha.widgets is not installed.")
         try:
             widget = find_widget(name)
         except WidgetError as exc:
             return error_page(404, "No such widget", str(exc))
-        title = widget.standalone_title(name)
+        # The card's heading, when the link gives one, is the best name for the page.
+        title = request.query_params.get("heading") or widget.standalone_title(name)
         try:
             # Params from a link: the widget refuses those only the site's code may give.
             bound = widget.for_request(dict(request.query_params), self.config)
@@ -379,6 +397,12 @@ class MokshaMiddleware:
             page = await asyncio.to_thread(render_page, bound, title=title)
         except ParamRefused as exc:
             return error_page(403, "Not allowed from a link", str(exc))
+        except MissingParam as exc:
+            given = f"{request.url.query}&" if request.url.query else ""  # as typed: %23 stays
+            example = f"{request.url.path}?{given}{exc.param}=..."
+            return error_page(
+                400, "Bad widget parameters", f"{exc}. Pass it in the page's address: {example}"
+            )
         except WidgetError as exc:
             return error_page(400, "Bad widget parameters", str(exc))
         return Response(page, media_type="text/html", headers=page_headers(request, self.config))

@@ -25,6 +25,7 @@ from moksha.widgets.registry import find_widget
 from moksha.widgets.templates import environment
 from moksha.widgets.widget import (
     REQUIRED,
+    MissingParam,
     Param,
     ParamRefused,
     ResourceCollector,
@@ -41,6 +42,7 @@ __all__ = [
     "HubStatusWidget",
     "InspectorWidget",
     "LiveWidget",
+    "MissingParam",
     "Param",
     "ParamRefused",
     "ResourceCollector",

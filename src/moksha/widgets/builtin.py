@@ -63,6 +63,18 @@ def positive_float(value: Any) -> float:
     return number
 
 
+def whole_number(value: Any) -> int:
+    """``value`` as an int of at least 0.
+
+    Raises:
+        ValueError: it is not.
+    """
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"{number} < 0")
+    return number
+
+
 def name_list(value: str | Sequence[str]) -> str:
     """Names as a comma-separated attribute value (``"a, b"`` or ``["a", "b"]`` → ``"a,b"``).
 
@@ -114,10 +126,17 @@ class FeedWidget(ComponentWidget):
 
     element = "moksha-feed"
     page_title = "Messages"
-    attributes = ("topic", "limit", "heading")
+    attributes = ("topic", "limit", "backlog", "history", "history_minutes", "heading")
     params: ClassVar[Mapping[str, Any]] = {
         "topic": Param("#", type=str, doc="the pattern whose messages are listed"),
         "limit": Param(20, type=positive_int, doc="how many entries are kept"),
+        "backlog": Param(None, type=positive_int, doc="messages kept while paused (1000)"),
+        "history": Param(
+            None, type=whole_number, doc="messages loaded from the hub's history (default: limit)"
+        ),
+        "history_minutes": Param(
+            None, type=positive_float, doc="loaded messages are at most this old"
+        ),
         "heading": Param("Messages", type=str, doc="the card's title"),
     }
 
@@ -130,12 +149,30 @@ class ChartWidget(ComponentWidget):
     """
 
     element = "moksha-chart"
-    attributes = ("topic", "fields", "labels", "points", "unit", "min", "max", "heading")
+    page_title = "Chart"
+    attributes = (
+        "topic",
+        "fields",
+        "labels",
+        "points",
+        "history",
+        "history_minutes",
+        "unit",
+        "min",
+        "max",
+        "heading",
+    )
     params: ClassVar[Mapping[str, Any]] = {
         "topic": Param(REQUIRED, type=str, doc="the pattern whose messages are drawn"),
         "fields": Param(REQUIRED, type=name_list, doc="body fields to draw, one series each"),
         "labels": Param(None, type=name_list, doc="legend names of the fields, in order"),
         "points": Param(120, type=positive_int, doc="how many points each series keeps"),
+        "history": Param(
+            None, type=whole_number, doc="messages loaded from the hub's history (default: points)"
+        ),
+        "history_minutes": Param(
+            None, type=positive_float, doc="loaded points are at most this old"
+        ),
         "unit": Param(None, type=str, doc="shown after values: %, B/s (bytes get k/M/G)"),
         "min": Param(None, type=float, doc="the axis's lowest value; default: from the data"),
         "max": Param(None, type=float, doc="the axis's highest value; default: from the data"),
@@ -148,10 +185,13 @@ class InspectorWidget(ComponentWidget):
 
     element = "moksha-inspector"
     page_title = "Topic inspector"
-    attributes = ("pattern", "limit", "heading")
+    attributes = ("pattern", "limit", "backlog", "heading")
     params: ClassVar[Mapping[str, Any]] = {
         "pattern": Param("#", type=str, doc="the pattern tailed at first"),
         "limit": Param(200, type=positive_int, doc="how many messages are kept"),
+        "backlog": Param(
+            None, type=positive_int, doc="messages kept while paused or one is open (1000)"
+        ),
         "heading": Param("Topic inspector", type=str, doc="the card's title"),
     }
 
@@ -160,6 +200,9 @@ class HubStatusWidget(ComponentWidget):
     """The hub's consumers, producers, backends and live-socket clients, refreshed."""
 
     element = "moksha-hub-status"
+    page_title = "Hub status"
+    # It polls the status JSON: no live-socket client, so its page shows no socket state.
+    resources: ClassVar[Sequence[Resource]] = (WIDGETS_CSS, WIDGETS_JS)
     attributes = ("src", "interval", "heading")
     params: ClassVar[Mapping[str, Any]] = {
         "src": Param(STATUS_PATH, type=str, doc="the status JSON endpoint"),

@@ -43,7 +43,15 @@ from moksha.widgets.templates import render_file, render_string
 if TYPE_CHECKING:
     from moksha.config import Config
 
-__all__ = ["REQUIRED", "Param", "ParamRefused", "ResourceCollector", "Widget", "WidgetError"]
+__all__ = [
+    "REQUIRED",
+    "MissingParam",
+    "Param",
+    "ParamRefused",
+    "ResourceCollector",
+    "Widget",
+    "WidgetError",
+]
 
 
 class WidgetError(MokshaError, ValueError):
@@ -52,6 +60,20 @@ class WidgetError(MokshaError, ValueError):
 
 class ParamRefused(WidgetError):
     """A request (a link anyone can send) gave a param only the site's own code may give."""
+
+
+class MissingParam(WidgetError):
+    """A required param was not given.
+
+    Attributes:
+        param: its name.
+        doc: what it is (the param's ``doc``), or "".
+    """
+
+    def __init__(self, message: str, param: str, doc: str = "") -> None:
+        super().__init__(message)
+        self.param = param
+        self.doc = doc
 
 
 class _Required:
@@ -326,7 +348,8 @@ class Widget:
             else:
                 values[name] = self._defaults.get(name, spec.default)
             if values[name] is REQUIRED:
-                raise WidgetError(f"{self.name} needs the param {name!r}")
+                what = f" ({spec.doc})" if spec.doc else ""
+                raise MissingParam(f"{self.name} needs the param {name!r}{what}", name, spec.doc)
         values["id"] = str(values["id"]) if values["id"] else self.new_id()
         if not _ID.fullmatch(values["id"]):
             raise WidgetError(

@@ -23,6 +23,10 @@
  *       BASE/livesocket) and/or this auth token (sent as the first frame, ?token= for
  *       SSE); reconnects now if the page has subscriptions, else at the first one.
  *   moksha.close()  disconnect and stop reconnecting (until the next call above).
+ *   moksha.history(pattern, {count, seconds})  a Promise of the newest stored
+ *       messages on pattern ({topic, body, id, time}, oldest first; time in seconds
+ *       since 1970), at most count (100) and none older than seconds (the hub's
+ *       history age): what a widget shows before the first live message.
  *   moksha.on(event, fn) / moksha.off(event, fn), events:
  *       "state"      fn("connecting" | "open" | "closed")
  *       "error"      fn({error, frame}) refused frames; fn({error, code}) policy closes
@@ -69,6 +73,7 @@
     send_message: sendMessage,
     connect: connect,
     close: close,
+    history: history,
     on: function (event, fn) { listeners(event).push(fn); return moksha; },
     off: function (event, fn) {
       var list = listeners(event), at = list.indexOf(fn);
@@ -148,6 +153,21 @@
     stopped = true;
     drop();
     setState("closed");
+  }
+
+  function history(pattern, options) {
+    options = options || {};
+    var query = ["topic=" + encodeURIComponent(pattern)];
+    if (options.count !== undefined) query.push("count=" + encodeURIComponent(options.count));
+    if (options.seconds) query.push("seconds=" + encodeURIComponent(options.seconds));
+    if (token) query.push("token=" + encodeURIComponent(token));
+    return fetch(hubUrl() + "/livesocket/history?" + query.join("&"), { cache: "no-store" })
+      .then(function (response) {
+        return response.json().then(function (answer) {
+          if (!response.ok) throw new Error(answer.error || "HTTP " + response.status);
+          return answer.events;
+        });
+      });
   }
 
   // -- connecting -------------------------------------------------------------

@@ -1,12 +1,17 @@
 /*
  * <moksha-chart topic="moksha.demo.system" fields="load1,load5,load15"
- *               labels="1 min,5 min,15 min" points="120" unit="" min="0" max="" heading="Load">
+ *               labels="1 min,5 min,15 min" points="120" unit="" min="0" max="" heading="Load"
+ *               history="120" history-minutes="10">
  *   A line per field (a number in the message body; "a.b" for nested ones) over time,
- *   the newest `points` of each. The value axis scales to the data (min/max pin it),
+ *   the newest `points` of each. On load it draws the newest `history` (default:
+ *   points) messages the hub still keeps, no older than `history-minutes`, so a
+ *   reload shows the recent past; history="0" starts empty. The value axis scales to the data (min/max pin it),
  *   the time axis runs from the oldest point kept to the newest. The legend shows each
  *   series' latest value. Drawn as SVG, at most once per animation frame.
  */
-import { MokshaElement, clock, countAttribute, formatNumber, h, valueAt } from "./common.js";
+import {
+  MokshaElement, arrival, clock, countAttribute, formatNumber, h, valueAt, wholeAttribute,
+} from "./common.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const HEIGHT = 180; // when the stylesheet did not size the plot (it fills its card's height)
@@ -34,11 +39,16 @@ export class MokshaChart extends MokshaElement {
     this.svg.setAttribute("aria-label", `${this.series.map((s) => s.label).join(", ")} over time`);
     this.drawLegend();
     this.meta.textContent = "waiting for data…";
-    this.subscribe(this.getAttribute("topic") || "#", (message) => this.add(message.body));
+    const count = wholeAttribute(this, "history", countAttribute(this, "points", 120));
+    const minutes = parseFloat(this.getAttribute("history-minutes"));
+    const seconds = minutes > 0 ? minutes * 60 : undefined;
+    this.subscribeWithHistory(this.getAttribute("topic") || "#", { count, seconds },
+      (message) => this.add(message));
   }
 
-  add(body) {
-    const time = Date.now();
+  add(message) {
+    const body = message.body;
+    const time = arrival(message);
     const keep = countAttribute(this, "points", 120);
     let added = false;
     for (const series of this.series) {
@@ -50,7 +60,10 @@ export class MokshaChart extends MokshaElement {
       if (series.points.length > keep) series.points.splice(0, series.points.length - keep);
       added = true;
     }
-    if (added) this.redraw();
+    if (added) {
+      this.touched(time);
+      this.redraw();
+    }
   }
 
   redraw() {

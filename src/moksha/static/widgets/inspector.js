@@ -1,15 +1,20 @@
 /*
- * <moksha-inspector pattern="#" limit="200" heading="Topic inspector">
+ * <moksha-inspector pattern="#" limit="200" backlog="1000" heading="Topic inspector">
  *   Tail any pattern in the browser. Type a pattern and press Enter (or "Tail") to
- *   follow it instead; "Pause" stops showing messages (they are counted) until
- *   "Resume"; the filter box hides messages whose topic and JSON lack its text. Each
- *   message shows its topic, time and a one-line preview; open it for pretty JSON.
- *   The header counts messages per second (over the last five seconds).
+ *   follow it instead; "Pause" keeps what arrives (the newest `backlog`, 1000, counting any
+ *   dropped) and "Resume" shows it; the filter box hides messages whose topic and JSON
+ *   lack its text. Each message shows its topic, time and a one-line preview; open it
+ *   for pretty JSON. While a message is open, new ones wait above the list ("12 new
+ *   messages: show"), so what you read stays put. The header counts messages per
+ *   second (over the last five seconds); screen readers hear a count now and then.
  */
-import { MokshaElement, client, clock, compact, countAttribute, h, pretty } from "./common.js";
+import {
+  Announcer, Backlog, MokshaElement, arrival, client, clock, compact, countAttribute, h, pretty,
+} from "./common.js";
 
 const RATE_WINDOW_MS = 5000;
 const MAX_ARRIVALS = 10000; // bounds the rate's memory even at thousands of messages/s
+const BACKLOG = 1000; // messages kept while paused or while a message is open
 
 export class MokshaInspector extends MokshaElement {
   static observedAttributes = ["pattern"];
@@ -22,12 +27,20 @@ export class MokshaInspector extends MokshaElement {
       "aria-pressed": "false", text: "Pause" });
     this.filterInput = h("input", { name: "filter", type: "search", placeholder: "Filter",
       "aria-label": "Filter messages" });
+    // Floats over the list's top edge: showing it moves nothing of what is read.
+    this.waitingButton = h("button", { type: "button", className: "moksha-waiting", hidden: true });
     const form = h("form", { className: "moksha-controls" },
       this.patternInput, h("button", { type: "submit", text: "Tail" }),
       this.pauseButton, this.filterInput);
-    this.list = h("ol", { className: "moksha-list moksha-inspector-list" });
+    this.list = h("ol", { className: "moksha-list moksha-inspector-list", tabindex: "0",
+      "aria-label": "Messages" });
     this.empty = h("p", { className: "moksha-empty" });
-    body.append(form, this.empty, this.list);
+    this.announcer = new Announcer();
+    const frame = h("div", { className: "moksha-list-frame" }, this.waitingButton, this.list);
+    body.append(form, this.empty, frame, this.announcer.node);
+    this.waitingButton.addEventListener("click", () => this.showWaiting(true));
+    // An opened or closed message: hold new ones while any is open, show them after.
+    this.list.addEventListener("toggle", () => this.showWaiting(false), true);
 
     form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -37,7 +50,7 @@ export class MokshaInspector extends MokshaElement {
     this.pauseButton.addEventListener("click", () => this.setPaused(!this.paused));
     this.filterInput.addEventListener("input", () => this.applyFilter());
     this.paused = false;
-    this.skipped = 0;
+    this.backlog = new Backlog(countAttribute(this, "backlog", BACKLOG));
     this.arrivals = [];
   }
 
@@ -45,6 +58,9 @@ export class MokshaInspector extends MokshaElement {
     const pattern = this.getAttribute("pattern") || "#";
     this.patternInput.value = pattern;
     this.list.replaceChildren();
+    this.backlog.drain();
+    delete this.meta.dataset.dropped;
+    this.showCount();
     this.empty.hidden = false;
     this.empty.textContent = `Tailing ${pattern}: waiting for messages…`;
     this.arrivals = [];
@@ -57,6 +73,7 @@ export class MokshaInspector extends MokshaElement {
 
   stop() {
     clearInterval(this.timer);
+    this.announcer.stop();
     if (this.onRefusal && client()) client().off("error", this.onRefusal);
     this.clearProblem();
   }
@@ -82,24 +99,70 @@ export class MokshaInspector extends MokshaElement {
     const now = performance.now();
     this.arrivals.push(now);
     if (this.arrivals.length > MAX_ARRIVALS) this.arrivals.splice(0, this.arrivals.length - MAX_ARRIVALS);
-    if (this.paused) {
-      this.skipped += 1;
-      this.pauseButton.textContent = `Resume (${this.skipped} new)`;
+    this.touched(arrival(message));
+    this.announcer.add();
+    if (this.holding) {
+      this.backlog.push({ ...message, time: arrival(message) / 1000 });
+      this.showCount();
       return;
     }
+    this.show([message]);
+  }
+
+  /** Held back: paused, or a message is open (new rows must not move what is read). */
+  get holding() {
+    return this.paused || this.list.querySelector("details[open]") !== null;
+  }
+
+  show(messages) {
+    if (!messages.length) return;
     this.empty.hidden = true;
-    const item = entry(message);
-    item.hidden = !this.matchesFilter(item);
-    this.list.prepend(item);
+    const items = messages.slice(-this.limit).map((message) => {
+      const item = entry(message);
+      item.hidden = !this.matchesFilter(item);
+      return item;
+    });
+    this.list.prepend(...items.reverse()); // newest first
     while (this.list.childElementCount > this.limit) this.list.lastElementChild.remove();
+  }
+
+  /** Show what waits, unless something still holds it (`force`: the user asked). */
+  showWaiting(force) {
+    if (!force && this.holding) return this.showCount();
+    if (this.paused) this.setPaused(false);
+    const { items, dropped } = this.backlog.drain();
+    this.show(items);
+    if (dropped) this.meta.dataset.dropped = String(dropped);
+    this.showCount();
+  }
+
+  /** The pause button and the "n new messages" bar say how many wait. */
+  showCount() {
+    const waiting = this.backlog.size;
+    this.pauseButton.textContent = this.paused
+      ? (waiting || this.backlog.dropped ? `Resume (${this.backlog.describe()})` : "Resume")
+      : "Pause";
+    const shown = !this.paused && waiting > 0;
+    this.waitingButton.hidden = !shown;
+    if (shown) {
+      this.waitingButton.textContent =
+        `${this.backlog.describe().replace(" new", ` new message${waiting === 1 ? "" : "s"}`)}: show`;
+    }
   }
 
   setPaused(paused) {
     this.paused = paused;
-    this.skipped = 0;
     this.pauseButton.setAttribute("aria-pressed", String(paused));
-    this.pauseButton.textContent = paused ? "Resume" : "Pause";
     this.classList.toggle("moksha-paused", paused);
+    if (!paused) {
+      // Resume shows what came while paused, unless a message is open: then it waits on.
+      if (!this.holding) {
+        const { items, dropped } = this.backlog.drain();
+        this.show(items);
+        if (dropped) this.meta.dataset.dropped = String(dropped);
+      }
+    }
+    this.showCount();
   }
 
   matchesFilter(item) {
@@ -117,7 +180,8 @@ export class MokshaInspector extends MokshaElement {
     this.arrivals.splice(0, cut < 0 ? this.arrivals.length : cut);
     const span = Math.min(RATE_WINDOW_MS, Math.max(1000, now - this.started));
     const rate = this.arrivals.length / (span / 1000);
-    this.meta.textContent = `${rate.toFixed(1)} msg/s${this.paused ? " · paused" : ""}`;
+    const dropped = this.meta.dataset.dropped ? ` · ${this.meta.dataset.dropped} dropped` : "";
+    this.meta.textContent = `${rate.toFixed(1)} msg/s${this.paused ? " · paused" : ""}${dropped}`;
   }
 }
 
@@ -126,7 +190,7 @@ function entry(message) {
   const details = h("details", {},
     h("summary", {},
       h("span", { className: "moksha-topic", text: message.topic }),
-      h("time", { text: clock(Date.now()) }),
+      h("time", { text: clock(arrival(message)) }),
       h("code", { className: "moksha-json", text: preview })),
     h("pre", { className: "moksha-pretty", text: pretty(message.body) }));
   const text = `${message.topic} ${compact(message.body, Infinity)}`.toLowerCase();
