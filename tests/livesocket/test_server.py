@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from websockets.frames import Close, Frame, Opcode
 
 from moksha.hub import CentralMokshaHub
 from moksha.livesocket import make_token
+from moksha.livesocket.direct import WireFrame
 from support import TIMEOUT, until
 
 SECRET = "s" * 40
@@ -444,3 +446,18 @@ async def test_under_another_asgi_websocket_server_frames_go_through_a_writer():
             await serving
             await live.aclose()
     assert [frame["body"]["n"] for frame in frames] == list(range(50))
+
+
+async def test_a_frame_for_a_client_that_began_closing_is_dropped_quietly():
+    """Between a client's close frame and the connection's end, writes must not raise."""
+    async with live_hub() as hub, websockets.connect(ws_url(hub)) as ws:
+        await subscribe(ws, "t.#")
+        await until_subscribed(hub)
+        assert hub.livesocket is not None
+        (client,) = hub.livesocket.clients
+        sink: Any = client.sink
+        assert sink is not None and sink.conn.extensions  # the compressed path encodes
+        close = Frame(Opcode.CLOSE, Close(1000, "bye").serialize())
+        sink.data_received(close.serialize(mask=True, extensions=[]))
+        sink.write(WireFrame('{"topic": "t.a", "body": 1}'))  # raised InvalidState before
+        client.offer(1, "t.a", WireFrame('{"topic": "t.a", "body": 2}'))

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 __all__ = ["EXTENSION", "DirectWebSocketProtocol", "Sink", "WireFrame"]
 
@@ -155,8 +156,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def write(self, frame: WireFrame) -> None:
         """Write one text frame to the transport now, as ``websockets.broadcast()`` does."""
-        if self.close_sent or self.disconnected or not self.handshake_complete:
-            return
+        if self.conn.state is not State.OPEN or self.close_sent or self.disconnected:
+            return  # closing (either side began the close handshake) or not yet open
         if self.conn.extensions:  # compression keeps state per connection: let it encode
             self.conn.send_text(frame.data)
             self.transport.write(b"".join(self.conn.data_to_send()))
