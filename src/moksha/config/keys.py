@@ -337,6 +337,24 @@ KEYS: tuple[Key, ...] = (
         "Endpoint the hub publishes monitoring data on."),
     Key("moksha.monitoring.socket.mode", "monitoring_socket_mode", _optional_text, None,
         "File mode of the monitoring socket, e.g. 770."),
+    Key("moksha.archive", "archive", _boolean, False,
+        "Record every message (moksha.archive.topics) in the archive; /archive/ on moksha start "
+        "searches it (datagrepper v2) and shows dead letters."),
+    Key("moksha.archive.url", "archive_url", _optional_text, None,
+        "Archive database (SQLAlchemy URL, postgresql+psycopg://... for real deployments); "
+        "unset: sqlite:///<moksha.data_dir>/archive.sqlite."),
+    Key("moksha.archive.topics", "archive_topics", _words, ("#",),
+        "Topic patterns recorded in the archive (dead letters are always recorded)."),
+    Key("moksha.archive.keep_days", "archive_keep_days", _integer(0), 0,
+        "Days a message stays in the archive; 0: forever."),
+    Key("moksha.archive.batch_size", "archive_batch_size", _integer(1), 200,
+        "Messages the archive writes in one transaction at most (and records at a time)."),
+    Key("moksha.archive.topic_prefix", "archive_topic_prefix", _optional_text, None,
+        "Topic prefix of this bus (org.fedoraproject.prod): a message's category is the word "
+        "after it; unset or not matching: the first word."),
+    Key("moksha.archive.category_word", "archive_category_word", _integer(0), None,
+        "Index (from 0) of the topic word that is a message's category, instead of the word "
+        "after moksha.archive.topic_prefix."),
     Key("moksha.data_dir", "data_dir", _text, ".",
         "Directory of the files Moksha makes by default (app databases: <name>.sqlite); "
         "relative to the working directory (the systemd units': /var/lib/moksha)."),

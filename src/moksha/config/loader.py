@@ -167,6 +167,13 @@ class Config(Mapping[str, Any]):
     logging_levels: str | None
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
+    archive: bool
+    archive_url: str | None
+    archive_topics: tuple[str, ...]
+    archive_keep_days: int
+    archive_batch_size: int
+    archive_topic_prefix: str | None
+    archive_category_word: int | None
     data_dir: str
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)

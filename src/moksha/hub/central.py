@@ -281,7 +281,13 @@ class CentralMokshaHub(MokshaHub):
 
     async def _start_consumers(self) -> None:
         assert self._loop is not None and self._tasks is not None
-        for cls, origin in self._plugin_classes(self._consumer_classes, CONSUMER_GROUPS):
+        classes = self._plugin_classes(self._consumer_classes, CONSUMER_GROUPS)
+        if self.config.archive:
+            # Built in, not an entry point: the archive's recorder (moksha.archive = true).
+            from moksha.archive.recorder import ArchiveRecorder
+
+            classes.append((ArchiveRecorder, Origin()))
+        for cls, origin in classes:
             consumer = await self._construct(origin, "consumer", cls)
             if consumer is None:
                 continue
