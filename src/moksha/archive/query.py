@@ -234,19 +234,25 @@ def _pattern_regex(pattern: str) -> str:
     return "^" + "".join(parts) + "$"
 
 
-def topic_condition(pattern: str) -> ColumnElement[bool]:
-    """SQL for "the topic matches ``pattern``" (AMQP rules; the prefix uses the index)."""
+def topic_condition(pattern: str, column: Any = None) -> ColumnElement[bool]:
+    """SQL for "the topic matches ``pattern``" (AMQP rules; the prefix uses the index).
+
+    Args:
+        pattern: a topic or a pattern with ``*`` / ``#``.
+        column: the topic column (default: the messages').
+    """
+    topic = M.c.topic if column is None else column
     words = split(pattern)
     if ONE_WORD not in words and ANY_WORDS not in words:
-        return M.c.topic == pattern
+        return topic == pattern
     prefix = literal_prefix(pattern)
     if words == [ANY_WORDS]:
         return true()
     if words[-1] == ANY_WORDS and ONE_WORD not in words and words.count(ANY_WORDS) == 1:
-        return or_(M.c.topic == prefix, M.c.topic.startswith(prefix + ".", autoescape=True))
-    regex = literal(".").concat(M.c.topic).regexp_match(_pattern_regex(pattern))
+        return or_(topic == prefix, topic.startswith(prefix + ".", autoescape=True))
+    regex = literal(".").concat(topic).regexp_match(_pattern_regex(pattern))
     if prefix:
-        return and_(M.c.topic.startswith(prefix, autoescape=True), regex)
+        return and_(topic.startswith(prefix, autoescape=True), regex)
     return regex
 
 
