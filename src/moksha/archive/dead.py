@@ -161,7 +161,8 @@ async def requeue(
     Args:
         engine: the archive's engine.
         selection: which dead letters.
-        publish: publishes one message (``publish_message`` bound to a hub).
+        publish: publishes one message (``publish_message`` bound to a hub); may
+            return the id it was published under, when not the message's own.
         by: who asked (recorded).
         limit: at most this many.
         run: runs a blocking call off the event loop (default ``asyncio.to_thread``).
@@ -176,13 +177,21 @@ async def requeue(
     for message in messages:
         dead_id = message.headers[REQUEUED_HEADER]
         try:
-            await publish(message)
+            published = await publish(message)
         except Exception as exc:
             await run(unclaim, engine, dead_id)
             done.append(Requeued(dead_id, message.topic, None, f"not published: {exc}"))
-        else:
-            done.append(Requeued(dead_id, message.topic, message, f"requeued as {message.id}"))
+            continue
+        new_id = published if isinstance(published, str) else message.id
+        if new_id != message.id:  # a remote hub chose the id: record that one
+            await run(_record_new_id, engine, dead_id, new_id)
+        done.append(Requeued(dead_id, message.topic, message, f"requeued as {new_id}"))
     return done
+
+
+def _record_new_id(engine: Engine, dead_id: str, new_id: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(DEAD).where(DEAD.c.msg_id == dead_id).values(requeued_as=new_id))
 
 
 def discard(engine: Engine, selection: DeadFilter, *, by: str | None = None) -> int:
