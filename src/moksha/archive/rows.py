@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moksha.config import Config
-from moksha.message import Message
+from moksha.message import JSON, Message
 
 __all__ = [
     "DEAD_LETTER_HEADER",
@@ -90,7 +90,8 @@ def _priority(headers: dict[str, str]) -> int:
 
 def _agent(message: Message) -> str | None:
     agent = message.headers.get(_AGENT_HEADER)
-    if agent is None and message.content_type == "application/json":
+    # The body is decoded only when it may name an agent: most do not, and decoding costs.
+    if agent is None and b'"agent"' in message.payload and message.content_type == JSON:
         try:
             body = message.body
         except ValueError:
