@@ -167,7 +167,12 @@ class CentralMokshaHub(MokshaHub):
         sock = listen(
             self.config.livesocket_websocket_interface, self.config.livesocket_websocket_port
         )
-        self.livesocket = LiveSocket(self, self.config)
+        history = None
+        if self.config.archive:
+            from moksha.archive.recovery import archive_history
+
+            history = archive_history(self.config)
+        self.livesocket = LiveSocket(self, self.config, history=history)
         await self.livesocket.start()
         app = livesocket_app(self.livesocket)
         app.router.routes.extend(self.livesocket_routes)
