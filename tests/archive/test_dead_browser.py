@@ -46,6 +46,7 @@ def test_requeue_one_dead_letter_from_the_page(
 
     page, errors = open_page(browser, site.url + "/")
     page.get_by_role("link", name="Dead letters").click()
+    page.wait_for_url("**/archive/dead")
     rows = page.locator("table.moksha-archive-dead-list tbody tr")
     assert rows.count() == 2
     row = page.locator(f'tr[data-id="{retry.id}"]')
@@ -74,4 +75,37 @@ def test_requeue_one_dead_letter_from_the_page(
         page.wait_for_timeout(50)
     assert recorded() == ["shop.orders"]
     store.close()
+    assert errors == []
+
+
+def test_search_the_archive_and_open_a_message(
+    browser: Browser, site: MokshaSite, sqlite_archive: str
+) -> None:
+    site.send("shop.orders.new", {"order": 41, "customer": "kim"})
+    site.send("shop.refunds.new", {"order": 7})
+    store = ArchiveStore(sqlite_archive)
+
+    def archived() -> int:
+        with store.engine.connect() as connection:
+            return len(list(connection.execute(select(MESSAGES.c.msg_id)).scalars()))
+
+    page, errors = open_page(browser, site.url + "/")
+    for _ in range(int(TIMEOUT / 0.05)):  # bounded: the recorder writes within moments
+        if archived() >= 2:
+            break
+        page.wait_for_timeout(50)
+    store.close()
+    page.get_by_role("link", name="Archive", exact=True).click()
+    page.wait_for_url("**/archive/")
+    page.get_by_role("textbox", name="Topic").fill("shop.*.new")
+    page.get_by_role("textbox", name="Text").fill("kim")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**/archive/?topic=*")
+    results = page.locator("table.moksha-archive-results tbody tr")
+    results.first.wait_for()
+    assert results.count() == 1
+    assert page.locator("figure.moksha-archive-volume rect").count() == 1
+    results.get_by_role("link", name="shop.orders.new").click()
+    page.wait_for_url("**/archive/message?id=*")
+    assert '"customer": "kim"' in page.locator("pre.moksha-json").first.inner_text()
     assert errors == []

@@ -145,10 +145,16 @@ async def test_the_search_page_finds_and_shows_messages(filled: str) -> None:
         detail = await http.get("/archive/message?id=m3")
         dashboard = await http.get("/")
         bare = await http.get("/archive")
+        everything = await http.get("/archive/?start=0&end=40000000")
     assert page.status_code == 200
     assert "2 messages" in page.text
     assert "org.fedoraproject.prod.bodhi.update.request" in page.text
     assert "org.fedoraproject.prod.bodhi.update.comment" not in page.text
+    # The volume chart: bob's two messages are 1,000 s apart: per hour, a bar per topic.
+    assert "Messages per hour, by topic" in page.text
+    assert page.text.count("<rect") == 2
+    assert "org.fedoraproject.prod.koji.build.complete 1970-01-01 00:00: 1" in page.text
+    assert "Messages per hour" in everything.text and everything.text.count("<rect") == 4
     assert "urgent fix" in detail.text
     assert 'href="/archive/"' in dashboard.text
     assert bare.status_code == 308 and bare.headers["location"] == "/archive/"

@@ -41,23 +41,36 @@ class Volume:
     height: int = 120
 
 
+_FORMATS = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}
+
+
 def _bucket(connection: Connection, unit: str) -> Any:
     column = MESSAGES.c.timestamp
     if connection.dialect.name == "postgresql":
-        return func.date_trunc(unit, column)
-    pattern = "%Y-%m-%d %H:00:00" if unit == "hour" else "%Y-%m-%d 00:00:00"
-    return func.strftime(pattern, column)
+        return func.to_char(
+            func.date_trunc(unit, column),
+            {"hour": "YYYY-MM-DD HH24:00", "day": "YYYY-MM-DD", "month": "YYYY-MM"}[unit],
+        )
+    return func.strftime(_FORMATS[unit], column)
 
 
 def volume_chart(connection: Connection, query: Search) -> Volume | None:
-    """Messages per hour (last 48 hours of the search) or per day, for its busiest topics."""
+    """Messages per hour, day or month for the search's busiest topics.
+
+    The range is the search's (the last 48 hours when it gives no start),
+    narrowed to its first and last matching message; the unit follows its length.
+    """
     end = query.end or datetime.now(UTC)
     start = query.start or end - timedelta(hours=BUCKETS)
-    unit = "hour" if end - start <= timedelta(hours=BUCKETS) else "day"
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-    if (end - start) / step > 366:
-        start = end - 366 * step
     where = conditions(replace(query, start=start, end=end))
+    span = select(func.min(MESSAGES.c.timestamp), func.max(MESSAGES.c.timestamp)).where(*where)
+    first, last = connection.execute(span).one()
+    if first is None:
+        return None
+    length = last - first
+    unit = "hour" if length <= timedelta(hours=BUCKETS) else "day"
+    if length > timedelta(days=366):
+        unit = "month"
     bucket = _bucket(connection, unit).label("bucket")
     statement = (
         select(MESSAGES.c.topic, bucket, func.count().label("n"))
