@@ -79,3 +79,20 @@ async def archive_site(url: str, **settings: Any) -> AsyncIterator[httpx.AsyncCl
                 yield http
         finally:
             await app.aclose()
+
+
+def dead_letter(topic: str, error: str) -> Message:
+    """A dead letter as the hub publishes it."""
+    original = Message(topic, {"order": error})
+    return Message(
+        f"{topic}.dead",
+        {"order": error},
+        {
+            "moksha-dead-letter": topic,
+            "moksha-original-id": original.id,
+            "moksha-error": f"ValueError: {error}",
+            "moksha-attempts": "4",
+            "moksha-consumer": "Shop",
+            "shop-header": "kept",
+        },
+    )

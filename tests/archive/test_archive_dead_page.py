@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from archive_support import archive_site
+from archive_support import archive_site, dead_letter
 
 from moksha.archive import ArchiveStore
 from moksha.message import Message
 from support import until
-from test_cli import dead_letter
 
 ADMIN = {"X-Remote-User": "ada", "X-Remote-Groups": "admins"}
 OPERATOR = {"X-Remote-User": "otto", "X-Remote-Groups": "ops"}

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from archive_support import KNOWN, PREFIX, fill
+from archive_support import KNOWN, PREFIX, dead_letter, fill
 
 from moksha.archive import ArchiveStore
 from moksha.cli import main
 from moksha.hub import MokshaHub
-from moksha.message import Message
 from support import Inbox, amqp
 
 
@@ -96,23 +95,6 @@ def test_replay_republishes_in_order_with_the_replayed_header(
     assert received[0]["headers"]["fedora_messaging_user_bob"] == "true"
     assert received[2]["body"] == "plain text"
     assert len({m["id"] for m in received} & set(KNOWN)) == 0  # new ids
-
-
-def dead_letter(topic: str, error: str) -> Message:
-    """A dead letter as the hub publishes it."""
-    original = Message(topic, {"order": error})
-    return Message(
-        f"{topic}.dead",
-        {"order": error},
-        {
-            "moksha-dead-letter": topic,
-            "moksha-original-id": original.id,
-            "moksha-error": f"ValueError: {error}",
-            "moksha-attempts": "4",
-            "moksha-consumer": "Shop",
-            "shop-header": "kept",
-        },
-    )
 
 
 def test_dead_list_requeue_and_purge(

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from archive_support import dead_letter
 from sqlalchemy import select
 
 from moksha.archive import ArchiveStore
 from moksha.archive.models import MESSAGES
 from support import TIMEOUT
-from test_cli import dead_letter
 from web.test_pages_browser import MokshaSite, open_page
 
 if TYPE_CHECKING:
