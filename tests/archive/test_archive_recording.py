@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -152,3 +154,23 @@ def test_the_category_is_the_word_after_the_prefix_as_in_datanommer() -> None:
     assert Categorizer(word=9)("a.b") is None
     row = message_rows(Message("org.x", {"agent": "carol"}), Categorizer()).message
     assert row["agent"] == "carol"
+
+
+def test_a_restart_keeps_the_archive_and_its_schema_version(store: ArchiveStore) -> None:
+    store.record([old_message("org.kept", 1)])
+    url = store.engine.url.render_as_string(hide_password=False)
+    # A new process (a hub restarting) runs the migrations again: nothing to do.
+    started = subprocess.run(
+        [sys.executable, "-c", f"from moksha.archive import ArchiveStore; ArchiveStore({url!r})"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    with store.engine.connect() as connection:
+        versions = connection.exec_driver_sql(
+            "SELECT version_num FROM moksha_archive_alembic_version"
+        ).scalars()
+        assert list(versions) == ["0001"]
+        assert connection.execute(select(MESSAGES.c.topic)).scalars().all() == ["org.kept"]
