@@ -49,11 +49,13 @@ from typing import TYPE_CHECKING, TypeVar
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from pamqp.commands import Basic
 
 from moksha.errors import BackendError, BackendUnavailable
 from moksha.hub.backends.amqp_bindings import inventory, remove
 from moksha.hub.backends.amqp_logs import attempt_lines
-from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_amqp
+from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_properties
+from moksha.hub.backends.amqp_publisher import ConfirmedPublisher
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.message import Message
@@ -91,15 +93,14 @@ class AMQPBackend(Backend):
         native_wildcards=True,
         durable=True,
         cross_process=True,
-        ordered_publishes=True,  # one confirming channel; aiormq writes under a FIFO lock
+        ordered_publishes=True,  # one confirming channel, one writer (ConfirmedPublisher)
     )
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.address = broker_address(config)
         self._connection: aio_pika.RobustConnection | None = None
-        self._exchange: AbstractExchange | None = None
-        self._direct: AbstractExchange | None = None  # the default exchange: to one queue
+        self._publisher: ConfirmedPublisher | None = None  # on the confirming channel
         self._subscriptions: dict[AMQPSubscription, None] = {}  # ordered set
         self._supervisor: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # connected, publish channel open, subscriptions applied
@@ -155,7 +156,9 @@ class AMQPBackend(Backend):
             supervisor.cancel()
             await asyncio.gather(supervisor, return_exceptions=True)
         connection, self._connection = self._connection, None
-        self._exchange = self._direct = None
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            await publisher.close()
         if connection is not None:
             attempt_lines.disown(connection)
             # Closing the connection requeues unacked deliveries and removes exclusive queues.
@@ -169,38 +172,13 @@ class AMQPBackend(Backend):
         connection is back, so a message may arrive twice.
 
         Raises:
-            BackendUnavailable: no confirmed publish within ``moksha.publish_timeout``.
+            BackendUnavailable: no confirmed publish within ``moksha.publish_timeout``,
+                or the backend is closed.
             BackendError: the broker refused the message.
         """
-        outgoing = to_amqp(message)
-        try:
-            async with asyncio.timeout(self.config.publish_timeout):
-                while True:
-                    await self._ready.wait()
-                    exchange = self._exchange
-                    if exchange is None:  # closed meanwhile
-                        raise BackendUnavailable(f"amqp: the backend for {self.address} is closed")
-                    try:
-                        await exchange.publish(outgoing, message.topic, mandatory=False)
-                        return
-                    except CONNECTION_EXCEPTIONS as exc:
-                        if refused(exc):
-                            raise BackendError(
-                                f"amqp: {self.address} refused a message on {message.topic!r}: "
-                                f"{self._reason(exc)}"
-                            ) from exc
-                        self._last_error = exc
-                        log.debug(
-                            "amqp: publish on %s interrupted (%s); retrying", message.topic, exc
-                        )
-                    await asyncio.sleep(_RETRY_PAUSE)
-        except TimeoutError:
-            reason = f" ({self._reason(self._last_error)})" if self._last_error else ""
-            raise BackendUnavailable(
-                f"amqp: could not publish to {self.address} within "
-                f"{self.config.publish_timeout:g}s: not connected{reason}. Check that RabbitMQ "
-                "is running and that amqp_broker names it."
-            ) from None
+        await self._publish(
+            self.config.amqp_exchange, message.topic, message.payload, to_properties(message)
+        )
 
     async def requeue(self, message: Message, group: str) -> bool:
         """Publish ``message`` straight to the group's durable queue (a retry), confirmed.
@@ -214,18 +192,62 @@ class AMQPBackend(Backend):
         if not self.config.amqp_durable_queues:
             return False
         queue = f"{self.config.amqp_queue_prefix}.{group}"
-        outgoing = to_amqp(message.with_headers({TOPIC_HEADER: message.topic}))
-        direct = self._direct
-        if direct is None or not self._ready.is_set():
+        if not self._ready.is_set():
             raise BackendUnavailable(f"amqp: not connected to {self.address}")
+        retry = message.with_headers({TOPIC_HEADER: message.topic})
         try:
-            async with asyncio.timeout(self.config.publish_timeout):
-                await direct.publish(outgoing, queue, mandatory=False)
-        except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+            await self._publish("", queue, retry.payload, to_properties(retry), again=False)
+        except BackendError as exc:
             raise BackendError(
-                f"amqp: could not put a retry back on queue {queue!r}: {self._reason(exc)}"
+                f"amqp: could not put a retry back on queue {queue!r}: {exc}"
             ) from exc
         return True
+
+    async def _publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: Basic.Properties,
+        *,
+        again: bool = True,
+    ) -> None:
+        """Publish on the confirming channel; ``again``: resend what a lost connection cut off."""
+        try:
+            async with asyncio.timeout(self.config.publish_timeout):
+                while True:
+                    await self._ready.wait()
+                    publisher = self._publisher
+                    if publisher is None:  # closed meanwhile
+                        raise BackendUnavailable(f"amqp: the backend for {self.address} is closed")
+                    try:
+                        await publisher.publish(exchange, routing_key, body, props)
+                        return
+                    except CONNECTION_EXCEPTIONS as exc:
+                        if self._supervisor is None:  # cut off by close()
+                            raise BackendUnavailable(
+                                f"amqp: the backend for {self.address} closed before the "
+                                f"broker confirmed a message on {routing_key!r}"
+                            ) from exc
+                        if refused(exc):
+                            raise BackendError(
+                                f"amqp: {self.address} refused a message on {routing_key!r}: "
+                                f"{self._reason(exc)}"
+                            ) from exc
+                        if not again:
+                            raise BackendError(self._reason(exc)) from exc
+                        self._last_error = exc
+                        log.debug(
+                            "amqp: publish on %s interrupted (%s); retrying", routing_key, exc
+                        )
+                    await asyncio.sleep(_RETRY_PAUSE)
+        except TimeoutError:
+            reason = f" ({self._reason(self._last_error)})" if self._last_error else ""
+            raise BackendUnavailable(
+                f"amqp: could not publish to {self.address} within "
+                f"{self.config.publish_timeout:g}s: not connected{reason}. Check that RabbitMQ "
+                "is running and that amqp_broker names it."
+            ) from None
 
     async def subscribe(
         self,
@@ -343,16 +365,16 @@ class AMQPBackend(Backend):
     async def _bring_up(self, connection: AbstractRobustConnection) -> None:
         """Open the publish channel and set up pending subscriptions, then mark ready."""
         try:
-            if self._exchange is None:
+            if self._publisher is None:
                 channel = connection.channel(publisher_confirms=True)
                 try:
                     async with asyncio.timeout(_CONNECT_TIMEOUT):
                         await channel.initialize()
-                        self._exchange = await self.declare_exchange(channel)
-                        self._direct = channel.default_exchange
+                        await self.declare_exchange(channel)
                 except BaseException:
                     await discard(channel)
                     raise
+                self._publisher = ConfirmedPublisher(channel)
             restored = [s for s in self._subscriptions if s.started and not s.cancelled]
             for subscription in list(self._subscriptions):
                 if subscription.started or subscription.cancelled:
