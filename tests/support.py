@@ -161,9 +161,20 @@ def zeromq() -> dict[str, Any]:
     }
 
 
+def mqtt() -> dict[str, Any]:
+    require_service("Mosquitto", 1883)
+    return {
+        "moksha.backends": "mqtt",
+        "mqtt_url": "mqtt://127.0.0.1:1883",
+        "mqtt_node": f"test-{RUN}",
+        "mqtt_session_expiry": 300,  # what a test leaves goes away on its own
+    }
+
+
 BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
     "memory": lambda: {"moksha.backends": "memory"},
     "amqp": amqp,
     "stomp": stomp,
     "zeromq": zeromq,
+    "mqtt": mqtt,
 }

@@ -92,6 +92,10 @@ class Config(Mapping[str, Any]):
     zmq_subscribe_method: str
     zmq_strict: bool
     zmq_metadata_frame: bool
+    mqtt_url: str | None
+    mqtt_node: str | None
+    mqtt_session_expiry: int
+    mqtt_inflight: int
     workers_per_consumer: int
     blocking_mode: bool
     consumer_backlog: int
