@@ -21,6 +21,7 @@ from moksha.errors import BackendError, BackendUnavailable, ConfigError, Message
 from moksha.hub.backends.mqtt import MQTTBackend
 from moksha.message import Message
 from support import BACKENDS, TIMEOUT, Inbox, Received, free_endpoint, until
+from tcp_proxy import TcpProxy
 
 
 def settings(**more: Any) -> dict[str, Any]:
@@ -200,3 +201,43 @@ def test_the_url_password_is_not_shown():
         overrides=settings(mqtt_url="mqtt://user:s3cret@127.0.0.1:1883"), environ={}, search=False
     )
     assert "s3cret" not in repr(config)
+
+
+# Connections cut under a running backend (tests/tcp_proxy.py).
+
+
+async def test_a_failed_delivery_comes_again_when_the_session_reconnects(prefix, group):
+    """MQTT has no nack: what the handler did not finish stays unacknowledged in the session."""
+    calls: list[Any] = []
+
+    async def flaky(message: Message) -> None:
+        calls.append(message.body)
+        if len(calls) == 1:
+            raise RuntimeError("not now")
+
+    async with (
+        TcpProxy(1883) as proxy,
+        backend(mqtt_url=f"mqtt://127.0.0.1:{proxy.port}") as bus,
+    ):
+        await bus.subscribe([f"{prefix}.job"], flaky, group=group)
+        await bus.publish(Message(f"{prefix}.job", "again"))
+        await until(lambda: len(calls) == 1)
+        await proxy.cut()
+        await until(lambda: len(calls) == 2)
+        await cleanup(bus, group)
+    assert calls == ["again", "again"]
+
+
+async def test_every_message_is_consumed_despite_cut_connections(prefix, group):
+    received = Received()
+    async with TcpProxy(1883) as proxy:
+        url = f"mqtt://127.0.0.1:{proxy.port}"
+        async with backend(mqtt_url=url) as consumer, backend(mqtt_url=url) as publisher:
+            await consumer.subscribe([f"{prefix}.n"], received, group=group)
+            for i in range(300):
+                if i % 100 == 50:
+                    await proxy.cut()  # every connection, mid-stream
+                await publisher.publish(Message(f"{prefix}.n", i))
+            await until(lambda: set(received.bodies) == set(range(300)), timeout=3 * TIMEOUT)
+            await cleanup(consumer, group)
+    assert proxy.connections_made >= 6
