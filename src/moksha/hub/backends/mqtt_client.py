@@ -1,11 +1,14 @@
-"""One MQTT 5 connection (paho-mqtt 2 on its own network thread) seen from asyncio.
+"""One MQTT 5 connection (paho-mqtt 2 driven by the asyncio event loop) seen from asyncio.
 
-paho-mqtt runs its network loop in a thread (``loop_start``) and reconnects
-by itself.  Everything it reports (messages, acknowledgements of our
-publishes and subscriptions, connects and disconnects) goes into one queue
-that the event loop drains in a single wake-up, so a burst costs one
-thread hop, not one per packet; and since the loop registers a publish's
-waiter before it can possibly read its PUBACK, no lock is needed.
+paho-mqtt's socket is watched by the event loop itself (paho's socket
+callbacks: ``loop_read`` when readable, ``loop_write`` when it has something
+to send, ``loop_misc`` every second for keep-alives), as paho's asyncio
+example does: no network thread, so no hand-over between threads per
+message.  Only the blocking TCP connect runs in a worker thread; after a
+lost connection this module reconnects with a growing delay.  Everything
+paho reports (messages, acknowledgements of our publishes and
+subscriptions, connects and disconnects) goes into one queue drained in a
+single callback, so paho's callbacks never re-enter it.
 
 Received QoS 1 messages are acknowledged only when the owner calls
 :meth:`MQTTConnection.ack` (paho's ``manual_ack``): after the handler
@@ -20,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +87,13 @@ class MQTTConnection:
         self._waiting: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self._first: asyncio.Future[None] | None = None
         self._filters: dict[str, int] = {}  # filter -> subscription id, renewed on reconnect
+        self._loop_thread = 0
+        self._fd: int | None = None
+        self._misc: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._closing = False
+        self._want_write = False
+        self._flush_soon = False
         self.connected = False
 
     # -- the paho thread: queue and wake ------------------------------------
@@ -160,14 +171,93 @@ class MQTTConnection:
             log.warning(
                 "MQTT client %s lost its connection (%s); reconnecting", self.client_id, reason
             )
+        if not self._closing and self._reconnecting is None and self._loop is not None:
+            self._reconnecting = self._loop.create_task(self._reconnect())
+
+    # -- paho's socket on the event loop ---------------------------------------
+
+    def _on_loop(self, action: Callable[[Any], None], sock: Any) -> None:
+        """Run ``action(sock)`` now on the loop's thread, or soon from a connecting thread."""
+        if threading.get_ident() == self._loop_thread:
+            action(sock)
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(action, sock)
+
+    def _watch(self, sock: Any) -> None:
+        assert self._loop is not None
+        if self._fd is not None:
+            self._unwatch(None)
+        self._fd = sock.fileno()
+        self._loop.add_reader(self._fd, self._readable)
+
+    def _unwatch(self, _sock: Any) -> None:
+        # By number: paho closes the socket right after telling us.
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        self._fd = None
+
+    def _readable(self) -> None:
+        if self._client is not None:
+            self._client.loop_read(64)  # every packet already here, up to 64
+
+    def _writable(self) -> None:
+        if self._client is not None:
+            self._client.loop_write()
+
+    def _loop_add_writer(self, sock: Any) -> None:
+        # paho has packets to send: send them all in one go at the end of this
+        # turn of the loop (a burst of acks is one write), and watch for room only
+        # if the socket could not take them all.
+        self._want_write = True
+        if not self._flush_soon and self._loop is not None:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        if self._client is None or self._fd is None or self._loop is None:
+            return
+        self._client.loop_write()
+        if self._want_write:  # paho still holds some: wait until the socket has room
+            self._loop.add_writer(self._fd, self._writable)
+
+    def _loop_remove_writer(self, sock: Any) -> None:
+        self._want_write = False
+        if self._loop is not None and self._fd is not None:
+            self._loop.remove_writer(self._fd)
+
+    async def _keep_alive(self) -> None:
+        while self._client is not None:
+            await asyncio.sleep(1.0)
+            if self._client is not None:
+                self._client.loop_misc()  # pings, and notices a silent broker
+
+    async def _reconnect(self) -> None:
+        delay, longest = self._reconnect_delay
+        try:
+            while self._client is not None and not self.connected:
+                await asyncio.sleep(delay)
+                client = self._client
+                if client is None:
+                    return
+                try:
+                    await asyncio.to_thread(client.reconnect)
+                    return  # CONNACK arrives through loop_read: _connected renews the rest
+                except OSError as exc:
+                    log.debug("MQTT client %s: reconnect failed (%s)", self.client_id, exc)
+                    delay = min(delay * 2, longest)
+        finally:
+            self._reconnecting = None
 
     async def open(self) -> None:
-        """Connect and start the network thread.
+        """Connect, with paho's socket watched by the running event loop.
 
         Raises:
             BackendUnavailable: the broker cannot be reached or refused us.
         """
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._first = self._loop.create_future()
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -182,10 +272,16 @@ class MQTTConnection:
             client.tls_set()
         if self._will is not None:
             client.will_set(*self._will, qos=1, retain=True)
-        client.reconnect_delay_set(*(max(1, round(d)) for d in self._reconnect_delay))
         client.max_inflight_messages_set(1000)  # our publishes awaiting PUBACK
+        client.on_socket_open = lambda _c, _u, sock: self._on_loop(self._watch, sock)
+        client.on_socket_close = lambda _c, _u, sock: self._on_loop(self._unwatch, sock)
+        client.on_socket_register_write = lambda _c, _u, sock: self._on_loop(
+            self._loop_add_writer, sock
+        )
+        client.on_socket_unregister_write = lambda _c, _u, sock: self._on_loop(
+            self._loop_remove_writer, sock
+        )
         client.on_connect = self._paho_connect
-        client.on_connect_fail = lambda _c, _u: self._post("disconnect", None)
         client.on_disconnect = lambda _c, _u, _f, reason, _p: self._post("disconnect", reason)
         client.on_message = lambda _c, _u, message: self._post("message", message)
         client.on_publish = lambda _c, _u, mid, reason, _p: self._post(
@@ -198,16 +294,21 @@ class MQTTConnection:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self._session_expiry if self._persistent else 0
         properties.ReceiveMaximum = self._receive_maximum
-        client.connect_async(
-            options.host,
-            options.port,
-            clean_start=not self._persistent,
-            properties=properties,
-        )
         self._client = client
-        client.loop_start()
+        self._closing = False
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
+                try:
+                    await asyncio.to_thread(
+                        client.connect,
+                        options.host,
+                        options.port,
+                        clean_start=not self._persistent,
+                        properties=properties,
+                    )
+                except OSError:
+                    self._disconnected(None)  # sets the "cannot reach" error on _first
+                self._misc = self._loop.create_task(self._keep_alive())
                 await self._first
         except BaseException as exc:
             await self.close()
@@ -233,10 +334,18 @@ class MQTTConnection:
         """Disconnect (unacknowledged messages stay with the broker's session)."""
         client, self._client = self._client, None
         self.connected = False
+        self._closing = True
         if client is None:
             return
+        for task in (self._misc, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
+        client.loop_write()  # the DISCONNECT, before the socket goes
+        if self._fd is not None:
+            self._unwatch(None)
         for waiter in self._waiting.values():
             if not waiter.done():
                 waiter.set_exception(BackendError("the MQTT connection closed"))
