@@ -148,7 +148,10 @@ class JetStreamGroup(Subscription):
         self._group = group
         self._concurrency = max(1, concurrency)
         self.durable = durable_name(group)
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue(max(config.nats_inflight, concurrency))
+        # Bounded by the fetches (at most _limit a consumer, two consumers): see _fetch.
+        self._limit = max(config.nats_inflight, concurrency, 2)
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._low = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pulls: list[JetStreamContext.PullSubscription] = []
 
@@ -194,13 +197,16 @@ class JetStreamGroup(Subscription):
         ]
 
     async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> None:
+        """Keep the local queue stocked, in batches: refill once it is half empty."""
+        half = self._limit // 2
         while True:
-            room = self._queue.maxsize - self._queue.qsize()
-            if room <= 0:
-                await self._queue.put(await self._one(subscription))
-                continue
+            while self._queue.qsize() > half:
+                self._low.clear()
+                await self._low.wait()
             try:
-                batch = await subscription.fetch(room, timeout=_FETCH_WAIT)
+                batch = await subscription.fetch(
+                    self._limit - self._queue.qsize(), timeout=_FETCH_WAIT
+                )
             except (NatsTimeout, TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -212,17 +218,11 @@ class JetStreamGroup(Subscription):
             for msg in batch:
                 self._queue.put_nowait(msg)
 
-    async def _one(self, subscription: JetStreamContext.PullSubscription) -> Msg:
-        while True:
-            try:
-                [msg] = await subscription.fetch(1, timeout=_FETCH_WAIT)
-                return msg
-            except (NatsTimeout, TimeoutError):
-                continue
-
     async def _work(self) -> None:
         while True:
             msg = await self._queue.get()
+            if self._queue.qsize() <= self._limit // 2:
+                self._low.set()
             try:
                 await self._settle(msg)
             except asyncio.CancelledError:
