@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = ["MQTTConnection"]
 log = logging.getLogger("moksha.hub.backends.mqtt")
 
 CONNECT_TIMEOUT = 10.0
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 SESSION_TAKEN_OVER = 142
 
 
@@ -89,6 +91,7 @@ class MQTTConnection:
         self._filters: dict[str, int] = {}  # filter -> subscription id, renewed on reconnect
         self._loop_thread = 0
         self._fd: int | None = None
+        self._sock: Any = None
         self._misc: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._closing = False
@@ -188,6 +191,11 @@ class MQTTConnection:
         if self._fd is not None:
             self._unwatch(None)
         self._fd = sock.fileno()
+        self._sock = sock
+        # paho leaves Nagle on: a lone PUBACK or SUBSCRIBE would wait ~40 ms for the
+        # peer's delayed ACK (TLS sockets wrap a TCP one and take the option alike).
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(self._fd, self._readable)
 
     def _unwatch(self, _sock: Any) -> None:
@@ -200,6 +208,12 @@ class MQTTConnection:
     def _readable(self) -> None:
         if self._client is not None:
             self._client.loop_read(64)  # every packet already here, up to 64
+            if _QUICKACK is not None and self._client is not None:
+                # Mosquitto leaves Nagle on (set_tcp_nodelay false): a PUBACK it writes
+                # right after a delivery to us waits for our ACK, which Linux delays
+                # ~40 ms unless told to send it now (the flag does not stay set).
+                with contextlib.suppress(OSError, AttributeError):
+                    self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def _writable(self) -> None:
         if self._client is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,8 @@ from moksha.hub.backends.mqtt_wire import MQTTOptions
 
 __all__ = ["RECORDS", "GroupRegistry"]
 
+log = logging.getLogger("moksha.hub.backends.mqtt")
+
 RECORDS = "moksha-groups"
 _READ_TIMEOUT = 5.0
 
@@ -32,6 +35,16 @@ _READ_TIMEOUT = 5.0
 def _record(group: str, patterns: Sequence[str], mqtt_filter: str, *, online: bool) -> bytes:
     entry = {"group": group, "patterns": list(patterns), "filter": mqtt_filter, "online": online}
     return json.dumps(entry).encode()
+
+
+def _unawaited(future: asyncio.Future[Any]) -> None:
+    """Let ``future`` finish on its own; a failure is logged, never left unretrieved."""
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            log.warning("MQTT group record not stored: %s", f.exception())
+
+    future.add_done_callback(done)
 
 
 class GroupRegistry:
@@ -63,7 +76,9 @@ class GroupRegistry:
         try:
             await reader.subscribe(f"{RECORDS}/+", 1)
             # Retained records come right after the subscription; our marker after them.
-            await reader.publish_nowait(f"{RECORDS}/{me}", b"")
+            # (Its arrival is the proof: waiting for its PUBACK too costs Mosquitto's
+            # Nagle delay, ~40 ms, as the PUBACK follows the marker's own delivery.)
+            _unawaited(reader.publish_nowait(f"{RECORDS}/{me}", b""))
             async with asyncio.timeout(_READ_TIMEOUT):
                 while True:
                     raw = await arrived.get()
@@ -92,10 +107,13 @@ class GroupRegistry:
     ) -> list[str]:
         """Record a group session as online; return filters an earlier run subscribed."""
         old = (await self._read()).get(connection.client_id, {})
-        await connection.publish_nowait(
-            f"{RECORDS}/{connection.client_id}",
-            _record(group, patterns, mqtt_filter, online=True),
-            retain=True,
+        # Not awaited (see _read): QoS 1, paho resends it until the broker has it.
+        _unawaited(
+            connection.publish_nowait(
+                f"{RECORDS}/{connection.client_id}",
+                _record(group, patterns, mqtt_filter, online=True),
+                retain=True,
+            )
         )
         previous = old.get("filter")
         return [previous] if isinstance(previous, str) and previous != mqtt_filter else []
