@@ -3,7 +3,9 @@
 ``--messages`` distinct ~200-byte JSON bodies, publisher and consumer in two
 processes (harness: ``bus_bench.py``).  Both sides work in the same mode:
 
-* publisher: QoS 1, at most ``--window`` publishes awaiting their PUBACK;
+* publisher: QoS 1, at most ``--window`` publishes awaiting their PUBACK,
+  each with Moksha's metadata (id and timestamp as MQTT 5 user properties,
+  the content type), so both consumers parse the same packets;
 * consumer: a persistent MQTT 5 session (fixed client id, clean start off,
   session expiry) with one shared subscription ``$share/<group>/<topic>``,
   QoS 1, Receive Maximum 100, each message decoded from JSON, counted, and
@@ -112,8 +114,16 @@ def publish_raw(bodies: Sequence[dict[str, Any]], window: int) -> tuple[float, f
     client.loop_start()
     connected.wait(10)
     started = time.monotonic()
-    for body in bodies:
-        client.publish(RAW_TOPIC, json.dumps(body), qos=1)
+    for seq, body in enumerate(bodies):
+        # The same metadata as Moksha's wire (id, timestamp, content type), made the
+        # plain way: the consumer's paho parses them the same.
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ContentType = "application/json"
+        properties.UserProperty = [
+            ("moksha-id", f"{RUN}-{seq}"),
+            ("moksha-timestamp", repr(time.time())),
+        ]
+        client.publish(RAW_TOPIC, json.dumps(body), qos=1, properties=properties)
     confirmed.wait(run_timeout(len(bodies)))
     finished = time.monotonic()
     client.disconnect()

@@ -44,6 +44,7 @@ log = logging.getLogger("moksha.hub.backends.mqtt")
 
 CONNECT_TIMEOUT = 10.0
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+_READS_PER_WAKE = 64
 SESSION_TAKEN_OVER = 142
 
 
@@ -105,7 +106,10 @@ class MQTTConnection:
         self._events.append((kind, data))
         if not self._woken and self._loop is not None:
             self._woken = True
-            # RuntimeError: the loop closed under us, and nothing waits any more.
+            if threading.get_ident() == self._loop_thread:
+                self._loop.call_soon(self._drain)
+                return
+            # From a connecting thread.  RuntimeError: the loop closed, nothing waits.
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._drain)
 
@@ -206,14 +210,20 @@ class MQTTConnection:
         self._fd = None
 
     def _readable(self) -> None:
-        if self._client is not None:
-            self._client.loop_read(64)  # every packet already here, up to 64
-            if _QUICKACK is not None and self._client is not None:
-                # Mosquitto leaves Nagle on (set_tcp_nodelay false): a PUBACK it writes
-                # right after a delivery to us waits for our ACK, which Linux delays
-                # ~40 ms unless told to send it now (the flag does not stay set).
-                with contextlib.suppress(OSError, AttributeError):
-                    self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        # paho's loop_read takes one packet when nothing of ours is in flight: go on
+        # while packets keep coming (each posts an event), so a burst is one wake-up.
+        for _ in range(_READS_PER_WAKE):
+            before = len(self._events)
+            if self._client is None or self._client.loop_read() != paho.MQTT_ERR_SUCCESS:
+                return
+            if len(self._events) == before:
+                break
+        if _QUICKACK is not None and self._waiting:
+            # Mosquitto leaves Nagle on (set_tcp_nodelay false): a PUBACK it writes
+            # right after a delivery to us waits for our ACK, which Linux delays
+            # ~40 ms unless told to send it now (the flag does not stay set).
+            with contextlib.suppress(OSError, AttributeError):
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def _writable(self) -> None:
         if self._client is not None:
