@@ -1,10 +1,9 @@
 """One MQTT 5 connection (paho-mqtt 2 driven by the asyncio event loop) seen from asyncio.
 
-paho-mqtt's socket is watched by the event loop itself (paho's socket
-callbacks: ``loop_read`` when readable, ``loop_write`` when it has something
-to send, ``loop_misc`` every second for keep-alives), as paho's asyncio
-example does: no network thread, so no hand-over between threads per
-message.  Only the blocking TCP connect runs in a worker thread; after a
+paho-mqtt's socket is watched by the event loop itself
+(:mod:`~moksha.hub.backends.mqtt_socket`): no network thread, so no
+hand-over between threads per message.  Only the blocking TCP connect runs
+in a worker thread; after a
 lost connection this module reconnects with a growing delay.  Everything
 paho reports (messages, acknowledgements of our publishes and
 subscriptions, connects and disconnects) goes into one queue drained in a
@@ -23,7 +22,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from moksha.errors import BackendError, BackendUnavailable
+from moksha.hub.backends.mqtt_socket import PahoOnLoop
 from moksha.hub.backends.mqtt_wire import MQTTOptions
 
 __all__ = ["MQTTConnection"]
@@ -43,8 +42,6 @@ __all__ = ["MQTTConnection"]
 log = logging.getLogger("moksha.hub.backends.mqtt")
 
 CONNECT_TIMEOUT = 10.0
-_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
-_READS_PER_WAKE = 64
 SESSION_TAKEN_OVER = 142
 
 
@@ -91,13 +88,10 @@ class MQTTConnection:
         self._first: asyncio.Future[None] | None = None
         self._filters: dict[str, int] = {}  # filter -> subscription id, renewed on reconnect
         self._loop_thread = 0
-        self._fd: int | None = None
-        self._sock: Any = None
+        self._socket: PahoOnLoop | None = None
         self._misc: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._closing = False
-        self._want_write = False
-        self._flush_soon = False
         self.connected = False
 
     # -- the paho thread: queue and wake ------------------------------------
@@ -181,82 +175,6 @@ class MQTTConnection:
         if not self._closing and self._reconnecting is None and self._loop is not None:
             self._reconnecting = self._loop.create_task(self._reconnect())
 
-    # -- paho's socket on the event loop ---------------------------------------
-
-    def _on_loop(self, action: Callable[[Any], None], sock: Any) -> None:
-        """Run ``action(sock)`` now on the loop's thread, or soon from a connecting thread."""
-        if threading.get_ident() == self._loop_thread:
-            action(sock)
-        elif self._loop is not None:
-            self._loop.call_soon_threadsafe(action, sock)
-
-    def _watch(self, sock: Any) -> None:
-        assert self._loop is not None
-        if self._fd is not None:
-            self._unwatch(None)
-        self._fd = sock.fileno()
-        self._sock = sock
-        # paho leaves Nagle on: a lone PUBACK or SUBSCRIBE would wait ~40 ms for the
-        # peer's delayed ACK (TLS sockets wrap a TCP one and take the option alike).
-        with contextlib.suppress(OSError, AttributeError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop.add_reader(self._fd, self._readable)
-
-    def _unwatch(self, _sock: Any) -> None:
-        # By number: paho closes the socket right after telling us.
-        if self._fd is not None and self._loop is not None:
-            self._loop.remove_reader(self._fd)
-            self._loop.remove_writer(self._fd)
-        self._fd = None
-
-    def _readable(self) -> None:
-        # paho's loop_read takes one packet when nothing of ours is in flight: go on
-        # while packets keep coming (each posts an event), so a burst is one wake-up.
-        for _ in range(_READS_PER_WAKE):
-            before = len(self._events)
-            if self._client is None or self._client.loop_read() != paho.MQTT_ERR_SUCCESS:
-                return
-            if len(self._events) == before:
-                break
-        if _QUICKACK is not None and self._waiting:
-            # Mosquitto leaves Nagle on (set_tcp_nodelay false): a PUBACK it writes
-            # right after a delivery to us waits for our ACK, which Linux delays
-            # ~40 ms unless told to send it now (the flag does not stay set).
-            with contextlib.suppress(OSError, AttributeError):
-                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-
-    def _writable(self) -> None:
-        if self._client is not None:
-            self._client.loop_write()
-
-    def _loop_add_writer(self, sock: Any) -> None:
-        # paho has packets to send: send them all in one go at the end of this
-        # turn of the loop (a burst of acks is one write), and watch for room only
-        # if the socket could not take them all.
-        self._want_write = True
-        if not self._flush_soon and self._loop is not None:
-            self._flush_soon = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_soon = False
-        if self._client is None or self._fd is None or self._loop is None:
-            return
-        self._client.loop_write()
-        if self._want_write:  # paho still holds some: wait until the socket has room
-            self._loop.add_writer(self._fd, self._writable)
-
-    def _loop_remove_writer(self, sock: Any) -> None:
-        self._want_write = False
-        if self._loop is not None and self._fd is not None:
-            self._loop.remove_writer(self._fd)
-
-    async def _keep_alive(self) -> None:
-        while self._client is not None:
-            await asyncio.sleep(1.0)
-            if self._client is not None:
-                self._client.loop_misc()  # pings, and notices a silent broker
-
     async def _reconnect(self) -> None:
         delay, longest = self._reconnect_delay
         try:
@@ -297,13 +215,11 @@ class MQTTConnection:
         if self._will is not None:
             client.will_set(*self._will, qos=1, retain=True)
         client.max_inflight_messages_set(1000)  # our publishes awaiting PUBACK
-        client.on_socket_open = lambda _c, _u, sock: self._on_loop(self._watch, sock)
-        client.on_socket_close = lambda _c, _u, sock: self._on_loop(self._unwatch, sock)
-        client.on_socket_register_write = lambda _c, _u, sock: self._on_loop(
-            self._loop_add_writer, sock
-        )
-        client.on_socket_unregister_write = lambda _c, _u, sock: self._on_loop(
-            self._loop_remove_writer, sock
+        self._socket = PahoOnLoop(
+            self._loop,
+            client,
+            progress=lambda: len(self._events),
+            replies=lambda: bool(self._waiting),
         )
         client.on_connect = self._paho_connect
         client.on_disconnect = lambda _c, _u, _f, reason, _p: self._post("disconnect", reason)
@@ -332,7 +248,7 @@ class MQTTConnection:
                     )
                 except OSError:
                     self._disconnected(None)  # sets the "cannot reach" error on _first
-                self._misc = self._loop.create_task(self._keep_alive())
+                self._misc = self._loop.create_task(self._socket.keep_alive())
                 await self._first
         except BaseException as exc:
             await self.close()
@@ -368,8 +284,8 @@ class MQTTConnection:
                     await task
         client.disconnect()
         client.loop_write()  # the DISCONNECT, before the socket goes
-        if self._fd is not None:
-            self._unwatch(None)
+        if self._socket is not None:
+            self._socket.unwatch()
         for waiter in self._waiting.values():
             if not waiter.done():
                 waiter.set_exception(BackendError("the MQTT connection closed"))
