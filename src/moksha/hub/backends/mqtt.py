@@ -58,6 +58,7 @@ from moksha.hub.backends.mqtt_wire import (
     cover,
     decode,
     encode,
+    internal,
     mqtt_filter,
 )
 from moksha.message import Message
@@ -169,7 +170,7 @@ class _GroupSubscription(Subscription):
         sids = _sids(raw)
         if raw.topic == self.retry_topic:
             return _RETRY_SID in sids
-        return _PATTERNS_SID in sids and not raw.topic.startswith(RETRY_PREFIX + "/")
+        return _PATTERNS_SID in sids and not internal(raw.topic)
 
     async def cancel(self) -> None:
         workers, self._workers = self._workers, []
@@ -310,11 +311,7 @@ class MQTTBackend(Backend):
             connection = self._main
             sids = _sids(raw)
             # One copy per matching filter arrives: pass on only the lowest filter's.
-            if (
-                sids
-                and min(sids) == self._first_filter(raw.topic)
-                and not raw.topic.startswith(RETRY_PREFIX + "/")
-            ):
+            if sids and min(sids) == self._first_filter(raw.topic) and not internal(raw.topic):
                 message = decode(raw.topic, raw.payload, raw.properties)
                 for handler in self._router.match(message.topic):
                     try:

@@ -22,13 +22,12 @@ import paho.mqtt.client as paho
 from moksha.errors import BackendError
 from moksha.hub.backends.base import DurableQueue
 from moksha.hub.backends.mqtt_client import MQTTConnection
-from moksha.hub.backends.mqtt_wire import MQTTOptions
+from moksha.hub.backends.mqtt_wire import RECORDS, MQTTOptions
 
 __all__ = ["RECORDS", "GroupRegistry"]
 
 log = logging.getLogger("moksha.hub.backends.mqtt")
 
-RECORDS = "moksha-groups"
 _READ_TIMEOUT = 5.0
 
 

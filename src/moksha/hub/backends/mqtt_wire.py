@@ -37,11 +37,13 @@ from moksha.errors import ConfigError, MessageError
 from moksha.message import Message
 
 __all__ = [
+    "RECORDS",
     "RETRY_PREFIX",
     "MQTTOptions",
     "cover",
     "decode",
     "encode",
+    "internal",
     "moksha_topic",
     "mqtt_filter",
     "mqtt_topic",
@@ -55,6 +57,15 @@ _OWN = frozenset({ID, TIMESTAMP, TOPIC})
 
 RETRY_PREFIX = "moksha-retry"
 """MQTT topics ``moksha-retry/<group>`` carry retries back to one consumer group only."""
+RECORDS = "moksha-groups"
+"""Retained records of the consumer groups' sessions (:mod:`~moksha.hub.backends.mqtt_groups`)."""
+_INTERNAL = (RETRY_PREFIX + "/", RECORDS + "/")
+
+
+def internal(name: str) -> bool:
+    """Whether MQTT topic ``name`` is Moksha's own bookkeeping, never a message to hand on."""
+    return name.startswith(_INTERNAL)
+
 
 _NOT_IN_WORDS = ("/", "+", "#", "\x00")
 

@@ -68,6 +68,9 @@ __all__ = ["NATSBackend"]
 log = logging.getLogger("moksha.hub.backends.nats")
 
 CONNECT_TIMEOUT = 5.0
+# Replies, JetStream's API and acks, and groups' retries: what ">" also matches, but no
+# topic anyone published (a bridge subscribed to "#" must not forward them).
+_INTERNAL = ("_INBOX.", "$", "_moksha_retry.")
 
 
 class _FanOut(Subscription):
@@ -298,8 +301,8 @@ class NATSBackend(Backend):
         """Hand each fan-out message to its handlers, in arrival order, once."""
         while True:
             msg = await self._incoming.get()
-            if msg.sid != self._first(msg.subject) or msg.subject.startswith("_moksha_retry."):
-                continue  # the same message through another of our subjects, or a group's retry
+            if msg.sid != self._first(msg.subject) or msg.subject.startswith(_INTERNAL):
+                continue  # the same message through another of our subjects, or plumbing
             message = decode(msg.subject, msg.data, msg.headers)
             for handler in self._router.match(message.topic):
                 try:
