@@ -57,6 +57,8 @@ log = logging.getLogger("moksha.hub.backends.nats")
 DURABLE_PREFIX = "moksha_"
 RETRY_SUFFIX = "__retry"
 _FETCH_WAIT = 0.5
+_ACKS_PER_WRITE = 16
+_ACK_DELAY = 0.05
 
 
 def retry_space(stream: str) -> str:
@@ -152,6 +154,9 @@ class JetStreamGroup(Subscription):
         self._limit = max(config.nats_inflight, concurrency, 2)
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._low = asyncio.Event()
+        self._acks: list[Msg] = []
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._ack_task: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pulls: list[JetStreamContext.PullSubscription] = []
 
@@ -234,7 +239,7 @@ class JetStreamGroup(Subscription):
         message = decode(msg.subject, msg.data, msg.headers)
         retry = msg.subject.startswith("_moksha_retry.")
         if not retry and not any(matches(p, message.topic) for p in self.patterns):
-            await msg.ack()  # let through by the consumer's broader filter
+            await self._ack(msg)  # let through by the consumer's broader filter
             return
         delivered = msg.metadata.num_delivered or 1
         try:
@@ -248,7 +253,32 @@ class JetStreamGroup(Subscription):
             else:
                 await msg.nak(delay=self._config.retry_delay)
             return
-        await msg.ack()
+        await self._ack(msg)
+
+    async def _ack(self, msg: Msg) -> None:
+        """Acknowledge ``msg``; while more wait here, a few at a time in one write.
+
+        An ack held back goes out at the latest after ``_ACK_DELAY`` (a worker may
+        be inside a long handler meanwhile), far inside ``nats_ack_wait``.
+        """
+        self._acks.append(msg)
+        if len(self._acks) >= _ACKS_PER_WRITE or self._queue.empty():
+            await self._send_acks()
+        elif self._ack_timer is None:
+            self._ack_timer = asyncio.get_running_loop().call_later(_ACK_DELAY, self._acks_due)
+
+    def _acks_due(self) -> None:
+        self._ack_timer = None
+        if self._acks and (self._ack_task is None or self._ack_task.done()):
+            self._ack_task = asyncio.ensure_future(self._send_acks())
+
+    async def _send_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        for msg in acks:  # no await in between yields: nats-py writes them together
+            await msg.ack()
 
     async def _dead_letter(self, message: Message, delivered: int, error: Exception) -> None:
         reason = (
@@ -280,6 +310,11 @@ class JetStreamGroup(Subscription):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._ack_task is not None:
+            with contextlib.suppress(Exception):
+                await self._ack_task
+        with contextlib.suppress(Exception):
+            await self._send_acks()  # handled: never to be delivered again
         # Our pull requests must end before the naks below: the server would
         # otherwise redeliver to them, and a delivery to a gone hub waits nats_ack_wait.
         for pull in self._pulls:
