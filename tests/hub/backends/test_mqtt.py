@@ -241,3 +241,11 @@ async def test_every_message_is_consumed_despite_cut_connections(prefix, group):
             await until(lambda: set(received.bodies) == set(range(300)), timeout=3 * TIMEOUT)
             await cleanup(consumer, group)
     assert proxy.connections_made >= 6
+
+
+def test_the_topic_mapping_examples_hold() -> None:
+    import doctest
+
+    from moksha.hub.backends import mqtt_wire
+
+    assert doctest.testmod(mqtt_wire).failed == 0

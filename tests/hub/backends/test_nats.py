@@ -191,3 +191,11 @@ async def test_every_message_is_consumed_despite_cut_connections(prefix, group):
             await until(lambda: set(received.bodies) == set(range(300)), timeout=3 * TIMEOUT)
             await cleanup(consumer, group)
     assert proxy.connections_made >= 4
+
+
+def test_the_subject_mapping_examples_hold() -> None:
+    import doctest
+
+    from moksha.hub.backends import nats_wire
+
+    assert doctest.testmod(nats_wire).failed == 0
