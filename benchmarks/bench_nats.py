@@ -6,7 +6,8 @@ run (interest retention; deleted afterwards).  Every side works in the same
 mode:
 
 * publisher: JetStream publishes, each awaited until the stream acked it,
-  at most ``--window`` in flight;
+  at most ``--window`` in flight (the nats-py side sends Moksha's metadata as
+  headers too: id, timestamp, content type);
 * consumer: a durable pull consumer (explicit acks, batches of up to 100),
   each message decoded from JSON, counted, and only then acknowledged.
 
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -102,8 +104,19 @@ async def consume_raw(n: int, ready: Callable[[], None]) -> Tally:
 async def publish_raw(bodies: Sequence[dict[str, Any]], window: int) -> tuple[float, float]:
     nc = await nats.connect(URL)
     js = nc.jetstream()
+    ids = itertools.count()
+
+    def send(body: dict[str, Any]) -> Awaitable[Any]:
+        # The same metadata as Moksha's wire, made the plain way (FastStream sends its own).
+        headers = {
+            "moksha-id": f"{RUN}-{next(ids)}",
+            "moksha-timestamp": repr(time.time()),
+            "Content-Type": "application/json",
+        }
+        return js.publish(f"{SPACE}.raw", json.dumps(body).encode(), headers=headers)
+
     started = time.monotonic()
-    await _sliding(lambda b: js.publish(f"{SPACE}.raw", json.dumps(b).encode()), bodies, window)
+    await _sliding(send, bodies, window)
     finished = time.monotonic()
     await nc.close()
     return started, finished
