@@ -62,7 +62,7 @@ from moksha.hub.backends.mqtt_wire import (
     mqtt_filter,
 )
 from moksha.message import Message
-from moksha.topics import TopicRouter, matches
+from moksha.topics import TopicRouter
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -111,6 +111,9 @@ class _GroupSubscription(Subscription):
         self._concurrency = max(1, concurrency)
         self._queue: asyncio.Queue[paho.MQTTMessage] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self._ours: TopicRouter[bool] = TopicRouter()  # caches each topic's answer
+        for pattern in self.patterns:
+            self._ours.add(pattern, True)
         client_id = f"moksha:{group}:{backend.node}"
         self._goodbye = backend.registry.will(client_id, group, self.patterns, self.filter)
         self.connection = MQTTConnection(
@@ -147,9 +150,7 @@ class _GroupSubscription(Subscription):
                 self.connection.ack(raw)  # outside our patterns: the broader filter's extra
                 continue
             message = decode(raw.topic, raw.payload, raw.properties)
-            if raw.topic != self.retry_topic and not any(
-                matches(p, message.topic) for p in self.patterns
-            ):
+            if raw.topic != self.retry_topic and not self._ours.match(message.topic):
                 self.connection.ack(raw)
                 continue
             try:

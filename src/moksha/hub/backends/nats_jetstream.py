@@ -45,7 +45,7 @@ from moksha.hub.backends.base import (
 )
 from moksha.hub.backends.nats_wire import cover, decode, encode
 from moksha.message import Message
-from moksha.topics import matches
+from moksha.topics import TopicRouter
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -155,6 +155,9 @@ class JetStreamGroup(Subscription):
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._low = asyncio.Event()
         self._acks: list[Msg] = []
+        self._wanted: TopicRouter[bool] = TopicRouter()  # caches each topic's answer
+        for pattern in self.patterns:
+            self._wanted.add(pattern, True)
         self._ack_timer: asyncio.TimerHandle | None = None
         self._ack_task: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -238,15 +241,15 @@ class JetStreamGroup(Subscription):
     async def _settle(self, msg: Msg) -> None:
         message = decode(msg.subject, msg.data, msg.headers)
         retry = msg.subject.startswith("_moksha_retry.")
-        if not retry and not any(matches(p, message.topic) for p in self.patterns):
+        if not retry and not self._wanted.match(message.topic):
             await self._ack(msg)  # let through by the consumer's broader filter
             return
-        delivered = msg.metadata.num_delivered or 1
         try:
             await deliver(self._handler, message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            delivered = msg.metadata.num_delivered or 1
             if delivered >= self._config.nats_max_deliver:
                 await self._dead_letter(message, delivered, exc)
                 await msg.term()
