@@ -92,6 +92,17 @@ class Config(Mapping[str, Any]):
     zmq_subscribe_method: str
     zmq_strict: bool
     zmq_metadata_frame: bool
+    mqtt_url: str | None
+    mqtt_node: str | None
+    mqtt_session_expiry: int
+    mqtt_inflight: int
+    nats_url: str | None
+    nats_stream: str
+    nats_stream_subjects: tuple[str, ...]
+    nats_stream_max_age: float
+    nats_max_deliver: int
+    nats_ack_wait: float
+    nats_inflight: int
     workers_per_consumer: int
     blocking_mode: bool
     consumer_backlog: int
