@@ -161,9 +161,23 @@ def zeromq() -> dict[str, Any]:
     }
 
 
+def redis_bus() -> dict[str, Any]:
+    require_service("Redis", 6379)
+    return {
+        "moksha.backends": "redis",
+        "redis_bus_url": "redis://127.0.0.1:6379/0",
+        "redis_bus_prefix": REDIS_PREFIX,  # its keys are deleted at the end of the session
+    }
+
+
+REDIS_PREFIX = f"test.{RUN}:"
+"""The ``redis_bus_prefix`` of the suites that run on every backend."""
+
+
 BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
     "memory": lambda: {"moksha.backends": "memory"},
     "amqp": amqp,
     "stomp": stomp,
     "zeromq": zeromq,
+    "redis": redis_bus,
 }
