@@ -115,6 +115,7 @@ class RedisBusBackend(Backend):
         self._streaming = False  # some consumer group exists: append to the stream
         self._tasks: list[asyncio.Task[None]] = []
         self._reading = False
+        self._closing = False
         self._confirming: dict[bytes, asyncio.Future[None]] = {}
 
     @classmethod
@@ -125,7 +126,7 @@ class RedisBusBackend(Backend):
     @property
     def address(self) -> str:
         """The server's host, port and database, without credentials (for messages)."""
-        return self._url.rpartition("@")[2]
+        return self._url.partition("://")[2].rpartition("@")[2]
 
     @property
     def connected(self) -> bool:
@@ -147,6 +148,7 @@ class RedisBusBackend(Backend):
             await client.aclose()
             raise BackendUnavailable(f"redis: cannot reach {self.address}: {exc}") from exc
         self._client = client
+        self._reading = True
         self._pubsub = client.pubsub()
         self._tasks = [
             asyncio.create_task(self._read(), name="redis pubsub reader"),
@@ -158,6 +160,10 @@ class RedisBusBackend(Backend):
         for group in groups:
             await group.cancel()
         tasks, self._tasks = self._tasks, []
+        self._closing = True  # the reader stops between two reads (see GroupSubscription.cancel)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await asyncio.wait(tasks[:1])
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -302,13 +308,13 @@ class RedisBusBackend(Backend):
     async def _read(self) -> None:
         """Hand each pub/sub message to the handlers whose patterns match its topic."""
         delay = self._settings.reconnect_delay
-        while True:
+        while not self._closing:
             if not self._subscribed:
                 self._reading = True
                 await asyncio.sleep(0.05)  # nothing subscribed: get_message would return at once
                 continue
             try:
-                item = await self._pubsub.get_message(timeout=1.0)
+                item = await self._pubsub.get_message(timeout=0.1)
                 self._reading = True
                 delay = self._settings.reconnect_delay
             except (RedisError, OSError) as exc:

@@ -40,7 +40,8 @@ __all__ = ["GroupSettings", "GroupStreams", "GroupSubscription"]
 
 log = logging.getLogger(__name__)
 
-_BLOCK_MS = 500  # one blocking read at most, so a cancelled subscription stops soon
+_BLOCK_MS = 100  # one blocking read at most: a cancelled subscription stops within it
+_STOP_TIMEOUT = 2.0
 
 
 class GroupStreams:
@@ -87,6 +88,8 @@ class GroupSubscription(Subscription):
         self._dead_letter = dead_letter
         self._held: dict[tuple[str, bytes], dict[bytes, bytes]] = {}  # in the handler's hands
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._handling: set[asyncio.Task[None]] = set()
         self.connected = False
 
     async def start(self) -> None:
@@ -94,6 +97,7 @@ class GroupSubscription(Subscription):
         for key in self._keys:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
                 await self._client.xgroup_create(key, self._group, id="$", mkstream=True)
+            await self._client.xgroup_createconsumer(key, self._group, self._consumer)
         await self._client.hset(self._streams.registry, self._group, "\n".join(self.patterns))
         self.connected = True
         self._task = asyncio.create_task(self._run(), name=f"redis group {self._group}")
@@ -102,9 +106,19 @@ class GroupSubscription(Subscription):
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Not task.cancel() at first: redis-py 8.1 can swallow the cancellation of a
+        # blocking read and hang (seen here, not with 7.4); the reader stops between reads.
+        self._stopping = True
+        for unfinished in self._handling:
+            unfinished.cancel()  # what they hold goes back on the retry stream
+        try:
+            async with asyncio.timeout(_STOP_TIMEOUT):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()  # a handler that does not finish: cancel it
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(_STOP_TIMEOUT):
+                    await task
         await self._give_back()
 
     async def waiting(self) -> int | None:
@@ -141,7 +155,7 @@ class GroupSubscription(Subscription):
         own_first = True  # after (re)connecting: this consumer's pending entries first
         last_claim = 0.0
         async with asyncio.TaskGroup() as tasks:
-            while True:
+            while not self._stopping:
                 try:
                     if time.monotonic() - last_claim > self._settings.claim_idle / 2:
                         last_claim = time.monotonic()
@@ -174,6 +188,8 @@ class GroupSubscription(Subscription):
                     own_first = True
                     await asyncio.sleep(delay)  # back off before trying again
                     delay = min(delay * 2, self._settings.reconnect_max_delay)
+            for unfinished in self._handling:
+                unfinished.cancel()  # what they hold goes back on the retry stream
 
     async def _start(
         self,
@@ -187,7 +203,9 @@ class GroupSubscription(Subscription):
             return
         await self._slots.acquire()
         self._held[(key, entry_id)] = fields
-        tasks.create_task(self._handle(key, entry_id, fields))
+        task = tasks.create_task(self._handle(key, entry_id, fields))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
 
     async def _handle(self, key: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         try:
@@ -202,7 +220,12 @@ class GroupSubscription(Subscription):
             self._held.pop((key, entry_id), None)
         except Exception:
             self._held.pop((key, entry_id), None)  # pending: claimed again once idle
-            log.exception("redis: group %s failed on entry %s; it stays pending", self._group, key)
+            log.exception(
+                "redis: group %s failed on entry %s of %s; it stays pending",
+                self._group,
+                entry_id.decode(),
+                key,
+            )
         finally:
             self._slots.release()
 
