@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 _BLOCK_MS = 100  # one blocking read at most: a cancelled subscription stops within it
 _STOP_TIMEOUT = 2.0
+_READ_AHEAD = 32  # entries read beyond the handler's concurrency (as AMQP's prefetch)
 
 
 class GroupStreams:
@@ -162,7 +163,7 @@ class GroupSubscription(Subscription):
                         await self._claim(tasks)
                     await self._slots.acquire()
                     self._slots.release()
-                    room = self._concurrency - len(self._held)
+                    room = self._concurrency + _READ_AHEAD - len(self._held)
                     start = b"0" if own_first else b">"
                     replies: Any = await self._client.xreadgroup(
                         self._group,
@@ -201,8 +202,11 @@ class GroupSubscription(Subscription):
         if not fields:  # trimmed or deleted before anyone read it
             await self._client.xack(key, self._group, entry_id)
             return
+        self._held[(key, entry_id)] = fields  # from here on, handed back if not finished
         await self._slots.acquire()
-        self._held[(key, entry_id)] = fields
+        if self._stopping:
+            self._slots.release()
+            return
         task = tasks.create_task(self._handle(key, entry_id, fields))
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
