@@ -170,6 +170,11 @@ def redis_bus() -> dict[str, Any]:
     }
 
 
+def amqp1() -> dict[str, Any]:
+    require_service("RabbitMQ (AMQP 1.0 plugin)", 5672)
+    return {"moksha.backends": "amqp1", "amqp1_url": "amqp://guest:guest@127.0.0.1:5672"}
+
+
 REDIS_PREFIX = f"test.{RUN}:"
 """The ``redis_bus_prefix`` of the suites that run on every backend."""
 
@@ -180,4 +185,5 @@ BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
     "stomp": stomp,
     "zeromq": zeromq,
     "redis": redis_bus,
+    "amqp1": amqp1,
 }

@@ -251,6 +251,11 @@ KEYS: tuple[Key, ...] = (
         "Seconds a Redis stream entry may stay unacknowledged before another hub takes it over."),
     Key("redis_bus_max_deliveries", "redis_bus_max_deliveries", _integer(1), 5,
         "Deliveries of one Redis stream entry without an ack before it is dead-lettered."),
+    Key("amqp1_url", "amqp1_url", _optional_text, None,
+        "AMQP 1.0 broker: amqp://user:pass@host:5672 (amqps:// for TLS); RabbitMQ needs its "
+        "rabbitmq_amqp1_0 plugin."),
+    Key("amqp1_prefetch", "amqp1_prefetch", _integer(1), 500,
+        "Credit of each AMQP 1.0 receiving link: messages it may have on the way at once."),
     Key("moksha.livesocket.backend", "livesocket_backend", _optional_text, None,
         "Live socket server to run, e.g. websocket; none when unset."),
     Key("moksha.livesocket.websocket.port", "livesocket_websocket_port", _integer(0, 65535), 9998,

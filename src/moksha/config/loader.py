@@ -126,6 +126,8 @@ class Config(Mapping[str, Any]):
     redis_bus_maxlen: int
     redis_bus_claim_idle: float
     redis_bus_max_deliveries: int
+    amqp1_url: str | None
+    amqp1_prefetch: int
     livesocket_backend: str | None
     livesocket_websocket_port: int
     livesocket_websocket_interface: str
