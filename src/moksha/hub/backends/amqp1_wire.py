@@ -10,8 +10,9 @@ In: a receiver on ``/topic/<pattern>`` (the plugin binds a server-named queue
 to ``amq.topic`` with the pattern) gets both kinds.  The topic is the
 ``subject`` (the plugin sets it to the routing key of a 0-9-1 message, but
 passes a 1.0 message's on unchanged: plain senders must set it), else the
-``to`` address, else the link's pattern when it has no wildcard; a body that is not one data section (a plain client sending an
-AMQP string or map) is taken as its JSON value.  Messages from AMQP 0-9-1 carry
+``to`` address, else the link's pattern when it has no wildcard; a body that
+is not one data section (a plain client sending an AMQP string or map) is
+taken as its JSON value.  Messages from AMQP 0-9-1 carry
 no headers here: the plugin drops them on the way to 1.0.
 
 >>> address_topic("/topic/org.x.event"), address_topic("/exchange/amq.topic/a.b")
