@@ -224,7 +224,9 @@ class AMQP1Backend(Backend):
         self._is_open = False
         self._inbox: asyncio.Queue[tuple[_Link, str, Message, Any]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
-        self._finished: dict[Any, int] = {}  # receiver -> messages handled since its last credit
+        self._finished: dict[Any, int] = {}
+        self._batch: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._batch_lock = threading.Lock()  # receiver -> messages handled since its last credit
 
     @classmethod
     def configured(cls, config: Config) -> bool:
@@ -300,11 +302,26 @@ class AMQP1Backend(Backend):
         await done
 
     def _notify(self, callback: Callable[..., None], *args: Any) -> None:
-        """From the reactor thread: run ``callback(*args)`` on the event loop."""
+        """From the reactor thread: run ``callback(*args)`` on the event loop.
+
+        Calls are batched: one wake-up of the loop runs every call queued since
+        (a wake-up per settlement or message costs more than the work itself).
+        """
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None or loop.is_closed():
+            return
+        with self._batch_lock:
+            wake = not self._batch
+            self._batch.append((callback, args))
+        if wake:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(callback, *args)
+                loop.call_soon_threadsafe(self._run_batch)
+
+    def _run_batch(self) -> None:
+        with self._batch_lock:
+            batch, self._batch = self._batch, []
+        for callback, args in batch:
+            callback(*args)
 
     def _opened(self) -> None:
         if not self._is_open:
