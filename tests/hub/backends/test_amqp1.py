@@ -20,6 +20,7 @@ from moksha.errors import BackendUnavailable
 from moksha.hub.backends.amqp1 import AMQP1Backend
 from moksha.message import Message
 from support import TIMEOUT, Received, amqp1
+from tcp_proxy import TcpProxy
 
 URL = "amqp://guest:guest@127.0.0.1:5672"
 AMQP091 = "amqp://guest:guest@127.0.0.1:5672/"
@@ -137,3 +138,20 @@ async def test_an_unreachable_broker_is_a_clear_error(settings):
         await bus.connect()
     assert "s3cret" not in str(raised.value)
     assert not bus.connected
+
+
+async def test_links_come_back_after_the_connection_is_cut(settings, prefix):
+    async with TcpProxy(5672) as proxy:
+        url = f"amqp://guest:guest@127.0.0.1:{proxy.port}"
+        async with backend(settings, amqp1_url=url, **{"moksha.reconnect_delay": 0.1}) as bus:
+            received = Received()
+            await bus.subscribe([f"{prefix}.#"], received)
+            await proxy.cut()
+            async with asyncio.timeout(TIMEOUT):
+                while bus.connected:  # the reactor noticed
+                    await asyncio.sleep(0.01)
+                while not bus.connected:  # and reconnected by itself
+                    await asyncio.sleep(0.01)
+            await received.resend_until_one(lambda: bus.publish(Message(f"{prefix}.after", 1)))
+    assert proxy.connections_made == 2
+    assert received.messages[0].topic == f"{prefix}.after"

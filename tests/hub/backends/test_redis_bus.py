@@ -18,6 +18,7 @@ from moksha.errors import BackendError
 from moksha.hub.backends.redis_bus import RedisBusBackend
 from moksha.message import Message
 from support import REDIS_PREFIX, TIMEOUT, Received, redis_bus, until
+from tcp_proxy import TcpProxy
 
 URL = "redis://127.0.0.1:6379/0"
 
@@ -193,3 +194,16 @@ async def test_an_unreachable_server_is_a_clear_error(settings):
     with pytest.raises(BackendUnavailable, match=r"cannot reach 127\.0\.0\.1:1/0") as raised:
         await bus.connect()
     assert "s3cret" not in str(raised.value)
+
+
+async def test_after_a_cut_fan_out_resubscribes(settings, prefix):
+    async with TcpProxy(6379) as proxy:
+        proxied = backend(settings, redis_bus_url=f"redis://127.0.0.1:{proxy.port}/0")
+        async with proxied as bus, backend(settings) as direct:
+            fanned = Received()
+            await bus.subscribe([f"{prefix}.fan"], fanned)
+            await proxy.cut()
+            await fanned.resend_until_one(lambda: direct.publish(Message(f"{prefix}.fan", 1)))
+            await bus.publish(Message(f"{prefix}.fan", 2))  # its publishing connection too
+            await fanned.wait(2)
+    assert proxy.connections_made > 2  # the connections were made again

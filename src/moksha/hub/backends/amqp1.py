@@ -190,7 +190,15 @@ class _Reactor(MessagingHandler):
         self.backend._arrived(link, pattern, message, event.receiver)
 
     def on_disconnected(self, event: Any) -> None:
-        self.backend._notify(self.backend._lost, "disconnected")
+        condition = event.transport.condition if event.transport else None
+        reason = f"{condition.name}: {condition.description}" if condition else "disconnected"
+        self.backend._notify(self.backend._lost, reason)
+        # Deliveries of the lost link are never settled now: their publishes fail (the
+        # hub's outgoing queue retries them); what was not sent yet goes once re-attached.
+        unsettled, self.unsettled = self.unsettled, {}
+        lost = BackendUnavailable(f"amqp1: connection lost before the broker settled ({reason})")
+        for future in unsettled.values():
+            self.backend._notify(_resolve, future, lost)
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:

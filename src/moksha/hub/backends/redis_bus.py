@@ -77,6 +77,7 @@ if #KEYS > 2 then
 end
 return 1
 """
+_SOCKET_TIMEOUT = 5.0  # seconds a reply may take before its connection counts as dead
 _META_KEPT = 64  # meta messages waiting for their body on one channel, at most
 _REFRESH = 2.0  # seconds between two looks at whether any consumer group exists
 
@@ -150,7 +151,7 @@ class RedisBusBackend(Backend):
         """
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self._url)
+        client = self._new_client()
         try:
             await client.ping()
             self._streaming = bool(await client.hlen(self._streams.registry))
@@ -414,12 +415,19 @@ class RedisBusBackend(Backend):
             except (RedisError, OSError) as exc:
                 raise BackendError(f"redis: could not delete group {name!r}: {exc}") from exc
 
+    def _new_client(self) -> aioredis.Redis:
+        # Every read has a bound (blocking reads last 0.1 s): a connection silent for
+        # longer is dead even if TCP has not said so (a cut mid-stream), and is replaced.
+        return aioredis.Redis.from_url(
+            self._url, socket_timeout=_SOCKET_TIMEOUT, socket_keepalive=True
+        )
+
     @contextlib.asynccontextmanager
     async def _opened(self) -> Any:
         if self._client is not None:
             yield self._client
             return
-        client = aioredis.Redis.from_url(self._url)
+        client = self._new_client()
         try:
             yield client
         finally:
