@@ -87,6 +87,16 @@ async def test_a_hash_pattern_gets_each_message_once_with_its_headers(settings, 
     assert last.body == "end"
 
 
+async def test_a_publisher_appends_for_a_group_from_the_moment_it_starts(settings, prefix):
+    async with backend(settings) as publisher, backend(settings) as consumer:
+        received = Received()
+        await consumer.subscribe([f"{prefix}.job"], received, group="late")
+        await until(lambda: publisher.appending)  # announced, not polled
+        await publisher.publish(Message(f"{prefix}.job", "kept"))
+        [message] = await received.wait(1)
+    assert message.body == "kept"
+
+
 async def test_group_entries_are_plain_stream_fields_both_ways(settings, prefix, plain):
     stream = f"{settings['redis_bus_prefix']}stream"
     async with backend(settings) as bus:
@@ -196,13 +206,21 @@ async def test_an_unreachable_server_is_a_clear_error(settings):
     assert "s3cret" not in str(raised.value)
 
 
-async def test_after_a_cut_fan_out_resubscribes(settings, prefix):
+async def test_after_a_cut_fan_out_resubscribes_and_a_group_gets_what_it_missed(settings, prefix):
     async with TcpProxy(6379) as proxy:
         proxied = backend(settings, redis_bus_url=f"redis://127.0.0.1:{proxy.port}/0")
         async with proxied as bus, backend(settings) as direct:
-            fanned = Received()
+            fanned, grouped = Received(), Received()
             await bus.subscribe([f"{prefix}.fan"], fanned)
+            await bus.subscribe([f"{prefix}.job"], grouped, group="cut")
+            await until(lambda: direct.appending)  # the group's announcement reached it
+            proxy.refuse = True
             await proxy.cut()
+            # Published while the hub is cut off: kept in the stream for its group.
+            await direct.publish(Message(f"{prefix}.job", "while away"))
+            proxy.refuse = False
+            [message] = await grouped.wait(1, timeout=3 * TIMEOUT)
+            assert message.body == "while away"
             await fanned.resend_until_one(lambda: direct.publish(Message(f"{prefix}.fan", 1)))
             await bus.publish(Message(f"{prefix}.fan", 2))  # its publishing connection too
             await fanned.wait(2)

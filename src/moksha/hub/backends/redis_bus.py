@@ -79,7 +79,7 @@ return 1
 """
 _SOCKET_TIMEOUT = 5.0  # seconds a reply may take before its connection counts as dead
 _META_KEPT = 64  # meta messages waiting for their body on one channel, at most
-_REFRESH = 2.0  # seconds between two looks at whether any consumer group exists
+_REFRESH = 10.0  # seconds between two looks at whether any consumer group exists
 
 
 class _FanOut(Subscription):
@@ -140,6 +140,11 @@ class RedisBusBackend(Backend):
         return self._url.partition("://")[2].rpartition("@")[2]
 
     @property
+    def appending(self) -> bool:
+        """Whether publishes are appended to the stream (some consumer group exists)."""
+        return self._streaming
+
+    @property
     def connected(self) -> bool:
         return self._client is not None and self._reading and all(g.connected for g in self._groups)
 
@@ -152,16 +157,19 @@ class RedisBusBackend(Backend):
         if self._client is not None:
             return
         client = self._new_client()
+        pubsub = client.pubsub()
         try:
-            await client.ping()
+            # A group that starts from now on says so here: publishers append to the stream.
+            await pubsub.subscribe(self._streams.announce)
             self._streaming = bool(await client.hlen(self._streams.registry))
         except (RedisError, OSError) as exc:
+            await pubsub.aclose()
             await client.aclose()
             raise BackendUnavailable(f"redis: cannot reach {self.address}: {exc}") from exc
         self._client = client
         self._publish_script = client.register_script(_PUBLISH)
         self._reading = True
-        self._pubsub = client.pubsub()
+        self._pubsub = pubsub
         self._tasks = [
             asyncio.create_task(self._read(), name="redis pubsub reader"),
             asyncio.create_task(self._watch_groups(), name="redis group watch"),
@@ -320,10 +328,6 @@ class RedisBusBackend(Backend):
         """Hand each pub/sub message to the handlers whose patterns match its topic."""
         delay = self._settings.reconnect_delay
         while not self._closing:
-            if not self._subscribed:
-                self._reading = True
-                await asyncio.sleep(0.05)  # nothing subscribed: get_message would return at once
-                continue
             try:
                 item = await self._pubsub.get_message(timeout=0.1)
                 self._reading = True
@@ -347,6 +351,9 @@ class RedisBusBackend(Backend):
                     future.set_result(None)
             return
         channel = item["channel"].decode(errors="replace")
+        if channel == self._streams.announce:
+            self._streaming = True  # a consumer group started somewhere
+            return
         from_meta = (item.get("pattern") or channel.encode()).decode(errors="replace")
         if channel.startswith(self._meta_prefix):
             if not from_meta.startswith(escape(self._meta_prefix)) and from_meta != channel:
@@ -366,7 +373,7 @@ class RedisBusBackend(Backend):
                 log.exception("subscriber %r failed on %s", handler, channel)
 
     async def _watch_groups(self) -> None:
-        """Notice consumer groups that other hubs created, so their messages are kept."""
+        """Notice consumer groups whose announcement this hub missed (it was disconnected)."""
         while True:
             await asyncio.sleep(_REFRESH)  # a periodic look, not a synchronisation
             if self._streaming or self._client is None:

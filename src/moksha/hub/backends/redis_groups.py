@@ -51,6 +51,7 @@ class GroupStreams:
     def __init__(self, prefix: str) -> None:
         self.stream = f"{prefix}stream"
         self.registry = f"{prefix}groups"
+        self.announce = f"{prefix}groups"  # a channel: a group that starts says so there
         self._retry = f"{prefix}retry:"
 
     def retry(self, group: str) -> str:
@@ -100,6 +101,7 @@ class GroupSubscription(Subscription):
                 await self._client.xgroup_create(key, self._group, id="$", mkstream=True)
             await self._client.xgroup_createconsumer(key, self._group, self._consumer)
         await self._client.hset(self._streams.registry, self._group, "\n".join(self.patterns))
+        await self._client.publish(self._streams.announce, self._group)
         self.connected = True
         self._task = asyncio.create_task(self._run(), name=f"redis group {self._group}")
 
