@@ -25,6 +25,33 @@ def proton_send(subject: str, body: str) -> None:
         connection.close()
 
 
+class PlainClients:
+    """A redis-py subscriber and a proton receiver on ``<prefix>.*``, and what each saw."""
+
+    def __init__(self, pubsub: aioredis.client.PubSub, receiver: object) -> None:
+        self.pubsub, self.receiver = pubsub, receiver
+        self.on_redis: list[str] = []
+        self.on_amqp1: list[str] = []
+
+    async def amqp1_until(self, body: str) -> None:
+        while body not in self.on_amqp1:
+            incoming = await asyncio.to_thread(self.receiver.receive, TIMEOUT)  # type: ignore[attr-defined]
+            await asyncio.to_thread(self.receiver.accept)  # type: ignore[attr-defined]
+            data = incoming.body
+            self.on_amqp1.append(json.loads(data if isinstance(data, str) else bytes(data)))
+
+    async def redis_until(self, body: str) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while body not in self.on_redis:
+                item = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if item is not None:
+                    self.on_redis.append(json.loads(item["data"]))
+
+    async def both_until(self, body: str) -> None:
+        await self.amqp1_until(body)
+        await self.redis_until(body)
+
+
 async def test_redis_and_amqp1_bridged_each_message_once_no_echo():
     prefix = f"bridge13.{uuid4().hex[:12]}"
     config = {**redis_bus(), **amqp1(), "moksha.backends": "redis, amqp1"}
@@ -33,68 +60,21 @@ async def test_redis_and_amqp1_bridged_each_message_once_no_echo():
     await pubsub.psubscribe(f"{prefix}.*")
     connection = await asyncio.to_thread(BlockingConnection, AMQP1, timeout=TIMEOUT)
     receiver = await asyncio.to_thread(connection.create_receiver, f"/topic/{prefix}.*")
+    plain = PlainClients(pubsub, receiver)
     try:
         async with CentralMokshaHub(config, [], []) as hub:
             await plain_redis.publish(f"{prefix}.redis", json.dumps("from redis"))
             await asyncio.to_thread(proton_send, f"{prefix}.amqp1", json.dumps("from amqp1"))
-            await hub.publish(f"{prefix}.last", "last")
-            everything = {"from redis", "from amqp1", "last"}
-            on_amqp1: list[str] = []
-            on_redis: list[str] = []
-
-            async def amqp1_until(body: str) -> None:
-                while body not in on_amqp1:
-                    incoming = await asyncio.to_thread(receiver.receive, TIMEOUT)
-                    await asyncio.to_thread(receiver.accept)
-                    data = incoming.body
-                    on_amqp1.append(json.loads(data if isinstance(data, str) else bytes(data)))
-
-            async def redis_until(body: str) -> None:
-                async with asyncio.timeout(TIMEOUT):
-                    while body not in on_redis:
-                        item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                        if item is not None:
-                            on_redis.append(json.loads(item["data"]))
-
-            for body in everything:
-                await amqp1_until(body)
-                await redis_until(body)
+            await hub.publish(f"{prefix}.hub", "from the hub")
+            for body in ("from redis", "from amqp1", "from the hub"):
+                await plain.both_until(body)
             # A last message on both paths: an echo of the others would have come before it.
             await hub.publish(f"{prefix}.end", "end")
-            await amqp1_until("end")
-            await redis_until("end")
-    finally:
-        connection.close()
-
-
-async def test_redis_and_amqp1_bridged_each_message_once_no_echo():
-    prefix = f"bridge13.{uuid4().hex[:12]}"
-    config = {**redis_bus(), **amqp1(), "moksha.backends": "redis, amqp1"}
-    plain_redis = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
-    pubsub = plain_redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.psubscribe(f"{prefix}.*")
-    connection = await asyncio.to_thread(BlockingConnection, AMQP1, timeout=TIMEOUT)
-    receiver = await asyncio.to_thread(connection.create_receiver, f"/topic/{prefix}.*")
-    try:
-        async with CentralMokshaHub(config, [], []) as hub:
-            await plain_redis.publish(f"{prefix}.redis", json.dumps("from redis"))
-            await asyncio.to_thread(proton_send, f"{prefix}.amqp1", json.dumps("from amqp1"))
-            await hub.publish(f"{prefix}.last", "last")  # after the others on both paths
-            on_amqp1: list[str] = []
-            while "last" not in on_amqp1:
-                incoming = await asyncio.to_thread(receiver.receive, TIMEOUT)
-                await asyncio.to_thread(receiver.accept)
-                body = incoming.body
-                on_amqp1.append(json.loads(bytes(body) if not isinstance(body, str) else body))
-            on_redis: list[str] = []
-            async with asyncio.timeout(TIMEOUT):
-                while "last" not in on_redis:
-                    item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                    if item is not None:
-                        on_redis.append(json.loads(item["data"]))
+            await plain.both_until("end")
     finally:
         await asyncio.to_thread(connection.close)
         await pubsub.aclose()
         await plain_redis.aclose()
-    assert sorted(on_amqp1) == ["end", "from amqp1", "from redis", "last"]
-    assert sorted(on_redis) == ["end", "from amqp1", "from redis", "last"]
+    expected = ["end", "from amqp1", "from redis", "from the hub"]
+    assert sorted(plain.on_amqp1) == expected
+    assert sorted(plain.on_redis) == expected
