@@ -146,6 +146,7 @@ async def test_links_come_back_after_the_connection_is_cut(settings, prefix):
         async with backend(settings, amqp1_url=url, **{"moksha.reconnect_delay": 0.1}) as bus:
             received = Received()
             await bus.subscribe([f"{prefix}.#"], received)
+            before = proxy.connections_made
             await proxy.cut()
             async with asyncio.timeout(TIMEOUT):
                 while bus.connected:  # the reactor noticed
@@ -153,5 +154,5 @@ async def test_links_come_back_after_the_connection_is_cut(settings, prefix):
                 while not bus.connected:  # and reconnected by itself
                     await asyncio.sleep(0.01)
             await received.resend_until_one(lambda: bus.publish(Message(f"{prefix}.after", 1)))
-    assert proxy.connections_made == 2
+        assert proxy.connections_made > before  # it connected again
     assert received.messages[0].topic == f"{prefix}.after"

@@ -14,21 +14,26 @@ reactor, which runs the queued commands); the reactor hands deliveries and
 settlements back with ``loop.call_soon_threadsafe``, a batch per wake-up.
 
 Publishing awaits the broker's settlement (``accepted``): a publish that
-returned is on the broker.  Receiving: one link per pattern on
-``/topic/<pattern>``; the broker filters with AMQP's own ``*``/``#``, and a
-message that reaches one subscription through several of its patterns is
-handed over once.  Each link's credit (``amqp1_prefetch``) is given back only
-as the handler finishes messages: that bounds what waits in this process.
+returned is on the broker.  Receiving: each subscription gets a queue
+``moksha.amqp1.<uuid>``, declared and bound to the exchange with its patterns
+over AMQP 0-9-1 (aio-pika, the same broker), and one receiving link on
+``/amq/queue/<name>``; the broker filters with AMQP's own ``*``/``#`` and a
+message matching several patterns is in the queue once.  The link's credit
+(``amqp1_prefetch``) is given back only as the handler finishes messages: that
+bounds what waits in this process.
 
-What the plugin cannot do, and so this backend does not: a ``/topic/`` source
-is a server-named, exclusive queue that lives as long as its link (it cannot
-be re-attached, so consumer groups do not share work and keep nothing while no
-hub runs: ``group`` is ignored, ``Capabilities.durable`` is false), and
-messages are accepted when they arrive (no redelivery: retries happen in the
-hub's memory).  AMQP 0-9-1 headers do not reach AMQP 1.0 receivers (the
-plugin drops them; the routing key arrives as ``subject``).  The reactor
-reconnects by itself with backoff and re-attaches the links; what is published
-to a topic while a link is away is lost to it.
+Why not the plugin's ``/topic/<pattern>`` sources: RabbitMQ 3.10 never deletes
+their server-named queues (not on detach, not on close: rabbitmq-server
+#2588; measured here, a queue bound with ``#`` kept filling), and they cannot
+be re-attached after a reconnection.  Moksha's queues are deleted on cancel and
+close, and by the broker (``x-expires``, 60 s unused) after a crash; a link that
+reconnects within that time finds its queue with what arrived meanwhile.
+
+What this backend does not do: consumer groups do not share work and keep
+nothing while no hub runs (``group`` is ignored, ``Capabilities.durable`` is
+false), and messages are accepted when they arrive (no redelivery: retries
+happen in the hub's memory).  AMQP 0-9-1 headers do not reach AMQP 1.0
+receivers (the plugin drops them; the routing key arrives as ``subject``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import aio_pika
 from proton import Delivery
 from proton.handlers import MessagingHandler
 from proton.reactor import ApplicationEvent, Backoff, Container, EventInjector
@@ -61,26 +67,31 @@ log = logging.getLogger(__name__)
 
 _OPEN_TIMEOUT = 10.0
 _JOIN_TIMEOUT = 5.0
+_QUEUE_EXPIRES_MS = 60_000  # a subscription's queue, left unused this long, is deleted
 
 
 class _Link(Subscription):
-    """A handler's subscription: one receiving link per pattern."""
+    """A handler's subscription: one queue bound with its patterns, one receiving link."""
 
     def __init__(self, backend: AMQP1Backend, patterns: Sequence[str], handler: Handler) -> None:
         self.patterns = tuple(patterns)
         self.handler = handler
+        self.queue = f"moksha.amqp1.{uuid.uuid4().hex}"
         self._backend = backend
         self.receivers: list[Any] = []  # proton Receivers: touched in the reactor thread only
+        literal = len(patterns) == 1 and literal_prefix(patterns[0]) == patterns[0]
+        self.fallback_topic = patterns[0] if literal else None
 
-    def first_match(self, topic: str) -> str | None:
-        """The first of the patterns that matches ``topic`` (the link that hands it over)."""
-        return next((p for p in self.patterns if matches(p, topic)), None)
+    def accepts(self, topic: str) -> bool:
+        """Whether ``topic`` matches one of the patterns (bindings may be broader)."""
+        return any(matches(p, topic) for p in self.patterns)
 
     async def cancel(self) -> None:
         if not self.patterns:
             return
         self.patterns = ()
         await self._backend._call(self._detach)
+        await self._backend._delete_queue(self.queue)
 
     def _detach(self) -> None:
         for receiver in self.receivers:
@@ -184,10 +195,9 @@ class _Reactor(MessagingHandler):
             self.backend._notify(_resolve, future, error)
 
     def on_message(self, event: Any) -> None:
-        link, pattern = event.receiver.moksha_link, event.receiver.moksha_pattern
-        literal = pattern if literal_prefix(pattern) == pattern else None
-        message = from_amqp1(event.message, literal)
-        self.backend._arrived(link, pattern, message, event.receiver)
+        link = event.receiver.moksha_link
+        message = from_amqp1(event.message, link.fallback_topic)
+        self.backend._arrived(link, message, event.receiver)
 
     def on_disconnected(self, event: Any) -> None:
         condition = event.transport.condition if event.transport else None
@@ -230,7 +240,9 @@ class AMQP1Backend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: asyncio.Future[None] | None = None
         self._is_open = False
-        self._inbox: asyncio.Queue[tuple[_Link, str, Message, Any]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[_Link, Message, Any]] = asyncio.Queue()
+        self._setup: aio_pika.abc.AbstractConnection | None = None  # declares the queues
+        self._queues: set[str] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._finished: dict[Any, int] = {}
         self._batch: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
@@ -269,11 +281,59 @@ class AMQP1Backend(Backend):
         try:
             async with asyncio.timeout(_OPEN_TIMEOUT):
                 await self._open
-        except (TimeoutError, BackendUnavailable) as exc:
+                self._setup = await aio_pika.connect_robust(self._setup_url())
+        except (TimeoutError, BackendUnavailable, aio_pika.exceptions.AMQPError, OSError) as exc:
             await self.close()
             raise BackendUnavailable(f"amqp1: cannot reach {self.address}: {exc}") from exc
 
+    def _setup_url(self) -> str:
+        """The AMQP 0-9-1 URL of the same broker (queues are declared over it)."""
+        scheme, _, rest = self.url.partition("://")
+        return f"{scheme}://{rest.rstrip('/')}/"
+
+    async def _declare(self, link: _Link) -> None:
+        """Declare ``link``'s queue and bind it to the exchange with its patterns.
+
+        Not a ``/topic/`` source: the plugin never deletes those queues (rabbitmq-server
+        #2588), and they cannot be re-attached after a reconnection.  This one is
+        deleted on cancel and close, and by the broker ``x-expires`` after it is left
+        unused (a crashed hub); a reconnection within that time finds it, messages kept.
+        """
+        if self._setup is None:
+            raise BackendUnavailable(f"amqp1: not connected to {self.address}")
+        try:
+            channel = await self._setup.channel()
+            async with channel:
+                queue = await channel.declare_queue(
+                    link.queue, durable=False, arguments={"x-expires": _QUEUE_EXPIRES_MS}
+                )
+                self._queues.add(link.queue)
+                for pattern in dict.fromkeys(broker_pattern(p) for p in link.patterns):
+                    await queue.bind(self.config.amqp_exchange, pattern)
+        except aio_pika.exceptions.AMQPError as exc:
+            raise BackendError(
+                f"amqp1: could not set up a queue for {link.patterns}: {exc}"
+            ) from exc
+
+    async def _delete_queue(self, name: str) -> None:
+        self._queues.discard(name)
+        if self._setup is None or self._setup.is_closed:
+            return  # x-expires deletes it
+        try:
+            async with asyncio.timeout(_OPEN_TIMEOUT / 2):
+                channel = await self._setup.channel()
+                async with channel:
+                    await channel.queue_delete(name)
+        except Exception as exc:  # best effort: x-expires deletes it anyway
+            log.info("amqp1: queue %s left for the broker to expire (%s)", name, exc)
+
     async def close(self) -> None:
+        for name in list(self._queues):
+            await self._delete_queue(name)
+        setup, self._setup = self._setup, None
+        if setup is not None:
+            with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError):
+                await setup.close()
         reactor, self._reactor = self._reactor, None
         if reactor is not None:
             reactor.submit(lambda: _shut(reactor))
@@ -384,41 +444,41 @@ class AMQP1Backend(Backend):
         """
         link = _Link(self, patterns, handler)
         assert self._loop is not None
-        opened = [self._loop.create_future() for _ in patterns]
+        opened = self._loop.create_future()
         reactor = self._reactor_or_raise()
         credit = self.config.amqp1_prefetch
+        await self._declare(link)
 
         def attach() -> None:
-            for pattern, waiting in zip(patterns, opened, strict=True):
-                receiver = reactor.container.create_receiver(
-                    reactor.connection,
-                    source=f"/topic/{broker_pattern(pattern)}",
-                    name=f"moksha-{uuid.uuid4().hex}",  # proton's default repeats per source
-                )
-                receiver.moksha_link, receiver.moksha_pattern = link, pattern
-                receiver.moksha_opened = waiting
-                receiver.flow(credit)
-                link.receivers.append(receiver)
+            receiver = reactor.container.create_receiver(
+                reactor.connection,
+                source=f"/amq/queue/{link.queue}",
+                name=f"moksha-{link.queue}",
+            )
+            receiver.moksha_link = link
+            receiver.moksha_opened = opened
+            receiver.flow(credit)
+            link.receivers.append(receiver)
 
         await self._call(attach)
         try:
             async with asyncio.timeout(_OPEN_TIMEOUT):
-                await asyncio.gather(*opened)
+                await opened
         except TimeoutError as exc:
             await link.cancel()
             raise BackendError(f"amqp1: {self.address} did not attach {list(patterns)}") from exc
         return link
 
-    def _arrived(self, link: _Link, pattern: str, message: Message, receiver: Any) -> None:
-        """From the reactor thread: a message for ``link`` through ``pattern``."""
-        self._notify(self._inbox.put_nowait, (link, pattern, message, receiver))
+    def _arrived(self, link: _Link, message: Message, receiver: Any) -> None:
+        """From the reactor thread: a message for ``link``."""
+        self._notify(self._inbox.put_nowait, (link, message, receiver))
 
     async def _dispatch(self) -> None:
         """Hand each arrival to its handler in order, and give the credit back."""
         half = max(1, self.config.amqp1_prefetch // 2)
         while True:
-            link, pattern, message, receiver = await self._inbox.get()
-            if link.first_match(message.topic) == pattern:
+            link, message, receiver = await self._inbox.get()
+            if link.accepts(message.topic):
                 try:
                     await deliver(link.handler, message)
                 except Exception:
