@@ -9,9 +9,13 @@ sides do the same work:
   before the next one starts (Moksha: ``await MokshaHub.publish`` gathered per
   window; proton: a ``MessagingHandler`` sending the next window once
   ``on_accepted`` counted the last one);
-* the consumer reads ``/topic/bench.amqp1.<run>.event`` with 500 credit,
+* the consumer reads a queue bound to ``amq.topic`` with the topic
+  ``bench.amqp1.<run>.event`` from ``/amq/queue/<name>`` with 500 credit,
   accepting on arrival, and decodes each JSON body (Moksha:
-  ``MokshaHub.asubscribe``; proton: ``on_message``).
+  ``MokshaHub.asubscribe``, which declares its queue so; proton: ``on_message``
+  on a queue this script declares the same way, over AMQP 0-9-1).  Not the
+  plugin's ``/topic/`` source: RabbitMQ 3.10 never deletes its queue
+  (rabbitmq-server #2588), and this broker is shared.
 
 Timed from the first publish to the N-th message consumed; each side's median
 over ``--repeat`` runs and Moksha's ratio to proton (target >= 0.8).  Run from
@@ -35,6 +39,7 @@ from importlib import metadata
 from multiprocessing.connection import Connection
 from typing import Any
 
+import aio_pika
 from proton import Message as AMQPMessage
 from proton.handlers import MessagingHandler
 from proton.reactor import Container
@@ -45,6 +50,7 @@ URL = "amqp://guest:guest@127.0.0.1:5672"
 RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
 TOPIC = f"bench.amqp1.{RUN}.event"
 SIDES = ("proton", "moksha")
+RAW_QUEUE = f"bench.amqp1.{RUN}.proton"
 CONFIG = {"moksha.backends": "amqp1", "amqp1_url": URL, "amqp1_prefetch": 500}
 
 
@@ -79,7 +85,7 @@ class ProtonReceiver(MessagingHandler):
 
     def on_start(self, event: Any) -> None:
         self.connection = event.container.connect(URL)
-        event.container.create_receiver(self.connection, f"/topic/{TOPIC}")
+        event.container.create_receiver(self.connection, f"/amq/queue/{RAW_QUEUE}")
 
     def on_link_opened(self, event: Any) -> None:
         if event.receiver:
@@ -131,11 +137,24 @@ class ProtonSender(MessagingHandler):
         self.sent += 1
 
 
+async def raw_queue(declare: bool) -> None:
+    """Declare (or delete) the plain side's queue, bound to the topic, over AMQP 0-9-1."""
+    async with await aio_pika.connect(URL + "/") as connection:
+        channel = await connection.channel()
+        if declare:
+            queue = await channel.declare_queue(RAW_QUEUE, arguments={"x-expires": 60_000})
+            await queue.bind("amq.topic", TOPIC)
+        else:
+            await channel.queue_delete(RAW_QUEUE)
+
+
 def consumer_process(side: str, n: int, pipe: Connection) -> None:
     ready = lambda: pipe.send("ready")  # noqa: E731
     if side == "proton":
+        asyncio.run(raw_queue(declare=True))
         handler = ProtonReceiver(n, ready)
         Container(handler).run()
+        asyncio.run(raw_queue(declare=False))
         pipe.send(handler.tally.finished)
         return
 
