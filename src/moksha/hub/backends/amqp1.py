@@ -48,12 +48,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
-from proton import Delivery
-from proton.handlers import MessagingHandler
-from proton.reactor import ApplicationEvent, Backoff, Container, EventInjector
+from proton.reactor import Container
 
 from moksha.errors import BackendError, BackendUnavailable
-from moksha.hub.backends.amqp1_wire import from_amqp1, to_amqp1
+from moksha.hub.backends.amqp1_reactor import JOIN_TIMEOUT, Reactor, resolve, shut
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription, deliver
 from moksha.message import Message
 from moksha.topics import literal_prefix, matches
@@ -66,7 +64,6 @@ __all__ = ["AMQP1Backend"]
 log = logging.getLogger(__name__)
 
 _OPEN_TIMEOUT = 10.0
-_JOIN_TIMEOUT = 5.0
 _QUEUE_EXPIRES_MS = 60_000  # a subscription's queue, left unused this long, is deleted
 
 
@@ -99,127 +96,6 @@ class _Link(Subscription):
         self.receivers = []
 
 
-class _Reactor(MessagingHandler):
-    """Everything that runs in the reactor's thread."""
-
-    def __init__(self, backend: AMQP1Backend) -> None:
-        super().__init__(prefetch=0, auto_accept=True)
-        self.backend = backend
-        self.injector = EventInjector()
-        self.container: Any = None
-        self.connection: Any = None
-        self.sender: Any = None
-        self.unsent: list[tuple[Message, asyncio.Future[None]]] = []
-        self.unsettled: dict[Delivery, asyncio.Future[None]] = {}
-        self._commands: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
-
-    # -- from the asyncio side (any thread) ----------------------------------------
-
-    def submit(self, command: Callable[[], None]) -> None:
-        with self._lock:
-            wake = not self._commands
-            self._commands.append(command)
-        if wake:
-            self.injector.trigger(ApplicationEvent("commands"))
-
-    # -- reactor events (its thread) -----------------------------------------------
-
-    def on_start(self, event: Any) -> None:
-        self.container = event.container
-        self.container.selectable(self.injector)
-        backend = self.backend
-        self.connection = self.container.connect(
-            backend.url,
-            reconnect=Backoff(initial=backend.config.reconnect_delay,
-                              max_delay=backend.config.reconnect_max_delay),
-            sasl_enabled=True,
-            allowed_mechs="PLAIN ANONYMOUS",
-            allow_insecure_mechs=True,
-        )  # fmt: skip
-        self.sender = self.container.create_sender(
-            self.connection, f"/exchange/{backend.config.amqp_exchange}"
-        )
-
-    def on_commands(self, event: Any) -> None:
-        with self._lock:
-            commands, self._commands = self._commands, []
-        for command in commands:
-            try:
-                command()
-            except Exception:
-                log.exception("amqp1: a command failed in the reactor thread")
-
-    def on_connection_opened(self, event: Any) -> None:
-        self.backend._notify(self.backend._opened)
-
-    def on_transport_error(self, event: Any) -> None:
-        condition = event.transport.condition
-        self.backend._notify(self.backend._lost, str(condition.description if condition else ""))
-
-    def on_link_opened(self, event: Any) -> None:
-        waiting = getattr(event.link, "moksha_opened", None)
-        if waiting is not None:
-            self.backend._notify(_resolve, waiting, None)
-            event.link.moksha_opened = None
-
-    def on_sendable(self, event: Any) -> None:
-        self.flush()
-
-    def flush(self) -> None:
-        sender = self.sender
-        sent = 0
-        while self.unsent and sender is not None and sender.credit > 0:
-            message, future = self.unsent[sent]
-            self.unsent[sent] = None  # type: ignore[call-overload]
-            sent += 1
-            self.unsettled[sender.send(to_amqp1(message))] = future
-            if sent == len(self.unsent):
-                break
-        if sent:
-            del self.unsent[:sent]
-
-    def on_accepted(self, event: Any) -> None:
-        self._settled(event.delivery, None)
-
-    def on_rejected(self, event: Any) -> None:
-        self._settled(event.delivery, "the broker rejected it")
-
-    def on_released(self, event: Any) -> None:
-        self._settled(event.delivery, "the broker released it (no route?)")
-
-    def _settled(self, delivery: Delivery, problem: str | None) -> None:
-        future = self.unsettled.pop(delivery, None)
-        if future is not None:
-            error = BackendError(f"amqp1: publish failed: {problem}") if problem else None
-            self.backend._notify(_resolve, future, error)
-
-    def on_message(self, event: Any) -> None:
-        link = event.receiver.moksha_link
-        message = from_amqp1(event.message, link.fallback_topic)
-        self.backend._arrived(link, message, event.receiver)
-
-    def on_disconnected(self, event: Any) -> None:
-        condition = event.transport.condition if event.transport else None
-        reason = f"{condition.name}: {condition.description}" if condition else "disconnected"
-        self.backend._notify(self.backend._lost, reason)
-        # Deliveries of the lost link are never settled now: their publishes fail (the
-        # hub's outgoing queue retries them); what was not sent yet goes once re-attached.
-        unsettled, self.unsettled = self.unsettled, {}
-        lost = BackendUnavailable(f"amqp1: connection lost before the broker settled ({reason})")
-        for future in unsettled.values():
-            self.backend._notify(_resolve, future, lost)
-
-
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
 class AMQP1Backend(Backend):
     """AMQP 1.0 through a proton reactor in its own thread (see the module docstring)."""
 
@@ -235,7 +111,7 @@ class AMQP1Backend(Backend):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.url = config.amqp1_url or "amqp://guest:guest@127.0.0.1:5672"
-        self._reactor: _Reactor | None = None
+        self._reactor: Reactor | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: asyncio.Future[None] | None = None
@@ -272,7 +148,7 @@ class AMQP1Backend(Backend):
             return
         self._loop = asyncio.get_running_loop()
         self._open = self._loop.create_future()
-        reactor = _Reactor(self)
+        reactor = Reactor(self)
         self._reactor = reactor
         container = Container(reactor)
         self._thread = threading.Thread(target=container.run, name="amqp1 reactor", daemon=True)
@@ -336,12 +212,12 @@ class AMQP1Backend(Backend):
                 await setup.close()
         reactor, self._reactor = self._reactor, None
         if reactor is not None:
-            reactor.submit(lambda: _shut(reactor))
+            reactor.submit(lambda: shut(reactor))
             thread = self._thread
             if thread is not None:
-                await asyncio.to_thread(thread.join, _JOIN_TIMEOUT)
+                await asyncio.to_thread(thread.join, JOIN_TIMEOUT)
             for future in [*reactor.unsettled.values(), *(f for _, f in reactor.unsent if f)]:
-                _resolve(future, BackendUnavailable("amqp1: closed before the broker settled it"))
+                resolve(future, BackendUnavailable("amqp1: closed before the broker settled it"))
         self._is_open = False
         if self._dispatcher is not None:
             self._dispatcher.cancel()
@@ -349,7 +225,7 @@ class AMQP1Backend(Backend):
                 await self._dispatcher
             self._dispatcher = None
 
-    def _reactor_or_raise(self) -> _Reactor:
+    def _reactor_or_raise(self) -> Reactor:
         if self._reactor is None:
             raise BackendUnavailable(f"amqp1: not connected to {self.address}")
         return self._reactor
@@ -364,7 +240,7 @@ class AMQP1Backend(Backend):
             try:
                 command()
             finally:
-                self._notify(_resolve, done, None)
+                self._notify(resolve, done, None)
 
         reactor.submit(run)
         await done
@@ -396,7 +272,7 @@ class AMQP1Backend(Backend):
             log.info("amqp1: connected to %s", self.address)
         self._is_open = True
         if self._open is not None:
-            _resolve(self._open, None)
+            resolve(self._open, None)
 
     def _lost(self, reason: str) -> None:
         if self._is_open:
@@ -500,11 +376,3 @@ def broker_pattern(pattern: str) -> str:
     ('a.*.*.#', 'a.b')
     """
     return ".".join(word if word.isascii() else "*" for word in pattern.split("."))
-
-
-def _shut(reactor: _Reactor) -> None:
-    if reactor.connection is not None:
-        reactor.connection.close()
-    reactor.injector.close()
-    if reactor.container is not None:
-        reactor.container.stop()
