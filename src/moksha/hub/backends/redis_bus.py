@@ -48,7 +48,13 @@ from moksha.hub.backends.base import (
     Subscription,
     deliver,
 )
-from moksha.hub.backends.redis_groups import GroupSettings, GroupStreams, GroupSubscription
+from moksha.hub.backends.redis_groups import (
+    GroupSettings,
+    GroupStreams,
+    GroupSubscription,
+    delete_group,
+    list_groups,
+)
 from moksha.hub.backends.redis_wire import (
     Subscribed,
     encode_entry,
@@ -384,23 +390,7 @@ class RedisBusBackend(Backend):
     async def durable_queues(self) -> list[DurableQueue]:
         """The consumer groups Moksha created (its registry hash), with their depth."""
         async with self._opened() as client:
-            try:
-                registry = await client.hgetall(self._streams.registry)
-                infos = {}
-                if registry:
-                    for info in await client.xinfo_groups(self._streams.stream):
-                        infos[_text(info["name"])] = info
-            except (RedisError, OSError) as exc:
-                raise BackendError(f"redis: cannot list consumer groups: {exc}") from exc
-        queues = []
-        for raw_group, raw_patterns in sorted(registry.items()):
-            group = _text(raw_group)
-            info = infos.get(group, {})
-            depth = int(info.get("lag") or 0) + int(info.get("pending") or 0)
-            patterns = tuple(p for p in _text(raw_patterns).split("\n") if p)
-            consumers = int(info.get("consumers") or 0)
-            queues.append(DurableQueue(group, group, depth, consumers, patterns))
-        return queues
+            return await list_groups(client, self._streams)
 
     async def delete_durable_queue(self, name: str) -> None:
         """Destroy consumer group ``name`` and its retry stream.
@@ -409,18 +399,7 @@ class RedisBusBackend(Backend):
             BackendError: Moksha did not create it, a hub reads it, or the server refused.
         """
         async with self._opened() as client:
-            try:
-                if not await client.hexists(self._streams.registry, name):
-                    raise BackendError(f"redis: {name!r} is not a consumer group Moksha created")
-                for consumer in await client.xinfo_consumers(self._streams.stream, name):
-                    idle = consumer.get("inactive", consumer.get("idle", 0))
-                    if 0 <= int(idle) < self.config.redis_bus_claim_idle * 1000:
-                        raise BackendError(f"redis: a hub is reading consumer group {name!r}")
-                await client.xgroup_destroy(self._streams.stream, name)
-                await client.delete(self._streams.retry(name))
-                await client.hdel(self._streams.registry, name)
-            except (RedisError, OSError) as exc:
-                raise BackendError(f"redis: could not delete group {name!r}: {exc}") from exc
+            await delete_group(client, self._streams, name, self.config.redis_bus_claim_idle)
 
     def _new_client(self) -> aioredis.Redis:
         # Every read has a bound (blocking reads last 0.1 s): a connection silent for

@@ -31,12 +31,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from moksha.hub.backends.base import Handler, Subscription, deliver
+from moksha.errors import BackendError
+from moksha.hub.backends.base import DurableQueue, Handler, Subscription, deliver
 from moksha.hub.backends.redis_wire import decode_entry
 from moksha.message import Message
 from moksha.topics import TopicRouter
 
-__all__ = ["GroupSettings", "GroupStreams", "GroupSubscription"]
+__all__ = ["GroupSettings", "GroupStreams", "GroupSubscription", "delete_group", "list_groups"]
 
 log = logging.getLogger(__name__)
 
@@ -288,3 +289,52 @@ class GroupSettings:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def list_groups(client: aioredis.Redis, streams: GroupStreams) -> list[DurableQueue]:
+    """The consumer groups Moksha created (its registry hash), with their depth.
+
+    Raises:
+        BackendError: the server could not be reached or refused.
+    """
+    try:
+        registry = await client.hgetall(streams.registry)
+        infos = {}
+        if registry:
+            for info in await client.xinfo_groups(streams.stream):
+                infos[_text(info["name"])] = info
+    except (RedisError, OSError) as exc:
+        raise BackendError(f"redis: cannot list consumer groups: {exc}") from exc
+    queues = []
+    for raw_group, raw_patterns in sorted(registry.items()):
+        group = _text(raw_group)
+        info = infos.get(group, {})
+        depth = int(info.get("lag") or 0) + int(info.get("pending") or 0)
+        patterns = tuple(p for p in _text(raw_patterns).split("\n") if p)
+        consumers = int(info.get("consumers") or 0)
+        queues.append(DurableQueue(group, group, depth, consumers, patterns))
+    return queues
+
+
+async def delete_group(
+    client: aioredis.Redis, streams: GroupStreams, name: str, claim_idle: float
+) -> None:
+    """Destroy consumer group ``name`` and its retry stream.
+
+    A consumer that read within ``claim_idle`` seconds counts as a hub reading it.
+
+    Raises:
+        BackendError: Moksha did not create it, a hub reads it, or the server refused.
+    """
+    try:
+        if not await client.hexists(streams.registry, name):
+            raise BackendError(f"redis: {name!r} is not a consumer group Moksha created")
+        for consumer in await client.xinfo_consumers(streams.stream, name):
+            idle = consumer.get("inactive", consumer.get("idle", 0))
+            if 0 <= int(idle) < claim_idle * 1000:
+                raise BackendError(f"redis: a hub is reading consumer group {name!r}")
+        await client.xgroup_destroy(streams.stream, name)
+        await client.delete(streams.retry(name))
+        await client.hdel(streams.registry, name)
+    except (RedisError, OSError) as exc:
+        raise BackendError(f"redis: could not delete group {name!r}: {exc}") from exc
