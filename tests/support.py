@@ -175,6 +175,23 @@ def amqp1() -> dict[str, Any]:
     return {"moksha.backends": "amqp1", "amqp1_url": "amqp://guest:guest@127.0.0.1:5672"}
 
 
+@contextlib.asynccontextmanager
+async def amqp1_source(pattern: str) -> Any:
+    """A queue bound to ``amq.topic`` with ``pattern``, as ``/amq/queue/<name>`` for a plain
+    AMQP 1.0 receiver; deleted afterwards (the plugin's ``/topic/`` sources leak theirs)."""
+    import aio_pika
+
+    name = f"test.{RUN}.amqp1.{uuid.uuid4().hex[:12]}"
+    async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, arguments={"x-expires": 60_000})
+        await queue.bind("amq.topic", pattern)
+        try:
+            yield f"/amq/queue/{name}"
+        finally:
+            await channel.queue_delete(name)
+
+
 REDIS_PREFIX = f"test.{RUN}:"
 """The ``redis_bus_prefix`` of the suites that run on every backend."""
 

@@ -11,7 +11,7 @@ from proton import Message as AMQPMessage
 from proton.utils import BlockingConnection
 
 from moksha.hub import CentralMokshaHub
-from support import TIMEOUT, amqp1, redis_bus
+from support import TIMEOUT, amqp1, amqp1_source, redis_bus
 
 AMQP1 = "amqp://guest:guest@127.0.0.1:5672"
 
@@ -54,12 +54,17 @@ class PlainClients:
 
 async def test_redis_and_amqp1_bridged_each_message_once_no_echo():
     prefix = f"bridge13.{uuid4().hex[:12]}"
+    async with amqp1_source(f"{prefix}.*") as source:
+        await bridged(prefix, source)
+
+
+async def bridged(prefix: str, source: str) -> None:
     config = {**redis_bus(), **amqp1(), "moksha.backends": "redis, amqp1"}
     plain_redis = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
     pubsub = plain_redis.pubsub(ignore_subscribe_messages=True)
     await pubsub.psubscribe(f"{prefix}.*")
     connection = await asyncio.to_thread(BlockingConnection, AMQP1, timeout=TIMEOUT)
-    receiver = await asyncio.to_thread(connection.create_receiver, f"/topic/{prefix}.*")
+    receiver = await asyncio.to_thread(connection.create_receiver, source)
     plain = PlainClients(pubsub, receiver)
     try:
         async with CentralMokshaHub(config, [], []) as hub:

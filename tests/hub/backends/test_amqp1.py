@@ -19,7 +19,7 @@ from moksha.config import load_config
 from moksha.errors import BackendUnavailable
 from moksha.hub.backends.amqp1 import AMQP1Backend
 from moksha.message import Message
-from support import TIMEOUT, Received, amqp1
+from support import TIMEOUT, Received, amqp1, amqp1_source
 from tcp_proxy import TcpProxy
 
 URL = "amqp://guest:guest@127.0.0.1:5672"
@@ -55,9 +55,14 @@ def plain_send(address: str, message: AMQPMessage) -> None:
 
 
 async def test_plain_proton_clients_and_moksha_talk_both_ways(settings, prefix):
+    async with amqp1_source(f"{prefix}.out.*") as source:
+        await talk_both_ways(settings, prefix, source)
+
+
+async def talk_both_ways(settings: dict[str, Any], prefix: str, source: str) -> None:
     connection = await asyncio.to_thread(BlockingConnection, URL, timeout=TIMEOUT)
+    receiver = await asyncio.to_thread(connection.create_receiver, source)
     try:
-        receiver = await asyncio.to_thread(connection.create_receiver, f"/topic/{prefix}.out.*")
         async with backend(settings) as bus:
             received, literal = Received(), Received()
             await bus.subscribe([f"{prefix}.in.#"], received)
