@@ -39,6 +39,7 @@ receivers (the plugin drops them; the routing key arrives as ``subject``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -116,7 +117,11 @@ class AMQP1Backend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: asyncio.Future[None] | None = None
         self._is_open = False
-        self._inbox: asyncio.Queue[tuple[_Link, Message, Any]] = asyncio.Queue()
+        # Arrivals, appended by the reactor's thread (deque.append is atomic) and drained
+        # by the dispatcher; bounded by the links' credit (amqp1_prefetch each).
+        self._arrivals: collections.deque[tuple[_Link, Message, Any]] = collections.deque()
+        self._arrival = asyncio.Event()
+        self._wake_pending = False
         self._setup: aio_pika.abc.AbstractConnection | None = None  # declares the queues
         self._queues: set[str] = set()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -346,24 +351,32 @@ class AMQP1Backend(Backend):
         return link
 
     def _arrived(self, link: _Link, message: Message, receiver: Any) -> None:
-        """From the reactor thread: a message for ``link``."""
-        self._notify(self._inbox.put_nowait, (link, message, receiver))
+        """From the reactor thread: a message for ``link`` (one wake-up per batch)."""
+        self._arrivals.append((link, message, receiver))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._notify(self._arrival.set)
 
     async def _dispatch(self) -> None:
         """Hand each arrival to its handler in order, and give the credit back."""
         half = max(1, self.config.amqp1_prefetch // 2)
+        arrivals = self._arrivals
         while True:
-            link, message, receiver = await self._inbox.get()
-            if link.accepts(message.topic):
-                try:
-                    await deliver(link.handler, message)
-                except Exception:
-                    log.exception("subscriber %r failed on %s", link.handler, message.topic)
-            done = self._finished.get(receiver, 0) + 1
-            if done >= half and self._reactor is not None:
-                self._reactor.submit(partial(receiver.flow, done))
-                done = 0
-            self._finished[receiver] = done
+            await self._arrival.wait()
+            self._arrival.clear()
+            self._wake_pending = False  # before draining: a later arrival wakes us again
+            while arrivals:
+                link, message, receiver = arrivals.popleft()
+                if link.accepts(message.topic):
+                    try:
+                        await deliver(link.handler, message)
+                    except Exception:
+                        log.exception("subscriber %r failed on %s", link.handler, message.topic)
+                done = self._finished.get(receiver, 0) + 1
+                if done >= half and self._reactor is not None:
+                    self._reactor.submit(partial(receiver.flow, done))
+                    done = 0
+                self._finished[receiver] = done
 
 
 def broker_pattern(pattern: str) -> str:
