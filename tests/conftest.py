@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 
 from moksha.hub.backends.amqp_registry import Registry, registry_queue
-from support import NATS_STREAM, RUN, RUN_QUEUE_PREFIX
+from support import NATS_STREAM, REDIS_PREFIX, RUN, RUN_QUEUE_PREFIX
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -89,6 +89,22 @@ async def _delete_nats_test_streams(*, stale_only: bool) -> None:
                 await js.delete_stream(name)
     finally:
         await nc.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_keys_cleaned() -> Iterator[None]:
+    """Delete, once the session ends, the Redis keys its bus suites made (their prefix has RUN)."""
+    yield
+    import redis
+
+    try:
+        client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
+        keys = list(client.scan_iter(match=f"{REDIS_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    except redis.ConnectionError:
+        return  # no server, nothing was made
 
 
 async def _delete_queues_of_this_run() -> None:

@@ -184,6 +184,39 @@ def nats() -> dict[str, Any]:
         # The topics of the suites run on every backend, and of tests/hub/backends/test_nats.py.
         "nats_stream_subjects": "contract.> delivery.> ls.> nats.>",
     }
+def redis_bus() -> dict[str, Any]:
+    require_service("Redis", 6379)
+    return {
+        "moksha.backends": "redis",
+        "redis_bus_url": "redis://127.0.0.1:6379/0",
+        "redis_bus_prefix": REDIS_PREFIX,  # its keys are deleted at the end of the session
+    }
+
+
+def amqp1() -> dict[str, Any]:
+    require_service("RabbitMQ (AMQP 1.0 plugin)", 5672)
+    return {"moksha.backends": "amqp1", "amqp1_url": "amqp://guest:guest@127.0.0.1:5672"}
+
+
+@contextlib.asynccontextmanager
+async def amqp1_source(pattern: str) -> Any:
+    """A queue bound to ``amq.topic`` with ``pattern``, as ``/amq/queue/<name>`` for a plain
+    AMQP 1.0 receiver; deleted afterwards (the plugin's ``/topic/`` sources leak theirs)."""
+    import aio_pika
+
+    name = f"test.{RUN}.amqp1.{uuid.uuid4().hex[:12]}"
+    async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, arguments={"x-expires": 60_000})
+        await queue.bind("amq.topic", pattern)
+        try:
+            yield f"/amq/queue/{name}"
+        finally:
+            await channel.queue_delete(name)
+
+
+REDIS_PREFIX = f"test.{RUN}:"
+"""The ``redis_bus_prefix`` of the suites that run on every backend."""
 
 
 BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -195,4 +228,6 @@ BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
     "nats": nats,
     # The default: no JetStream stream, so core NATS alone (queue groups, no acks).
     "nats-core": lambda: {**nats(), "nats_stream_subjects": ""},
+    "redis": redis_bus,
+    "amqp1": amqp1,
 }

@@ -132,6 +132,13 @@ class Config(Mapping[str, Any]):
     zmq_tcp_keepalive_idle: int
     zmq_tcp_keepalive_intvl: int
     zmq_tcp_keepalive_cnt: int
+    redis_bus_url: str | None
+    redis_bus_prefix: str
+    redis_bus_maxlen: int
+    redis_bus_claim_idle: float
+    redis_bus_max_deliveries: int
+    amqp1_url: str | None
+    amqp1_prefetch: int
     livesocket_backend: str | None
     livesocket_websocket_port: int
     livesocket_websocket_interface: str
