@@ -69,6 +69,8 @@ class CentralMokshaHub(MokshaHub):
         producers: producer classes to run; None loads the ``moksha.producer``
             and ``moksha.stream`` entry points.
         backends: as for :class:`MokshaHub`.
+        schemas: as for :class:`MokshaHub`; plugins add those they declare in
+            ``messages = [...]``.
 
     Raises:
         PluginError: a class in ``consumers`` or ``producers`` cannot run (wrong
@@ -90,6 +92,7 @@ class CentralMokshaHub(MokshaHub):
         producers: Sequence[type[Producer]] | None = None,
         *,
         backends: Sequence[Backend] | None = None,
+        schemas: Sequence[type[Any]] = (),
     ) -> None:
         # Classes passed in code are checked before anything connects.
         for consumer_cls in consumers or ():
@@ -110,7 +113,7 @@ class CentralMokshaHub(MokshaHub):
         self._livesocket_server: LiveSocketServer | None = None
         # More routes for the live socket's port (e.g. monitoring), added before start.
         self.livesocket_routes: list[BaseRoute] = []
-        super().__init__(config, backends=backends)
+        super().__init__(config, backends=backends, schemas=schemas)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
         """Start, run until SIGINT or SIGTERM (or :meth:`aclose`), then shut down cleanly.
@@ -217,6 +220,19 @@ class CentralMokshaHub(MokshaHub):
         for target in targets:
             await target.publish(forwarded)
 
+    def _declared_schemas(self, origin: Origin, kind: str, cls: type[Any]) -> bool:
+        """Add the schema classes a plugin declares (``messages``); False when one is not."""
+        try:
+            self.schemas.add_classes(getattr(cls, "messages", None) or ())
+        except TypeError as exc:
+            self._reject(origin, kind, cls, f"its messages list holds a non-schema: {exc}")
+            return False
+        return True
+
+    async def _refused(self, message: Message, error: BaseException, *, consumer: str) -> None:
+        """A received message failed its schema: to the dead letters, never to ``consume``."""
+        await self._dead_letter(message, error, 1, consumer)
+
     async def _dead_letter(
         self, message: Message, error: BaseException, attempts: int, consumer: str
     ) -> None:
@@ -282,6 +298,8 @@ class CentralMokshaHub(MokshaHub):
     async def _start_consumers(self) -> None:
         assert self._loop is not None and self._tasks is not None
         for cls, origin in self._plugin_classes(self._consumer_classes, CONSUMER_GROUPS):
+            if not self._declared_schemas(origin, "consumer", cls):
+                continue
             consumer = await self._construct(origin, "consumer", cls)
             if consumer is None:
                 continue
@@ -303,7 +321,10 @@ class CentralMokshaHub(MokshaHub):
                 if wait_for_consume
                 else None,
             )
-            handler = runner.process if wait_for_consume else runner.deliver
+            handler = self.schemas.guard(
+                runner.process if wait_for_consume else runner.deliver,
+                partial(self._refused, consumer=cls.__name__),
+            )
             try:
                 # Blocking on an acknowledging broker: one delivery in flight per
                 # worker, each acked when its own consume returned.
@@ -337,6 +358,8 @@ class CentralMokshaHub(MokshaHub):
         for cls, origin in self._plugin_classes(self._producer_classes, PRODUCER_GROUPS):
             if not cls.enabled(self.config):
                 log.info("producer %s is off in this configuration", cls.__qualname__)
+                continue
+            if not self._declared_schemas(origin, "producer", cls):
                 continue
             producer = await self._construct(origin, "producer", cls)
             if producer is None:
