@@ -22,6 +22,7 @@ from moksha.cli.monitor import monitor_command
 from moksha.cli.plugins import list_command
 from moksha.cli.queues import queues_command
 from moksha.cli.quickstart import quickstart_command
+from moksha.cli.record import record_command, replay_command
 from moksha.cli.send import send_command
 from moksha.cli.start import start_command
 from moksha.cli.tail import tail_command
@@ -50,6 +51,8 @@ cli.add_command(feeds_command)
 cli.add_command(start_command)
 cli.add_command(quickstart_command)
 cli.add_command(queues_command)
+cli.add_command(record_command)
+cli.add_command(replay_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,6 +130,8 @@ class MokshaHub:
         self.published = PublishedCounts()  # per topic, read by /metrics
         self.schemas = SchemaCheck(installed_schemas(), self.config.schema_mode)
         self.schemas.add_classes(schemas)
+        for backend in self.backends:
+            backend.schemas = self.schemas.registry
         self.app_databases = AppDatabases(self.config)  # engines of plugins' app_db
         self._callback_patterns: dict[Callback, list[str]] = {}
         self._outgoing: Outgoing | None = None

@@ -29,6 +29,7 @@ from moksha.schema.validators import BodyCheck, compile_check, schema_problem
 from moksha.topics import TopicRouter
 
 __all__ = [
+    "BASE_SCHEMA",
     "SCHEMA_GROUPS",
     "SCHEMA_HEADER",
     "Schema",
@@ -44,6 +45,9 @@ SCHEMA_GROUPS = ("moksha.schema", "fedora.messages")
 
 SCHEMA_HEADER = "fedora_messaging_schema"
 """The header naming a message's schema (fedora-messaging's)."""
+
+BASE_SCHEMA = "base.message"
+"""fedora-messaging's name for a message with no particular schema (not registered here)."""
 
 
 @dataclass(eq=False)
@@ -219,6 +223,8 @@ def installed_schemas() -> SchemaRegistry:
     registry = SchemaRegistry()
     for group in SCHEMA_GROUPS:
         for entry in sorted(entry_points(group=group), key=lambda e: e.name):
+            if entry.name == BASE_SCHEMA:
+                continue  # says only "a JSON object": Moksha bodies may be any JSON value
             package = entry.dist.name if entry.dist is not None else None
             try:
                 obj = entry.load()

@@ -53,10 +53,16 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from moksha.errors import BackendError, BackendUnavailable
 from moksha.hub.backends.amqp_bindings import inventory, remove
 from moksha.hub.backends.amqp_logs import attempt_lines
-from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_amqp
+from moksha.hub.backends.amqp_options import (
+    TOPIC_HEADER,
+    broker_address,
+    routing_key,
+    to_amqp,
+)
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.message import Message
+from moksha.schema import SchemaRegistry, installed_schemas
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -172,7 +178,8 @@ class AMQPBackend(Backend):
             BackendUnavailable: no confirmed publish within ``moksha.publish_timeout``.
             BackendError: the broker refused the message.
         """
-        outgoing = to_amqp(message)
+        outgoing = to_amqp(message, self._fedora_schemas())
+        key = routing_key(self.config, message.topic)
         try:
             async with asyncio.timeout(self.config.publish_timeout):
                 while True:
@@ -181,7 +188,7 @@ class AMQPBackend(Backend):
                     if exchange is None:  # closed meanwhile
                         raise BackendUnavailable(f"amqp: the backend for {self.address} is closed")
                     try:
-                        await exchange.publish(outgoing, message.topic, mandatory=False)
+                        await exchange.publish(outgoing, key, mandatory=False)
                         return
                     except CONNECTION_EXCEPTIONS as exc:
                         if refused(exc):
@@ -201,6 +208,12 @@ class AMQPBackend(Backend):
                 f"{self.config.publish_timeout:g}s: not connected{reason}. Check that RabbitMQ "
                 "is running and that amqp_broker names it."
             ) from None
+
+    def _fedora_schemas(self) -> SchemaRegistry | None:
+        """Whose names and severities fedora-messaging's headers carry (None: no such headers)."""
+        if not self.config.amqp_fedora_headers:
+            return None
+        return self.schemas if self.schemas is not None else installed_schemas()
 
     async def requeue(self, message: Message, group: str) -> bool:
         """Publish ``message`` straight to the group's durable queue (a retry), confirmed.

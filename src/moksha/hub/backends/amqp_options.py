@@ -22,8 +22,11 @@ Wire format (:func:`to_amqp`, :func:`from_amqp`): routing key = topic, body =
 :attr:`Message.payload`, ``content_type`` ``application/json`` or, when the
 payload is not JSON, ``application/octet-stream``; ``message_id``;
 ``timestamp`` in whole seconds (AMQP's resolution); user headers as AMQP
-headers; persistent delivery mode.  Received header values become ``str``; a
-missing id or timestamp becomes a new id or "now".
+headers; persistent delivery mode; with ``amqp_fedora_headers`` (the default),
+fedora-messaging's headers and ``content_encoding`` too (:mod:`amqp_fedora`),
+and ``amqp_topic_prefix`` in front of the routing key.  Received header values
+become ``str``; a missing id becomes a new one, a missing timestamp the
+``sent-at`` header's time, else "now".
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from aio_pika.abc import AbstractIncomingMessage
 from yarl import URL
 
 from moksha.errors import ConfigError
-from moksha.message import Message
+from moksha.hub.backends.amqp_fedora import fedora_headers, timestamp_of
+from moksha.message import JSON, Message
 
 if TYPE_CHECKING:
     from moksha.config import Config
+    from moksha.schema import SchemaRegistry
 
 __all__ = [
     "CONFIG_OPTIONS",
@@ -49,6 +54,7 @@ __all__ = [
     "broker_address",
     "from_amqp",
     "parse_broker",
+    "routing_key",
     "to_amqp",
 ]
 
@@ -174,16 +180,39 @@ def _parse_slash_form(value: str) -> URL:
     )
 
 
-def to_amqp(message: Message) -> aio_pika.Message:
-    """The AMQP message carrying ``message`` (publish it with routing key = ``message.topic``)."""
+def to_amqp(message: Message, fedora: SchemaRegistry | None = None) -> aio_pika.Message:
+    """The AMQP message carrying ``message`` (publish it with routing key = ``message.topic``).
+
+    Args:
+        message: the message.
+        fedora: with a schema registry, the headers are written in fedora-messaging's
+            format (see :mod:`~moksha.hub.backends.amqp_fedora`); without, as they are.
+    """
+    if fedora is None:
+        return aio_pika.Message(
+            message.payload,
+            headers=dict(message.headers),
+            content_type=message.content_type,
+            message_id=message.id,
+            timestamp=message.timestamp,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+    content_type = message.content_type
     return aio_pika.Message(
         message.payload,
-        headers=dict(message.headers),
-        content_type=message.content_type,
+        headers=fedora_headers(message, fedora),
+        content_type=content_type,
+        content_encoding="utf-8" if content_type == JSON else None,
         message_id=message.id,
         timestamp=message.timestamp,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+def routing_key(config: Config, topic: str) -> str:
+    """The routing key of a topic: ``amqp_topic_prefix`` (fedora-messaging's) in front of it."""
+    prefix = config.amqp_topic_prefix
+    return f"{prefix.rstrip('.')}.{topic}" if prefix else topic
 
 
 TOPIC_HEADER = "moksha-topic"
@@ -210,7 +239,8 @@ def from_amqp(delivery: AbstractIncomingMessage) -> Message:
         topic,
         headers=headers,
         id=delivery.message_id,
-        timestamp=delivery.timestamp,
+        # fedora-messaging sets no AMQP timestamp; its sent-at header says when.
+        timestamp=delivery.timestamp or timestamp_of(headers),
         payload=delivery.body,
         content_type=delivery.content_type,
     )
