@@ -72,7 +72,8 @@ async def test_an_invalid_received_message_goes_to_the_dead_letters_not_consume(
     dead: list[Message] = []
     async with CentralMokshaHub(config(), [Collecting], [], schemas=[BuildDone]) as hub:
         await hub.asubscribe(f"{TOPIC}.dead", dead.append)
-        await hub.backends[0].publish(Message(TOPIC, build_body(count="three")))
+        foreign = json.dumps(build_body(count="three")).encode()  # as read from a wire
+        await hub.backends[0].publish(Message(TOPIC, payload=foreign))
         await hub.publish(TOPIC, build_body(count=3))
         # Collecting sees the dead letter too (its pattern covers it), which passes unchecked.
         await until(lambda: len(dead) == 1 and len(Collecting.seen) == 2)
@@ -90,7 +91,9 @@ async def test_warn_mode_logs_and_lets_it_through(caplog: pytest.LogCaptureFixtu
     async with CentralMokshaHub(settings, [Collecting], [], schemas=[BuildDone]) as hub:
         with caplog.at_level(logging.WARNING, logger="moksha.schema"):
             await hub.publish(TOPIC, build_body(version="x"))
-            await until(lambda: len(Collecting.seen) == 1)
+            foreign = json.dumps(build_body(version="y")).encode()  # as read from a wire
+            await hub.backends[0].publish(Message(TOPIC, payload=foreign))
+            await until(lambda: len(Collecting.seen) == 2)
     assert "published anyway" in caplog.text and "body.version" in caplog.text
     assert "consumed anyway" in caplog.text
 
