@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
+
 from moksha.schema import WARNING, Message
 
 HOTNESS_TOPIC = "org.fedoraproject.prod.hotness.update.drop"
@@ -55,3 +57,12 @@ class BuildDone(Message):
 def build_body(**changes: Any) -> dict[str, Any]:
     """A body BuildDone accepts, with ``changes`` applied."""
     return {"package": "moksha", "version": "2.0.1", "owner": {"name": "ralph"}, **changes}
+
+
+def asyncapi_problems(document: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """What the official AsyncAPI schema finds wrong with ``document`` (empty: valid)."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message[:200]}"
+        for error in validator.iter_errors(document)
+    ]

@@ -23,6 +23,7 @@ from moksha.cli.plugins import list_command
 from moksha.cli.queues import queues_command
 from moksha.cli.quickstart import quickstart_command
 from moksha.cli.record import record_command, replay_command
+from moksha.cli.schemas import asyncapi_command, schemas_command, topics_command
 from moksha.cli.send import send_command
 from moksha.cli.start import start_command
 from moksha.cli.tail import tail_command
@@ -53,6 +54,9 @@ cli.add_command(quickstart_command)
 cli.add_command(queues_command)
 cli.add_command(record_command)
 cli.add_command(replay_command)
+cli.add_command(schemas_command)
+cli.add_command(topics_command)
+cli.add_command(asyncapi_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -324,6 +324,8 @@ class CentralMokshaHub(MokshaHub):
             handler = self.schemas.guard(
                 runner.process if wait_for_consume else runner.deliver,
                 partial(self._refused, consumer=cls.__name__),
+                # Counted for the topic catalog when it comes from another process.
+                self.catalog.receive if backend.capabilities.cross_process else None,
             )
             try:
                 # Blocking on an acknowledging broker: one delivery in flight per
@@ -376,6 +378,10 @@ class CentralMokshaHub(MokshaHub):
                 producer._on_stop = partial(self._loop.call_soon_threadsafe, task.cancel)
             self.producers.append(producer)
             log.info("producer %s started", cls.__qualname__)
+        self.catalog.declare(
+            [type(consumer) for consumer in self.consumers],
+            [type(producer) for producer in self.producers],
+        )
 
     async def _on_stop(self) -> None:
         if self._depth_watch is not None:

@@ -49,6 +49,7 @@ from moksha.hub.outgoing import Outgoing
 from moksha.hub.published import PublishedCounts
 from moksha.message import Message, new_message_id
 from moksha.schema import SchemaCheck, installed_schemas
+from moksha.schema.catalog import TopicCatalog
 from moksha.topics import matches, topics_of
 
 __all__ = ["ORIGIN_HEADER", "HubState", "MokshaHub"]
@@ -132,6 +133,7 @@ class MokshaHub:
         self.schemas.add_classes(schemas)
         for backend in self.backends:
             backend.schemas = self.schemas.registry
+        self.catalog = TopicCatalog(self.schemas.registry, self.published)
         self.app_databases = AppDatabases(self.config)  # engines of plugins' app_db
         self._callback_patterns: dict[Callback, list[str]] = {}
         self._outgoing: Outgoing | None = None
@@ -371,7 +373,8 @@ class MokshaHub:
             message = Message(topic, headers=headers, payload=body)
         if self.schemas.active:
             self.schemas.outgoing(message)
-        self.published.count(topic)
+        if self.published.count(topic):  # a new topic: its first body is the example
+            self.catalog.example(message)
         for backend in self.backends:
             waiting = backend.offer(message)
             if waiting is not None:

@@ -135,17 +135,32 @@ class SchemaCheck:
                 raise
             log.warning("published anyway (moksha.schema.mode = warn): %s", exc)
 
-    def guard(self, handler: Handler, dead_letter: DeadLetter) -> Handler:
+    def guard(
+        self,
+        handler: Handler,
+        dead_letter: DeadLetter,
+        received: Callable[[Message], None] | None = None,
+    ) -> Handler:
         """``handler`` behind the check: what fails goes to ``dead_letter`` in enforce mode.
 
-        Returns ``handler`` itself when nothing is to be checked.
+        Args:
+            handler: the consumer's handler.
+            dead_letter: takes a message that failed, with the error.
+            received: called with each message read from a wire (the topic catalog).
+
+        Returns ``handler`` itself when there is nothing to check or count.
         """
-        if not self.active:
+        if not self.active and received is None:
             return handler
         registry = self.registry
         enforce = self.mode == "enforce"
+        active = self.active
 
         def guarded(message: Message) -> Awaitable[None] | None:
+            if received is not None and message.encoded:
+                received(message)
+            if not active:
+                return handler(message)
             schema = registry.for_message(message)
             if schema is None or DEAD_LETTER_HEADER in message.headers:
                 return handler(message)

@@ -1,0 +1,146 @@
+"""The topic catalog and the AsyncAPI page of ``moksha start``, in Chromium and over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from schemas_support import BuildDone, asyncapi_problems, build_body
+
+from moksha.config import load_config
+from moksha.hub import CentralMokshaHub
+from moksha.hub.api import Consumer
+from moksha.livesocket import LiveSocket, LiveSocketServer, listen
+from moksha.web import create_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+TOPIC = "test.schema.build.done"
+PAGE_TIMEOUT_MS = 5000
+
+
+class BuildWatcher(Consumer):
+    """Watches builds (declares the messages it expects)."""
+
+    topic = "test.schema.build.*"
+    messages = [BuildDone]
+
+    def consume(self, message: Any) -> None:
+        pass
+
+
+class Site:
+    """``create_app`` around a hub, served on 127.0.0.1 from a loop in its own thread."""
+
+    def __init__(self) -> None:
+        self.config = load_config(
+            overrides={"moksha.backends": "memory", "moksha.dashboard.demo": False},
+            environ={},
+            search=False,
+        )
+        self.url = ""
+        self.hub: CentralMokshaHub | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    def __enter__(self) -> Site:
+        self._thread.start()
+        assert self._ready.wait(10), "the site did not start within 10 s"
+        return self
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with CentralMokshaHub(self.config, [BuildWatcher], []) as hub:
+            self.hub = hub
+            live = LiveSocket(hub, self.config)
+            await live.start()
+            app = create_app(hub, self.config, live=live)
+            server = LiveSocketServer(app, listen("127.0.0.1", 0), 1 << 20)
+            serving = asyncio.create_task(server.serve())
+            self.url = server.url
+            self._ready.set()
+            await self._stop.wait()
+            server.stop()
+            await serving
+            await app.aclose()
+            await live.aclose()
+
+    def send(self, topic: str, body: Any) -> None:
+        assert self.hub is not None and self._loop is not None
+        asyncio.run_coroutine_threadsafe(self.hub.publish(topic, body), self._loop).result(5)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    with Site() as started:
+        yield started
+
+
+def test_the_catalog_page_shows_a_topic_with_its_schema_and_summary(
+    site: Site, browser: Browser
+) -> None:
+    site.send(TOPIC, build_body())
+    site.send(TOPIC, build_body(version="2.0.2"))
+    context = browser.new_context()
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(f"{site.url}/_moksha/topics")
+    row = page.locator(f'tr[data-topic="{TOPIC}"]')
+    row.wait_for()
+    text = row.inner_text()
+    assert "schemas_support.BuildDone" in text  # its schema
+    assert "ralph built moksha 2.0.1" in row.locator(".summary").inner_text()  # from the schema
+    assert "\t2\t" in text  # two messages
+    assert "BuildWatcher" in text  # the consumer that declares it
+    assert errors == []
+    context.close()
+
+
+def test_the_asyncapi_document_and_page_are_served(
+    site: Site, browser: Browser, asyncapi_schema: dict[str, Any]
+) -> None:
+    doc = httpx.get(f"{site.url}/asyncapi.json", timeout=5).json()
+    assert asyncapi_problems(doc, asyncapi_schema) == []
+    yaml = httpx.get(f"{site.url}/asyncapi.yaml", timeout=5)
+    assert yaml.headers["content-type"].startswith("application/yaml")
+    addresses = [channel["address"] for channel in doc["channels"].values()]
+    assert "test.schema.build.*" in addresses
+    assert "livesocket" in doc["servers"]
+    context = browser.new_context()
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"{site.url}/asyncapi")
+    assert page.get_by_role("heading", name="Channels").is_visible()
+    assert page.locator("code", has_text="test.schema.build.*").first.is_visible()
+    assert page.locator('section[id="message-schemas_support.BuildDone"]').count() == 1
+    context.close()
+
+
+def test_moksha_topics_prints_a_running_sites_catalog(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from moksha.cli import main
+
+    site.send(TOPIC, build_body())
+    assert main(["topics", "--hub", site.url, "--json"]) == 0
+    rows = {row["topic"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows[TOPIC]["schema"] == "schemas_support.BuildDone"
+    assert rows[TOPIC]["consumers"] == [f"{BuildWatcher.__module__}.BuildWatcher"]
+    assert main(["topics", "--hub", site.url]) == 0
+    assert TOPIC in capsys.readouterr().out
