@@ -62,6 +62,12 @@ def test_the_document_is_valid_and_lists_a_quickstart_packages_channel(
     assert "test.qs.event" in addresses
     receive = [op for op in doc["operations"].values() if op["action"] == "receive"]
     assert receive[0]["channel"] == {"$ref": f"#/channels/{addresses['test.qs.event']}"}
+    # Its generated schema (the consumer declares it) is the channel's message.
+    channel = doc["channels"][addresses["test.qs.event"]]
+    assert list(channel["messages"]) == ["qsdemo.schemas.QsdemoEvent"]
+    assert receive[0]["messages"] == [
+        {"$ref": f"#/channels/{addresses['test.qs.event']}/messages/qsdemo.schemas.QsdemoEvent"}
+    ]
     # Schemas become messages with their payloads; patterns say they are patterns.
     drop = doc["components"]["messages"]["hotness.update.drop"]
     assert drop["payload"]["schema"]["required"] == ["reason", "trigger"]

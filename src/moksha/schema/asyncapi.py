@@ -54,6 +54,13 @@ def asyncapi_document(
         producers: the producer classes that run (``topic`` / ``messages`` when declared).
         livesocket_url: where the live socket listens (``http://host:port``), if it runs.
     """
+    schemas = SchemaRegistry(schemas)  # a copy: the plugins' declared classes join it
+    for cls in (*consumers, *producers):
+        for message_cls in getattr(cls, "messages", None) or ():
+            try:
+                schemas.add_class(message_cls)
+            except TypeError:
+                continue  # not a schema: the hub refuses such a plugin, with the reason
     builder = _Builder(config, schemas)
     for cls in consumers:
         builder.operation("receive", cls, _patterns(cls))
