@@ -144,3 +144,26 @@ def test_moksha_topics_prints_a_running_sites_catalog(
     assert rows[TOPIC]["consumers"] == [f"{BuildWatcher.__module__}.BuildWatcher"]
     assert main(["topics", "--hub", site.url]) == 0
     assert TOPIC in capsys.readouterr().out
+
+
+def test_the_feed_and_the_inspector_show_the_schemas_summary(site: Site, browser: Browser) -> None:
+    context = browser.new_context()
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(f"{site.url}/")
+    page.wait_for_function("() => window.moksha && window.moksha.connected !== false")
+    feed = page.locator(".moksha-feed-entry .moksha-summary", has_text="ralph built moksha 9.9")
+    inspector = page.locator(".moksha-inspector-entry .moksha-summary", has_text="moksha 9.9")
+    for _ in range(50):  # bounded: until the page's subscriptions are in place (<= 5 s)
+        site.send(TOPIC, build_body(version="9.9"))
+        try:
+            feed.first.wait_for(timeout=100)
+            break
+        except Exception:
+            continue
+    feed.first.wait_for()
+    inspector.first.wait_for()
+    assert errors == []
+    context.close()
