@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from schemas_support import BuildDone, asyncapi_problems, build_body
+from site_support import PAGE_TIMEOUT_MS, Site
 
-from moksha.config import load_config
-from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Consumer
-from moksha.livesocket import LiveSocket, LiveSocketServer, listen
-from moksha.web import create_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 TOPIC = "test.schema.build.done"
-PAGE_TIMEOUT_MS = 5000
 
 
 class BuildWatcher(Consumer):
@@ -35,58 +29,9 @@ class BuildWatcher(Consumer):
         pass
 
 
-class Site:
-    """``create_app`` around a hub, served on 127.0.0.1 from a loop in its own thread."""
-
-    def __init__(self) -> None:
-        self.config = load_config(
-            overrides={"moksha.backends": "memory", "moksha.dashboard.demo": False},
-            environ={},
-            search=False,
-        )
-        self.url = ""
-        self.hub: CentralMokshaHub | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
-
-    def __enter__(self) -> Site:
-        self._thread.start()
-        assert self._ready.wait(10), "the site did not start within 10 s"
-        return self
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with CentralMokshaHub(self.config, [BuildWatcher], []) as hub:
-            self.hub = hub
-            live = LiveSocket(hub, self.config)
-            await live.start()
-            app = create_app(hub, self.config, live=live)
-            server = LiveSocketServer(app, listen("127.0.0.1", 0), 1 << 20)
-            serving = asyncio.create_task(server.serve())
-            self.url = server.url
-            self._ready.set()
-            await self._stop.wait()
-            server.stop()
-            await serving
-            await app.aclose()
-            await live.aclose()
-
-    def send(self, topic: str, body: Any) -> None:
-        assert self.hub is not None and self._loop is not None
-        asyncio.run_coroutine_threadsafe(self.hub.publish(topic, body), self._loop).result(5)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    with Site() as started:
+    with Site({"moksha.backends": "memory"}, [BuildWatcher]) as started:
         yield started
 
 
@@ -153,16 +98,11 @@ def test_the_feed_and_the_inspector_show_the_schemas_summary(site: Site, browser
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     page.goto(f"{site.url}/")
-    page.wait_for_function("() => window.moksha && window.moksha.connected !== false")
+    # The dashboard's feed ("#") and inspector subscribe once the page's script ran.
+    site.wait_until(lambda: site.live is not None and site.live.stats()["subscriptions"] >= 1)
+    site.send(TOPIC, build_body(version="9.9"))
     feed = page.locator(".moksha-feed-entry .moksha-summary", has_text="ralph built moksha 9.9")
     inspector = page.locator(".moksha-inspector-entry .moksha-summary", has_text="moksha 9.9")
-    for _ in range(50):  # bounded: until the page's subscriptions are in place (<= 5 s)
-        site.send(TOPIC, build_body(version="9.9"))
-        try:
-            feed.first.wait_for(timeout=100)
-            break
-        except Exception:
-            continue
     feed.first.wait_for()
     inspector.first.wait_for()
     assert errors == []

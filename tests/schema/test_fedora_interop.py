@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import aio_pika
@@ -17,11 +17,15 @@ import pytest
 import websockets
 from fedora_peer import conf_text
 from schemas_support import HOTNESS_BODY, BuildDone, build_body
+from site_support import PAGE_TIMEOUT_MS, Site
 
 from moksha.hub import CentralMokshaHub, MokshaHub
 from moksha.hub.api import Consumer
 from moksha.schema import SchemaMessage
 from support import RUN, TIMEOUT, amqp, until
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 PEER = Path(__file__).with_name("fedora_peer.py")
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -146,3 +150,22 @@ async def test_fedora_messaging_consume_accepts_and_validates_what_moksha_publis
     assert mine["headers"]["fedora_messaging_severity"] == 30
     assert mine["headers"]["fedora_messaging_user_ralph"] is True
     assert mine["headers"]["fedora_messaging_rpm_moksha"] is True
+
+
+def test_a_fedora_messaging_message_shows_in_a_browsers_feed_with_its_summary(
+    topic: str, conf: Path, browser: Browser
+) -> None:
+    settings = {**amqp(), "amqp_durable_queues": False}
+    with Site(settings, []) as site:
+        context = browser.new_context()
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"{site.url}/")
+        # The dashboard's feed ("#") and inspector subscribe once the page's script ran.
+        site.wait_until(lambda: site.live is not None and site.live.stats()["subscriptions"] >= 1)
+        finished(peer("publish", str(conf), topic))
+        entry = page.locator(f'.moksha-feed-entry[data-topic="{topic}"] .moksha-summary')
+        entry.first.wait_for()
+        text = entry.first.inner_text()
+        assert "python-moksha" in text and "rawhide" in text  # the hotness schema's summary
+        context.close()
