@@ -94,7 +94,7 @@ async def _replay(config: Config, messages: Iterable[Message]) -> int:
     async with MokshaHub(config) as hub:
         for message in messages:
             if hub.schemas.active:
-                hub.schemas.outgoing(message)
+                message = hub.schemas.outgoing(message)
             for backend in hub.backends:
                 await backend.publish(message)
             sent += 1

@@ -21,7 +21,7 @@ from moksha.config import Config
 from moksha.errors import ConfigError, MokshaError, PluginError
 from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer, Producer
-from moksha.hub.backends import Backend, Subscription
+from moksha.hub.backends import Backend, Handler, Subscription
 from moksha.hub.client import ORIGIN_HEADER, HubState, MokshaHub
 from moksha.hub.handling import ATTEMPT_HEADER
 from moksha.hub.queue_depth import watch_queue_depths
@@ -321,12 +321,13 @@ class CentralMokshaHub(MokshaHub):
                 if wait_for_consume
                 else None,
             )
-            handler = self.schemas.guard(
-                runner.process if wait_for_consume else runner.deliver,
-                partial(self._refused, consumer=cls.__name__),
-                # Counted for the topic catalog when it comes from another process.
-                self.catalog.receive if backend.capabilities.cross_process else None,
-            )
+            handler: Handler = runner.process if wait_for_consume else runner.deliver
+            if any(b.capabilities.cross_process for b in self.backends):
+                # What other processes send is checked before consume, and counted
+                # for the topic catalog; what this hub publishes was checked then.
+                handler = self.schemas.guard(
+                    handler, partial(self._refused, consumer=cls.__name__), self.catalog.receive
+                )
             try:
                 # Blocking on an acknowledging broker: one delivery in flight per
                 # worker, each acked when its own consume returned.

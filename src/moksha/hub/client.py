@@ -371,8 +371,9 @@ class MokshaHub:
             message = Message(topic, body, headers)
         else:
             message = Message(topic, headers=headers, payload=body)
-        if self.schemas.active:
-            self.schemas.outgoing(message)
+        schemas = self.schemas
+        if schemas.active and (headers or topic not in schemas.free):
+            message = schemas.outgoing(message)
         if self.published.count(topic):  # a new topic: its first body is the example
             self.catalog.example(message)
         for backend in self.backends:
@@ -395,7 +396,7 @@ class MokshaHub:
         else:
             message = Message(topic, headers=headers, payload=body)
         if self.schemas.active:
-            self.schemas.outgoing(message)
+            message = self.schemas.outgoing(message)
         return message
 
     def _queue_for(self, topic: str) -> Outgoing:
@@ -452,8 +453,9 @@ class MokshaHub:
         ):
             # The common case, kept short: scripts publish in tight loops.
             built = Message(topic, message, headers)
-            if self.schemas.active:
-                self.schemas.outgoing(built)
+            schemas = self.schemas
+            if schemas.active and (headers or topic not in schemas.free):
+                built = schemas.outgoing(built)
             outgoing.put(built, report=True)
             return
         for one_topic in topics_of(topic):

@@ -10,9 +10,9 @@ warn       the failure is logged (WARNING) and the message goes on
 off        nothing is checked
 =========  ==============================================================
 
-On the memory bus a message is checked once, when it is published: a message
-built in this process from a value (never encoded) is not checked again
-before consume; one read from a wire always is.
+A message is checked once: when this hub publishes it (on the memory bus its
+consumers then receive it as published), or, read from a wire, before its
+consumer sees it.
 
 A consumer receives a message that has a schema as a :class:`SchemaMessage`:
 still a :class:`moksha.message.Message`, which also answers what the schema
@@ -27,13 +27,18 @@ from typing import Any
 
 from moksha.errors import ValidationError
 from moksha.message import Message
-from moksha.schema.registry import Schema, SchemaRegistry
+from moksha.schema.registry import SCHEMA_HEADER, Schema, SchemaRegistry
 
 __all__ = ["MODES", "SchemaCheck", "SchemaMessage"]
 
 log = logging.getLogger("moksha.schema")
 
 MODES = ("enforce", "warn", "off")
+
+TOPICS_CACHED = 10_000
+"""Topics whose schema (or lack of one) is kept; past that the cache starts over."""
+
+_MISSING: Any = object()
 
 # What a SchemaMessage passes on to its schema class's instance.
 VIEW_ATTRIBUTES = frozenset(
@@ -96,6 +101,9 @@ class SchemaMessage(Message):
 class SchemaCheck:
     """The schema checks of one hub.
 
+    Which schema a topic has is looked up once per topic and kept (at most
+    :data:`TOPICS_CACHED` topics), so a topic without one costs a dict lookup.
+
     Args:
         registry: the schemas.
         mode: ``enforce``, ``warn`` or ``off``.
@@ -107,6 +115,9 @@ class SchemaCheck:
         self.registry = SchemaRegistry(registry)  # a copy: classes given in code join it
         self.mode = mode
         self.active = mode != "off" and len(self.registry) > 0
+        self._topics: dict[str, Schema | None] = {}
+        self.free: set[str] = set()
+        """Topics known to have no schema: the hub skips :meth:`outgoing` for them."""
 
     def add_classes(self, classes: Iterable[type[Any]]) -> None:
         """Check messages against these schema classes too (given in code, or declared
@@ -117,23 +128,53 @@ class SchemaCheck:
         """
         for cls in classes:
             self.registry.add_class(cls)
+        self._topics.clear()
+        self.free.clear()
         self.active = self.mode != "off" and len(self.registry) > 0
 
-    def outgoing(self, message: Message) -> None:
-        """Check a message about to be published.
+    def schema_of(self, message: Message) -> Schema | None:
+        """The schema ``message`` names in its header, else its topic's (cached), else None."""
+        headers = message.headers
+        if headers and SCHEMA_HEADER in headers:
+            return self.registry.for_message(message)
+        topics = self._topics
+        cached = topics.get(message.topic, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[no-any-return]
+        schema = self.registry.for_topic(message.topic)
+        if len(topics) >= TOPICS_CACHED:
+            topics.clear()
+        topics[message.topic] = schema
+        return schema
+
+    def outgoing(self, message: Message) -> Message:
+        """Check a message about to be published; return what to publish.
+
+        Returns:
+            ``message`` itself when it has no schema, else it as a
+            :class:`SchemaMessage` (consumers on this hub's memory bus get its view).
 
         Raises:
             ValidationError: in ``enforce`` mode, the body does not match its schema.
         """
-        schema = self.registry.for_message(message)
+        headers = message.headers
+        if headers and SCHEMA_HEADER in headers:
+            schema = self.schema_of(message)
+        else:  # the common case, kept to one dict lookup for a topic without a schema
+            schema = self._topics.get(message.topic, _MISSING)
+            if schema is _MISSING:
+                schema = self.schema_of(message)
         if schema is None:
-            return
+            if not headers and len(self.free) < TOPICS_CACHED:
+                self.free.add(message.topic)
+            return message
         try:
             schema.validate(message.topic, message.body)
         except ValidationError as exc:
             if self.mode == "enforce":
                 raise
             log.warning("published anyway (moksha.schema.mode = warn): %s", exc)
+        return SchemaMessage(message, schema)
 
     def guard(
         self,
@@ -148,31 +189,35 @@ class SchemaCheck:
             dead_letter: takes a message that failed, with the error.
             received: called with each message read from a wire (the topic catalog).
 
-        Returns ``handler`` itself when there is nothing to check or count.
+        Returns ``handler`` itself when checking is off and there is nothing to count.
         """
-        if not self.active and received is None:
+        if self.mode == "off" and received is None:
             return handler
-        registry = self.registry
+        # (The hub guards only deliveries that may come from other processes: what it
+        # published itself on its memory bus was checked, and wrapped, by outgoing.)
+        schema_of = self.schema_of
         enforce = self.mode == "enforce"
-        active = self.active
 
         def guarded(message: Message) -> Awaitable[None] | None:
-            if received is not None and message.encoded:
+            encoded = message.encoded
+            if received is not None and encoded:
                 received(message)
-            if not active:
+            if not self.active:  # read each time: plugins may declare schemas after this
                 return handler(message)
-            schema = registry.for_message(message)
+            schema = schema_of(message)
             if schema is None or DEAD_LETTER_HEADER in message.headers:
                 return handler(message)
-            try:
-                # A message built here from a value was checked when this hub published it.
-                if message.encoded:
+            if isinstance(message, SchemaMessage):  # checked and wrapped when published here
+                return handler(message)
+            # A message built here from a value was checked when this hub published it.
+            if encoded:
+                try:
                     schema.validate(message.topic, message.body)
-            except ValidationError as exc:
-                if enforce:
-                    log.warning("refused before consume, sent to the dead letters: %s", exc)
-                    return dead_letter(message, exc)
-                log.warning("consumed anyway (moksha.schema.mode = warn): %s", exc)
+                except ValidationError as exc:
+                    if enforce:
+                        log.warning("refused before consume, sent to the dead letters: %s", exc)
+                        return dead_letter(message, exc)
+                    log.warning("consumed anyway (moksha.schema.mode = warn): %s", exc)
             return handler(SchemaMessage(message, schema))
 
         return guarded
