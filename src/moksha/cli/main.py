@@ -15,14 +15,16 @@ from rich.text import Text
 
 from moksha import __version__
 from moksha.cli._common import CliState, common_options, stderr_console
+from moksha.cli.archive import archive_command, replay_command
 from moksha.cli.config import config_command
+from moksha.cli.dead import dead_command
 from moksha.cli.feeds import feeds_command
 from moksha.cli.hub import hub_command
 from moksha.cli.monitor import monitor_command
 from moksha.cli.plugins import list_command
 from moksha.cli.queues import queues_command
 from moksha.cli.quickstart import quickstart_command
-from moksha.cli.record import record_command, replay_command
+from moksha.cli.record import record_command
 from moksha.cli.schemas import asyncapi_command, schemas_command, topics_command
 from moksha.cli.send import send_command
 from moksha.cli.start import start_command
@@ -52,8 +54,10 @@ cli.add_command(feeds_command)
 cli.add_command(start_command)
 cli.add_command(quickstart_command)
 cli.add_command(queues_command)
+cli.add_command(archive_command)
+cli.add_command(replay_command)  # the archive's, and a record file's (moksha replay FILE)
+cli.add_command(dead_command)
 cli.add_command(record_command)
-cli.add_command(replay_command)
 cli.add_command(schemas_command)
 cli.add_command(topics_command)
 cli.add_command(asyncapi_command)

@@ -1,4 +1,4 @@
-"""``moksha record`` and ``moksha replay``: messages to and from a file, fedora-messaging's way.
+"""``moksha record`` and ``moksha replay FILE``: messages to and from a file, as fedora-messaging.
 
 The file holds one JSON object a line, the format of ``fedora-messaging
 record`` and ``fedora-messaging publish FILE`` (see
@@ -23,7 +23,7 @@ from moksha.hub import MokshaHub
 from moksha.message import Message
 from moksha.schema.recording import read_records, record_line
 
-__all__ = ["record_command", "replay_command"]
+__all__ = ["record_command", "replay_file"]
 
 
 @click.command("record")
@@ -70,18 +70,12 @@ async def _record(config: Config, out: TextIO, patterns: list[str], count: int |
     return recorded
 
 
-@click.command("replay")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
-@common_options
-@pass_state
-@click.pass_context
-def replay_command(ctx: click.Context, state: CliState, file: TextIO) -> int:
-    """Publish every message of FILE (a record file; '-' reads stdin) again, ids and headers kept.
+def replay_file(state: CliState, file: TextIO) -> int:
+    """``moksha replay FILE``: publish every message of a record file again, ids and headers kept.
 
-    Each one is checked against its schema first: a file with a message that
-    fails sends nothing from that message on.
+    Each one is checked against its schema first: a message that fails stops the
+    replay there (what came before it was sent).
     """
-    state.start_logging(ctx)
     config = state.load_config()
     name = "stdin" if file is sys.stdin else file.name
     sent = run_async(_replay(config, read_records(file, name)))

@@ -225,6 +225,7 @@ class LiveSocket:
         topic = message.topic
         text = body_text(message)
         event_id = await self.history.append(topic, text)
+        self.history.seen(event_id, topic, message.id)
         clients = self._router.match(topic)
         if not clients:
             return

@@ -18,9 +18,9 @@ sets them, so a URL always wins over a key.  Passwords never reach a log line
 or a ``repr``: :class:`BrokerAddress` shows itself with the password masked
 (``amqp://guest:***@host:5672/``).
 
-Wire format (:func:`to_amqp`, :func:`from_amqp`): routing key = topic, body =
-:attr:`Message.payload`, ``content_type`` ``application/json`` or, when the
-payload is not JSON, ``application/octet-stream``; ``message_id``;
+Wire format (:func:`to_amqp` or :func:`to_properties`, :func:`from_amqp`):
+routing key = topic, body = :attr:`Message.payload`, ``content_type``
+``application/json`` or, when the payload is not JSON, ``application/octet-stream``; ``message_id``;
 ``timestamp`` in whole seconds (AMQP's resolution); user headers as AMQP
 headers; persistent delivery mode; with ``amqp_fedora_headers`` (the default),
 fedora-messaging's headers and ``content_encoding`` too (:mod:`amqp_fedora`),
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from pamqp.commands import Basic
 from yarl import URL
 
 from moksha.errors import ConfigError
@@ -56,6 +57,7 @@ __all__ = [
     "parse_broker",
     "routing_key",
     "to_amqp",
+    "to_properties",
 ]
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
@@ -213,6 +215,29 @@ def routing_key(config: Config, topic: str) -> str:
     """The routing key of a topic: ``amqp_topic_prefix`` (fedora-messaging's) in front of it."""
     prefix = config.amqp_topic_prefix
     return f"{prefix.rstrip('.')}.{topic}" if prefix else topic
+
+
+def to_properties(message: Message, fedora: SchemaRegistry | None = None) -> Basic.Properties:
+    """The AMQP properties :func:`to_amqp` gives ``message``, built without an ``aio_pika.Message``.
+
+    For :class:`~moksha.hub.backends.amqp_publisher.ConfirmedPublisher`, which
+    publishes through aiormq; the body is :attr:`Message.payload`.
+
+    Args:
+        message: the message.
+        fedora: as for :func:`to_amqp`: fedora-messaging's headers, from these schemas.
+    """
+    content_type = message.content_type
+    fedora_format = fedora is not None and content_type == JSON
+    return Basic.Properties(
+        content_type=content_type,
+        content_encoding="utf-8" if fedora_format else None,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+        headers=fedora_headers(message, fedora) if fedora is not None else dict(message.headers),
+        message_id=message.id,
+        priority=0,  # as aio_pika.Message sends it: the same bytes on the wire
+        timestamp=message.timestamp,
+    )
 
 
 TOPIC_HEADER = "moksha-topic"
