@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -14,7 +15,7 @@ import pytest
 import websockets
 from schemas_support import HOTNESS_BODY, HOTNESS_TOPIC, BuildDone, build_body
 
-from moksha.errors import ValidationError
+from moksha.errors import ConfigError, ValidationError
 from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Consumer
 from moksha.message import JSON, Message
@@ -204,3 +205,34 @@ async def test_an_http_publish_that_fails_gets_422_and_nothing_is_sent() -> None
         assert [m.id for m in Collecting.seen] == [accepted.json()["id"]]
     finally:
         await hub.aclose()
+
+
+async def test_a_plain_json_schema_file_is_a_schema_too(tmp_path: Path) -> None:
+    path = tmp_path / "reading.json"
+    path.write_text(
+        json.dumps(
+            {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "title": "sensor.reading",
+                "x-moksha-topic": "test.schema.sensors.*",
+                "type": "object",
+                "required": ["celsius"],
+                "properties": {"celsius": {"type": "number"}},
+            }
+        )
+    )
+    settings = config(**{"moksha.schema.files": str(path)})
+    async with CentralMokshaHub(settings, [Collecting], []) as hub:
+        with pytest.raises(ValidationError, match=r"'sensor\.reading'") as failed:
+            await hub.publish("test.schema.sensors.kitchen", {"celsius": "warm"})
+        assert failed.value.path == "body.celsius"
+        await hub.publish("test.schema.sensors.kitchen", {"celsius": 21.5})
+        await until(lambda: len(Collecting.seen) == 1)
+    assert Collecting.seen[0].schema.name == "sensor.reading"
+
+
+def test_a_schema_file_without_a_topic_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "untitled.json"
+    path.write_text(json.dumps({"type": "object"}))
+    with pytest.raises(ConfigError, match=r"moksha\.schema\.files.*x-moksha-topic"):
+        CentralMokshaHub(config(**{"moksha.schema.files": str(path)}), [], [])

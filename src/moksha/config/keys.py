@@ -238,6 +238,9 @@ KEYS: tuple[Key, ...] = (
     Key("moksha.schema.mode", "schema_mode", _one_of("enforce", "warn", "off"), "enforce",
         "What a message failing its topic's schema does: enforce (publish raises, a "
         "received one goes to the dead letters), warn (logged, goes on) or off."),
+    Key("moksha.schema.files", "schema_files", _words, (),
+        "JSON Schema files of message bodies, each with \"x-moksha-topic\" (a topic or "
+        "pattern) and a \"title\" (its name); checked like installed schema classes."),
     Key("amqp_fedora_headers", "amqp_fedora_headers", _boolean, True,
         "Write fedora-messaging's AMQP headers and properties (schema, severity, sent-at, "
         "fedora_messaging_user_* ...) on every AMQP publish."),

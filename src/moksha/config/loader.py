@@ -120,6 +120,7 @@ class Config(Mapping[str, Any]):
     amqp_durable_queues: bool
     amqp_queue_prefix: str
     schema_mode: str
+    schema_files: tuple[str, ...]
     amqp_fedora_headers: bool
     amqp_topic_prefix: str | None
     amqp_heartbeat: int

@@ -48,7 +48,7 @@ from moksha.hub.loop_thread import LoopThread
 from moksha.hub.outgoing import Outgoing
 from moksha.hub.published import PublishedCounts
 from moksha.message import Message, new_message_id
-from moksha.schema import SchemaCheck, installed_schemas
+from moksha.schema import SchemaCheck, installed_schemas, schema_files
 from moksha.schema.catalog import TopicCatalog
 from moksha.topics import matches, topics_of
 
@@ -130,7 +130,7 @@ class MokshaHub:
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
         self.published = PublishedCounts()  # per topic, read by /metrics
         self.schemas = SchemaCheck(installed_schemas(), self.config.schema_mode)
-        self.schemas.add_classes(schemas)
+        self.schemas.add_classes([*schema_files(self.config), *schemas])
         for backend in self.backends:
             backend.schemas = self.schemas.registry
         self.catalog = TopicCatalog(self.schemas.registry, self.published)

@@ -8,7 +8,7 @@
 """
 
 from moksha.errors import ValidationError
-from moksha.schema.checks import MODES, SchemaCheck, SchemaMessage
+from moksha.schema.checks import MODES, SchemaCheck, SchemaMessage, schema_files
 from moksha.schema.message import DEBUG, ERROR, INFO, SEVERITIES, WARNING, Message
 from moksha.schema.registry import (
     SCHEMA_GROUPS,
@@ -17,6 +17,7 @@ from moksha.schema.registry import (
     SchemaRegistry,
     installed_schemas,
     schema_class_problem,
+    schema_from_file,
 )
 
 __all__ = [
@@ -36,4 +37,6 @@ __all__ = [
     "ValidationError",
     "installed_schemas",
     "schema_class_problem",
+    "schema_files",
+    "schema_from_file",
 ]

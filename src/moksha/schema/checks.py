@@ -25,11 +25,12 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from moksha.errors import ValidationError
+from moksha.config import Config
+from moksha.errors import ConfigError, ValidationError
 from moksha.message import Message
-from moksha.schema.registry import SCHEMA_HEADER, Schema, SchemaRegistry
+from moksha.schema.registry import SCHEMA_HEADER, Schema, SchemaRegistry, schema_from_file
 
-__all__ = ["MODES", "SchemaCheck", "SchemaMessage"]
+__all__ = ["MODES", "SchemaCheck", "SchemaMessage", "schema_files"]
 
 log = logging.getLogger("moksha.schema")
 
@@ -221,3 +222,20 @@ class SchemaCheck:
             return handler(SchemaMessage(message, schema))
 
         return guarded
+
+
+def schema_files(config: Config) -> list[type[Any]]:
+    """The schema classes of the files ``moksha.schema.files`` names.
+
+    Raises:
+        ConfigError: a file cannot be used (names the key, its source and the file).
+    """
+    classes = []
+    for path in config.schema_files:
+        try:
+            classes.append(schema_from_file(path))
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), key="moksha.schema.files", source=config.source("moksha.schema.files")
+            ) from None
+    return classes

@@ -17,7 +17,10 @@ topic, the schema and the failing path.
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -36,6 +39,7 @@ __all__ = [
     "SchemaRegistry",
     "installed_schemas",
     "schema_class_problem",
+    "schema_from_file",
 ]
 
 log = logging.getLogger("moksha.schema")
@@ -211,6 +215,50 @@ def schema_class_problem(obj: Any) -> str | None:
     if problem is not None:
         return f"{obj.__qualname__}.body_schema: {problem}"
     return None
+
+
+TOPIC_KEY = "x-moksha-topic"
+"""In a plain JSON Schema file: the topic (or pattern) whose bodies it describes."""
+
+
+def schema_from_file(path: str) -> type[Any]:
+    """A schema class made from a plain JSON Schema file (``moksha.schema.files``).
+
+    The file is a JSON Schema of the body with ``"x-moksha-topic"`` (a topic or
+    pattern) and ``"title"`` (the schema's name; the file's name without
+    ``.json`` when missing).
+
+    Raises:
+        ValueError: the file cannot be read, is not JSON, has no topic or is not a
+            valid JSON Schema (the sentence says which).
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: is not a JSON Schema (a JSON object)")
+    topic = document.get(TOPIC_KEY)
+    if not isinstance(topic, str) or not topic:
+        raise ValueError(f'{path}: says no topic; add "{TOPIC_KEY}": "org.example.event"')
+    name = document.get("title") or os.path.basename(path).removesuffix(".json")
+    from moksha.schema.message import Message  # the base class of every schema
+
+    cls = type(
+        re.sub(r"\W", "_", str(name)),
+        (Message,),
+        {
+            "topic": topic,
+            "body_schema": document,
+            "schema_name": str(name),
+            "__doc__": document.get("description"),
+        },
+    )
+    problem = schema_class_problem(cls)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
+    return cls
 
 
 @functools.cache
