@@ -97,7 +97,7 @@ async def test_a_fedora_messaging_publisher_reaches_a_moksha_consumer_and_a_brow
     assert isinstance(drop, SchemaMessage) and drop.schema.name == "hotness.update.drop"
     assert drop.body == HOTNESS_BODY
     assert drop.packages == ["python-moksha"] and "rawhide" in drop.summary
-    assert drop.headers["fedora_messaging_rpm_python-moksha"] == "True"
+    assert drop.headers["fedora_messaging_rpm_python-moksha"] == "true"
     assert drop.headers["fedora_messaging_severity"] == "20"
     assert drop.timestamp == datetime.fromisoformat(sent["sent_at"])
     assert not isinstance(base, SchemaMessage)  # base.message: no schema beyond "an object"

@@ -76,4 +76,6 @@ def _record_problem(record: Any) -> str | None:
 
 def _text(value: Any) -> str:
     """A typed header as Moksha's text headers hold it (as the AMQP backend reads them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return value if isinstance(value, str) else str(value)

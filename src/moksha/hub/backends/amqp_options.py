@@ -252,12 +252,18 @@ def delivery_topic(delivery: AbstractIncomingMessage) -> str:
     return str(topic) if topic else delivery.routing_key or ""
 
 
+def _header_text(value: object) -> str:
+    """An AMQP header value as Moksha's text headers hold it (booleans as JSON writes them)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, bool):  # fedora-messaging's fedora_messaging_user_<name>: true
+        return "true" if value else "false"
+    return str(value)
+
+
 def from_amqp(delivery: AbstractIncomingMessage) -> Message:
     """The :class:`Message` a delivery carries; its body is decoded on first access."""
-    headers = {
-        str(name): value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-        for name, value in (delivery.headers or {}).items()
-    }
+    headers = {str(name): _header_text(value) for name, value in (delivery.headers or {}).items()}
     # A retry put back on one queue travels with its topic in a header (see AMQPBackend.requeue).
     topic = headers.pop(TOPIC_HEADER, None) or delivery.routing_key or ""
     return Message(
