@@ -7,7 +7,8 @@
     ├── PluginError              a consumer/producer/backend plugin that cannot load or start
     ├── MessageError             a body that cannot be encoded, a frame that cannot be decoded
     │   ├── StompProtocolError   (moksha.hub.backends.stomp_frames) a malformed STOMP frame
-    │   └── StompServerError     (moksha.hub.backends.stomp_frames) the broker sent ERROR
+    │   ├── StompServerError     (moksha.hub.backends.stomp_frames) the broker sent ERROR
+    │   └── ValidationError      a body that does not match its topic's schema (moksha.schema)
     ├── BackendError             a transport failed
     │   └── BackendUnavailable   the broker cannot be reached (yet)
     ├── HubClosed                the hub is not running (closed, or not started)
@@ -34,6 +35,7 @@ __all__ = [
     "MessageError",
     "MokshaError",
     "PluginError",
+    "ValidationError",
 ]
 
 
@@ -68,6 +70,25 @@ class PluginError(MokshaError):
 
 class MessageError(MokshaError, ValueError):
     """A message body cannot be encoded, or a frame cannot be decoded."""
+
+
+class ValidationError(MessageError):
+    """A message body does not match the schema of its topic.
+
+    Args:
+        message: the sentence (names the topic, the schema and the failing path).
+        topic: the message's topic.
+        schema: the schema's name (its entry point's name).
+        path: where in the body it fails, e.g. ``body.user.name`` (``body`` for the whole).
+        reason: what is wrong there.
+    """
+
+    def __init__(self, message: str, *, topic: str, schema: str, path: str, reason: str):
+        super().__init__(message)
+        self.topic = topic
+        self.schema = schema
+        self.path = path
+        self.reason = reason
 
 
 class BackendError(MokshaError):

@@ -159,6 +159,15 @@ class Message:
         return self._payload
 
     @property
+    def encoded(self) -> bool:
+        """Whether the wire payload exists: read from a wire, or encoded since.
+
+        False for a message built from a Python value in this process and never
+        encoded (what the hub checked when it was published, on the memory bus).
+        """
+        return self._payload is not None
+
+    @property
     def content_type(self) -> str:
         """The payload's media type: ``application/json`` unless it is not JSON.
 

@@ -36,6 +36,7 @@ ALL_FILES = {
     "README.md",
     ".gitignore",
     f"src/{PACKAGE}/__init__.py",
+    f"src/{PACKAGE}/schemas.py",
     f"src/{PACKAGE}/consumer.py",
     f"src/{PACKAGE}/producer.py",
     f"src/{PACKAGE}/widget.py",
@@ -149,6 +150,15 @@ def test_moksha_list_shows_the_installed_components(venv_python: Path, tmp_path:
     assert all(row["error"] is None for row in ours.values())
 
 
+def test_the_generated_schema_is_installed_for_its_topic(venv_python: Path, tmp_path: Path) -> None:
+    listed = run(venv_python, "-m", "moksha", "schemas", "list", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    ours = [row for row in json.loads(listed.stdout) if row["name"] == f"{PACKAGE}.event"]
+    assert [(row["topic"], row["class"]) for row in ours] == [
+        (TOPIC, f"{PACKAGE}.schemas.WeatherAlertsEvent")
+    ]
+
+
 def test_the_generated_tests_pass(venv_python: Path, project: Path) -> None:
     result = run(
         *(venv_python, "-m", "pytest", project / "tests", "-q", "-p", "no:cacheprovider"),
@@ -220,12 +230,14 @@ def test_consumer_only_on_a_given_topic(tmp_path: Path, capsys: pytest.CaptureFi
         "README.md",
         ".gitignore",
         "src/solo/__init__.py",
+        "src/solo/schemas.py",
         "src/solo/consumer.py",
         "tests/test_solo.py",
     }
     pyproject = tomllib.loads((target / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["entry-points"] == {
-        "moksha.consumer": {"solo": "solo.consumer:SoloConsumer"}
+        "moksha.schema": {"solo.event": "solo.schemas:SoloEvent"},
+        "moksha.consumer": {"solo": "solo.consumer:SoloConsumer"},
     }
     assert 'TOPIC = "x.y"' in (target / "src" / "solo" / "__init__.py").read_text(encoding="utf-8")
     out = capsys.readouterr().out

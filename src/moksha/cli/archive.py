@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -26,6 +26,7 @@ from moksha.cli._common import (
     stdout_console,
 )
 from moksha.cli._republish import publisher
+from moksha.cli.record import replay_file
 from moksha.cli.remote import hub_option
 from moksha.config import Config
 from moksha.errors import ConfigError
@@ -134,6 +135,7 @@ def search_command(ctx: click.Context, state: CliState, /, as_json: bool, **opti
 
 
 @click.command("replay")
+@click.argument("file", required=False, type=click.File("r", encoding="utf-8"))
 @click.option("--topic", "topics", multiple=True, help="Topic or pattern to replay (repeatable).")
 @click.option("--since", help="From this time (epoch seconds or ISO 8601).")
 @click.option("--until", help="Until this time.")
@@ -154,13 +156,24 @@ def replay_command(
     to_topic: str | None,
     dry_run: bool,
     hub_url: str | None,
+    file: TextIO | None,
 ) -> int:
-    """Republish archived messages in the order they were sent.
+    """Republish archived messages in the order they were sent, or those of FILE.
 
-    Each goes out as a new message with the moksha-replayed header (the
-    archived id): consumers can tell, and the archive does not store it again.
+    Each archived message goes out as a new message with the moksha-replayed
+    header (the archived id): consumers can tell, and the archive does not
+    store it again.  FILE ('-': stdin) is a record file (`moksha record`,
+    fedora-messaging's format): its messages go out again with their ids and
+    headers, each checked against its schema first.
     """
     state.start_logging(ctx)
+    if file is not None:
+        if topics or since or until or ids or to_topic or dry_run:
+            raise click.UsageError(
+                "FILE replays a record file; --topic, --since, --until, --id, --to-topic "
+                "and --dry-run select from the archive: give one or the other"
+            )
+        return replay_file(state, file)
     if not (topics or since or until or ids):
         raise click.UsageError("say what to replay: --topic, --since/--until, or --id")
     config = state.load_config()

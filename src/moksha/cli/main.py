@@ -24,6 +24,8 @@ from moksha.cli.monitor import monitor_command
 from moksha.cli.plugins import list_command
 from moksha.cli.queues import queues_command
 from moksha.cli.quickstart import quickstart_command
+from moksha.cli.record import record_command
+from moksha.cli.schemas import asyncapi_command, schemas_command, topics_command
 from moksha.cli.send import send_command
 from moksha.cli.start import start_command
 from moksha.cli.tail import tail_command
@@ -53,8 +55,12 @@ cli.add_command(start_command)
 cli.add_command(quickstart_command)
 cli.add_command(queues_command)
 cli.add_command(archive_command)
-cli.add_command(replay_command)
+cli.add_command(replay_command)  # the archive's, and a record file's (moksha replay FILE)
 cli.add_command(dead_command)
+cli.add_command(record_command)
+cli.add_command(schemas_command)
+cli.add_command(topics_command)
+cli.add_command(asyncapi_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -235,6 +235,18 @@ KEYS: tuple[Key, ...] = (
     Key("moksha.queue_depth_limit", "queue_depth_limit", _integer(0), 10000,
         "/ready says degraded (still 200) while a consumer's broker queue holds more "
         "messages than this; 0: never."),
+    Key("moksha.schema.mode", "schema_mode", _one_of("enforce", "warn", "off"), "enforce",
+        "What a message failing its topic's schema does: enforce (publish raises, a "
+        "received one goes to the dead letters), warn (logged, goes on) or off."),
+    Key("moksha.schema.files", "schema_files", _words, (),
+        "JSON Schema files of message bodies, each with \"x-moksha-topic\" (a topic or "
+        "pattern) and a \"title\" (its name); checked like installed schema classes."),
+    Key("amqp_fedora_headers", "amqp_fedora_headers", _boolean, True,
+        "Write fedora-messaging's AMQP headers and properties (schema, severity, sent-at, "
+        "fedora_messaging_user_* ...) on every AMQP publish."),
+    Key("amqp_topic_prefix", "amqp_topic_prefix", _optional_text, None,
+        "Put in front of each topic published on AMQP (fedora-messaging's topic_prefix, "
+        "e.g. org.fedoraproject.prod)."),
     Key("amqp_durable_queues", "amqp_durable_queues", _boolean, True,
         "One durable queue per consumer class (shared work, kept while down); false: "
         "exclusive auto-delete queues (fan-out, nothing kept)."),

@@ -119,6 +119,10 @@ class Config(Mapping[str, Any]):
     queue_depth_limit: int
     amqp_durable_queues: bool
     amqp_queue_prefix: str
+    schema_mode: str
+    schema_files: tuple[str, ...]
+    amqp_fedora_headers: bool
+    amqp_topic_prefix: str | None
     amqp_heartbeat: int
     stomp_prefetch: int
     stomp_destination_prefix: str

@@ -21,7 +21,7 @@ from moksha.config import Config
 from moksha.errors import ConfigError, MokshaError, PluginError
 from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer, Producer
-from moksha.hub.backends import Backend, Subscription
+from moksha.hub.backends import Backend, Handler, Subscription
 from moksha.hub.client import ORIGIN_HEADER, HubState, MokshaHub
 from moksha.hub.handling import ATTEMPT_HEADER
 from moksha.hub.queue_depth import watch_queue_depths
@@ -69,6 +69,8 @@ class CentralMokshaHub(MokshaHub):
         producers: producer classes to run; None loads the ``moksha.producer``
             and ``moksha.stream`` entry points.
         backends: as for :class:`MokshaHub`.
+        schemas: as for :class:`MokshaHub`; plugins add those they declare in
+            ``messages = [...]``.
 
     Raises:
         PluginError: a class in ``consumers`` or ``producers`` cannot run (wrong
@@ -90,6 +92,7 @@ class CentralMokshaHub(MokshaHub):
         producers: Sequence[type[Producer]] | None = None,
         *,
         backends: Sequence[Backend] | None = None,
+        schemas: Sequence[type[Any]] = (),
     ) -> None:
         # Classes passed in code are checked before anything connects.
         for consumer_cls in consumers or ():
@@ -110,7 +113,7 @@ class CentralMokshaHub(MokshaHub):
         self._livesocket_server: LiveSocketServer | None = None
         # More routes for the live socket's port (e.g. monitoring), added before start.
         self.livesocket_routes: list[BaseRoute] = []
-        super().__init__(config, backends=backends)
+        super().__init__(config, backends=backends, schemas=schemas)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
         """Start, run until SIGINT or SIGTERM (or :meth:`aclose`), then shut down cleanly.
@@ -222,6 +225,19 @@ class CentralMokshaHub(MokshaHub):
         for target in targets:
             await target.publish(forwarded)
 
+    def _declared_schemas(self, origin: Origin, kind: str, cls: type[Any]) -> bool:
+        """Add the schema classes a plugin declares (``messages``); False when one is not."""
+        try:
+            self.schemas.add_classes(getattr(cls, "messages", None) or ())
+        except TypeError as exc:
+            self._reject(origin, kind, cls, f"its messages list holds a non-schema: {exc}")
+            return False
+        return True
+
+    async def _refused(self, message: Message, error: BaseException, *, consumer: str) -> None:
+        """A received message failed its schema: to the dead letters, never to ``consume``."""
+        await self._dead_letter(message, error, 1, consumer)
+
     async def _dead_letter(
         self, message: Message, error: BaseException, attempts: int, consumer: str
     ) -> None:
@@ -293,6 +309,8 @@ class CentralMokshaHub(MokshaHub):
 
             classes.append((ArchiveRecorder, Origin()))
         for cls, origin in classes:
+            if not self._declared_schemas(origin, "consumer", cls):
+                continue
             consumer = await self._construct(origin, "consumer", cls)
             if consumer is None:
                 continue
@@ -314,7 +332,13 @@ class CentralMokshaHub(MokshaHub):
                 if wait_for_consume
                 else None,
             )
-            handler = runner.process if wait_for_consume else runner.deliver
+            handler: Handler = runner.process if wait_for_consume else runner.deliver
+            if any(b.capabilities.cross_process for b in self.backends):
+                # What other processes send is checked before consume, and counted
+                # for the topic catalog; what this hub publishes was checked then.
+                handler = self.schemas.guard(
+                    handler, partial(self._refused, consumer=cls.__name__), self.catalog.receive
+                )
             try:
                 # Blocking on an acknowledging broker: one delivery in flight per
                 # worker, each acked when its own consume returned.
@@ -349,6 +373,8 @@ class CentralMokshaHub(MokshaHub):
             if not cls.enabled(self.config):
                 log.info("producer %s is off in this configuration", cls.__qualname__)
                 continue
+            if not self._declared_schemas(origin, "producer", cls):
+                continue
             producer = await self._construct(origin, "producer", cls)
             if producer is None:
                 continue
@@ -364,6 +390,10 @@ class CentralMokshaHub(MokshaHub):
                 producer._on_stop = partial(self._loop.call_soon_threadsafe, task.cancel)
             self.producers.append(producer)
             log.info("producer %s started", cls.__qualname__)
+        self.catalog.declare(
+            [type(consumer) for consumer in self.consumers],
+            [type(producer) for producer in self.producers],
+        )
 
     async def _on_stop(self) -> None:
         if self._depth_watch is not None:

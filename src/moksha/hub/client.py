@@ -48,6 +48,8 @@ from moksha.hub.loop_thread import LoopThread
 from moksha.hub.outgoing import Outgoing
 from moksha.hub.published import PublishedCounts
 from moksha.message import Message, new_message_id
+from moksha.schema import SchemaCheck, installed_schemas, schema_files
+from moksha.schema.catalog import TopicCatalog
 from moksha.topics import matches, topics_of
 
 __all__ = ["ORIGIN_HEADER", "HubState", "MokshaHub"]
@@ -89,6 +91,9 @@ class MokshaHub:
             the config file and ``MOKSHA_*`` environment), or None for the
             defaults (the embedded in-memory bus).
         backends: backend instances to use instead of those the config selects.
+        schemas: schema classes (:class:`moksha.schema.Message` subclasses) to check
+            messages against, besides those installed on the ``moksha.schema`` and
+            ``fedora.messages`` entry points.
 
     Raises:
         ConfigError: a configuration value is wrong.
@@ -101,6 +106,7 @@ class MokshaHub:
         config: Config | Mapping[str, Any] | None = None,
         *,
         backends: Sequence[Backend] | None = None,
+        schemas: Sequence[type[Any]] = (),
     ) -> None:
         self.config = Config.coerce(config)
         if backends is None:
@@ -123,6 +129,11 @@ class MokshaHub:
         self._background: set[asyncio.Task[Any]] = set()
         self._callback_subscriptions: dict[Callback, list[Subscription]] = {}
         self.published = PublishedCounts()  # per topic, read by /metrics
+        self.schemas = SchemaCheck(installed_schemas(), self.config.schema_mode)
+        self.schemas.add_classes([*schema_files(self.config), *schemas])
+        for backend in self.backends:
+            backend.schemas = self.schemas.registry
+        self.catalog = TopicCatalog(self.schemas.registry, self.published)
         self.app_databases = AppDatabases(self.config)  # engines of plugins' app_db
         self._callback_patterns: dict[Callback, list[str]] = {}
         self._outgoing: Outgoing | None = None
@@ -348,6 +359,8 @@ class MokshaHub:
         Raises:
             HubClosed: the hub is not running.
             MessageError: the body cannot be encoded.
+            ValidationError: the body does not match its topic's schema
+                (``moksha.schema.mode = enforce``); nothing was sent.
             BackendError: a backend failed to send it.
         """
         if not self._accepting:
@@ -358,7 +371,11 @@ class MokshaHub:
             message = Message(topic, body, headers)
         else:
             message = Message(topic, headers=headers, payload=body)
-        self.published.count(topic)
+        schemas = self.schemas
+        if schemas.active and (headers or topic not in schemas.free):
+            message = schemas.outgoing(message)
+        if self.published.count(topic):  # a new topic: its first body is the example
+            self.catalog.example(message)
         for backend in self.backends:
             waiting = backend.offer(message)
             if waiting is not None:
@@ -375,8 +392,12 @@ class MokshaHub:
         if self._bridging:
             headers = {**(headers or {}), ORIGIN_HEADER: self.hub_id}
         if jsonify:
-            return Message(topic, body, headers)
-        return Message(topic, headers=headers, payload=body)
+            message = Message(topic, body, headers)
+        else:
+            message = Message(topic, headers=headers, payload=body)
+        if self.schemas.active:
+            message = self.schemas.outgoing(message)
+        return message
 
     def _queue_for(self, topic: str) -> Outgoing:
         """The outgoing queue, once the hub runs (started now if it is new)."""
@@ -416,6 +437,8 @@ class MokshaHub:
             HubClosed: the hub is not running.
             BackendUnavailable: the outgoing queue stayed full for
                 ``moksha.publish_timeout`` seconds.
+            ValidationError: the body does not match its topic's schema
+                (``moksha.schema.mode = enforce``); nothing was queued.
             MokshaError: an earlier message queued by ``send_message`` failed
                 to send (or, with ``wait=True``, this one did).
         """
@@ -429,7 +452,11 @@ class MokshaHub:
             and threading.get_ident() != self._loop_thread_id
         ):
             # The common case, kept short: scripts publish in tight loops.
-            outgoing.put(Message(topic, message, headers), report=True)
+            built = Message(topic, message, headers)
+            schemas = self.schemas
+            if schemas.active and (headers or topic not in schemas.free):
+                built = schemas.outgoing(built)
+            outgoing.put(built, report=True)
             return
         for one_topic in topics_of(topic):
             outgoing = self._queue_for(one_topic)

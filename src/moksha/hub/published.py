@@ -8,7 +8,7 @@ add up to every message published.
 
 >>> counts = PublishedCounts(topics_kept=2)
 >>> for topic in ("a", "b", "a", "c", "d"):
-...     counts.count(topic)
+...     _ = counts.count(topic)
 >>> counts.top(1)
 [('a', 2), ('(other)', 3)]
 >>> counts.total
@@ -44,15 +44,17 @@ class PublishedCounts:
         self._counts: dict[str, int] = {}
         self._overflow = 0
 
-    def count(self, topic: str) -> None:
-        """Count one message published on ``topic``."""
+    def count(self, topic: str) -> bool:
+        """Count one message published on ``topic``; True when the topic is new (kept)."""
         counts = self._counts
         if topic in counts:
             counts[topic] += 1
-        elif len(counts) < self.topics_kept:
+            return False
+        if len(counts) < self.topics_kept:
             counts[topic] = 1
-        else:
-            self._overflow += 1
+            return True
+        self._overflow += 1
+        return False
 
     @property
     def total(self) -> int:

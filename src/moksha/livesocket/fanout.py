@@ -182,7 +182,8 @@ class LiveSocket:
             last = 0
             for event in events:
                 if client.session.may_see(event.topic):
-                    client.control(encode_event(event.topic, event.payload, event.id))
+                    summary = self._summary(Message(event.topic, payload=event.payload))
+                    client.control(encode_event(event.topic, event.payload, event.id, summary))
                 last = sequence_of(event.id)
             recovered = {"topic": RECOVERED, "body": {"pattern": pattern, "recovered": complete}}
             client.control(json.dumps(recovered))
@@ -207,6 +208,19 @@ class LiveSocket:
             "slow_disconnects": self.slow_disconnects,
         }
 
+    def _summary(self, message: Message) -> str | None:
+        """The summary the message's schema gives it (feed and inspector show it), or None."""
+        schemas = self.hub.schemas.registry
+        if not schemas.by_name:
+            return None
+        schema = schemas.for_message(message)
+        if schema is None:
+            return None
+        try:
+            return str(schema.view(message).summary)
+        except Exception:  # a schema class that cannot read this body: no summary
+            return None
+
     async def _on_message(self, message: Message) -> None:
         topic = message.topic
         text = body_text(message)
@@ -215,7 +229,7 @@ class LiveSocket:
         clients = self._router.match(topic)
         if not clients:
             return
-        frame = WireFrame(encode_event(topic, text, event_id))
+        frame = WireFrame(encode_event(topic, text, event_id, self._summary(message)))
         seq = sequence_of(event_id)
         for client in dict.fromkeys(clients):  # once, however many of its patterns match
             if client.session.may_see(topic):

@@ -103,7 +103,7 @@ class Close:
 Action: TypeAlias = Subscribe | Unsubscribe | Publish | Reply | Close
 
 
-def encode_event(topic: str, body_json: str, event_id: str) -> str:
+def encode_event(topic: str, body_json: str, event_id: str, summary: str | None = None) -> str:
     """The frame delivering one message to a client.
 
     The body's JSON text is computed once per message and shared by every
@@ -114,11 +114,13 @@ def encode_event(topic: str, body_json: str, event_id: str) -> str:
         topic: the message's topic.
         body_json: the body as JSON text (must be valid JSON).
         event_id: the id the history gave the message.
+        summary: what the message's schema says it means (``summary``), if it has one.
 
     Returns:
-        ``{"topic":…,"body":…,"id":…}`` as text.
+        ``{"topic":…,"body":…,"id":…}`` as text (with ``"summary":…`` when given).
     """
-    return '{"topic":' + _quote(topic) + ',"body":' + body_json + ',"id":' + _quote(event_id) + "}"
+    head = '{"topic":' + _quote(topic) + ',"body":' + body_json + ',"id":' + _quote(event_id)
+    return head + (',"summary":' + _quote(summary) + "}" if summary else "}")
 
 
 def error_frame(error: str, frame: Any = None) -> str:

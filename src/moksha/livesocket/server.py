@@ -37,7 +37,7 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from moksha.errors import ConfigError, MokshaError
+from moksha.errors import ConfigError, MokshaError, ValidationError
 from moksha.livesocket.direct import DirectWebSocketProtocol, sink_of
 from moksha.livesocket.fanout import SLOW_REASON, Client, LiveSocket
 from moksha.livesocket.protocol import (
@@ -323,6 +323,10 @@ async def _publish(request: Request) -> Response:
         )
     try:
         message = await live.hub.publish(topic, body, headers=headers, jsonify=not raw)
+    except ValidationError as exc:
+        return JSONResponse(
+            {"error": str(exc), "schema": exc.schema, "path": exc.path}, status_code=422
+        )
     except MokshaError as exc:
         return JSONResponse({"error": str(exc)}, status_code=503)
     return JSONResponse({"id": message.id, "topic": topic})

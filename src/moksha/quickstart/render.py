@@ -57,6 +57,7 @@ _FILES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("README.md.jinja", "README.md", frozenset()),
     ("gitignore.jinja", ".gitignore", frozenset()),
     ("package/__init__.py.jinja", "src/{package}/__init__.py", frozenset()),
+    ("package/schemas.py.jinja", "src/{package}/schemas.py", frozenset({"consumer", "producer"})),
     ("package/consumer.py.jinja", "src/{package}/consumer.py", frozenset({"consumer"})),
     ("package/producer.py.jinja", "src/{package}/producer.py", frozenset({"producer"})),
     ("package/widget.py.jinja", "src/{package}/widget.py", frozenset({"livewidget"})),

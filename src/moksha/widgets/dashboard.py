@@ -222,7 +222,11 @@ def dashboard_routes(
     async def status(request: Request) -> Response:
         return JSONResponse(hub_status(hub, livesocket), headers={"Cache-Control": "no-store"})
 
+    # Imported here: moksha.web.catalog reaches the hub's schema modules.
+    from moksha.web.catalog import catalog_routes
+
     return [
         Route("/", dashboard, name="moksha_dashboard"),
         Route(STATUS_PATH, status, name="moksha_hub_status"),
+        *catalog_routes(hub, typed, serves_live=livesocket is not None),
     ]

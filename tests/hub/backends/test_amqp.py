@@ -171,10 +171,38 @@ async def test_a_publish_reaches_a_foreign_queue(raw, prefix):
     assert json_message.content_type == "application/json"
     assert json_message.message_id == sent.id
     assert json_message.timestamp == sent.timestamp.replace(microsecond=0)
-    assert json_message.headers == {"h": "v"}
+    # The user's header, among fedora-messaging's (amqp_fedora_headers, on by default).
+    assert json_message.headers is not None and json_message.headers["h"] == "v"
+    assert json_message.headers["fedora_messaging_schema"] == "base.message"
+    assert json_message.content_encoding == "utf-8"
     assert json_message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert raw_message.body == b"\x00\xff not json"
     assert raw_message.content_type == "application/octet-stream"
+
+
+async def test_without_fedora_headers_the_users_headers_travel_alone(raw, prefix):
+    queue = await raw.declare_queue(exclusive=True)
+    await queue.bind("amq.topic", routing_key=f"{prefix}.#")
+    arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+    await queue.consume(arrived.put, no_ack=True)
+    async with backend_for(amqp_fedora_headers=False) as backend:
+        await backend.publish(Message(f"{prefix}.event", {"n": 1}, headers={"h": "v"}))
+    async with asyncio.timeout(TIMEOUT):
+        delivered = await arrived.get()
+    assert delivered.headers == {"h": "v"}
+    assert delivered.content_encoding is None
+
+
+async def test_the_topic_prefix_goes_in_front_of_the_routing_key(raw, prefix):
+    queue = await raw.declare_queue(exclusive=True)
+    await queue.bind("amq.topic", routing_key=f"org.example.prod.{prefix}.#")
+    arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+    await queue.consume(arrived.put, no_ack=True)
+    async with backend_for(amqp_topic_prefix="org.example.prod") as backend:
+        await backend.publish(Message(f"{prefix}.event", {"n": 1}))
+    async with asyncio.timeout(TIMEOUT):
+        delivered = await arrived.get()
+    assert delivered.routing_key == f"org.example.prod.{prefix}.event"
 
 
 async def test_another_exchange_is_declared_as_a_durable_topic_exchange(raw, prefix):

@@ -55,11 +55,17 @@ from moksha.hub.backends.amqp_connection import (
     honour_cancellation,
     reason,
 )
-from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_properties
+from moksha.hub.backends.amqp_options import (
+    TOPIC_HEADER,
+    broker_address,
+    routing_key,
+    to_properties,
+)
 from moksha.hub.backends.amqp_publisher import ConfirmedPublisher
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.message import Message
+from moksha.schema import SchemaRegistry, installed_schemas
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -168,8 +174,17 @@ class AMQPBackend(Backend):
             BackendError: the broker refused the message.
         """
         await self._publish(
-            self.config.amqp_exchange, message.topic, message.payload, to_properties(message)
+            self.config.amqp_exchange,
+            routing_key(self.config, message.topic),
+            message.payload,
+            to_properties(message, self._fedora_schemas()),
         )
+
+    def _fedora_schemas(self) -> SchemaRegistry | None:
+        """Whose names and severities fedora-messaging's headers carry (None: no such headers)."""
+        if not self.config.amqp_fedora_headers:
+            return None
+        return self.schemas if self.schemas is not None else installed_schemas()
 
     async def requeue(self, message: Message, group: str) -> bool:
         """Publish ``message`` straight to the group's durable queue (a retry), confirmed.

@@ -22,8 +22,11 @@ Wire format (:func:`to_amqp` or :func:`to_properties`, :func:`from_amqp`):
 routing key = topic, body = :attr:`Message.payload`, ``content_type``
 ``application/json`` or, when the payload is not JSON, ``application/octet-stream``; ``message_id``;
 ``timestamp`` in whole seconds (AMQP's resolution); user headers as AMQP
-headers; persistent delivery mode.  Received header values become ``str``; a
-missing id or timestamp becomes a new id or "now".
+headers; persistent delivery mode; with ``amqp_fedora_headers`` (the default),
+fedora-messaging's headers and ``content_encoding`` too (:mod:`amqp_fedora`),
+and ``amqp_topic_prefix`` in front of the routing key.  Received header values
+become ``str``; a missing id becomes a new one, a missing timestamp the
+``sent-at`` header's time, else "now".
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ from pamqp.commands import Basic
 from yarl import URL
 
 from moksha.errors import ConfigError
-from moksha.message import Message
+from moksha.hub.backends.amqp_fedora import fedora_headers, timestamp_of
+from moksha.message import JSON, Message
 
 if TYPE_CHECKING:
     from moksha.config import Config
+    from moksha.schema import SchemaRegistry
 
 __all__ = [
     "CONFIG_OPTIONS",
@@ -50,6 +55,7 @@ __all__ = [
     "broker_address",
     "from_amqp",
     "parse_broker",
+    "routing_key",
     "to_amqp",
     "to_properties",
 ]
@@ -176,28 +182,58 @@ def _parse_slash_form(value: str) -> URL:
     )
 
 
-def to_amqp(message: Message) -> aio_pika.Message:
-    """The AMQP message carrying ``message`` (publish it with routing key = ``message.topic``)."""
+def to_amqp(message: Message, fedora: SchemaRegistry | None = None) -> aio_pika.Message:
+    """The AMQP message carrying ``message`` (publish it with routing key = ``message.topic``).
+
+    Args:
+        message: the message.
+        fedora: with a schema registry, the headers are written in fedora-messaging's
+            format (see :mod:`~moksha.hub.backends.amqp_fedora`); without, as they are.
+    """
+    if fedora is None:
+        return aio_pika.Message(
+            message.payload,
+            headers=dict(message.headers),
+            content_type=message.content_type,
+            message_id=message.id,
+            timestamp=message.timestamp,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+    content_type = message.content_type
     return aio_pika.Message(
         message.payload,
-        headers=dict(message.headers),
-        content_type=message.content_type,
+        headers=fedora_headers(message, fedora),
+        content_type=content_type,
+        content_encoding="utf-8" if content_type == JSON else None,
         message_id=message.id,
         timestamp=message.timestamp,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
 
 
-def to_properties(message: Message) -> Basic.Properties:
+def routing_key(config: Config, topic: str) -> str:
+    """The routing key of a topic: ``amqp_topic_prefix`` (fedora-messaging's) in front of it."""
+    prefix = config.amqp_topic_prefix
+    return f"{prefix.rstrip('.')}.{topic}" if prefix else topic
+
+
+def to_properties(message: Message, fedora: SchemaRegistry | None = None) -> Basic.Properties:
     """The AMQP properties :func:`to_amqp` gives ``message``, built without an ``aio_pika.Message``.
 
     For :class:`~moksha.hub.backends.amqp_publisher.ConfirmedPublisher`, which
     publishes through aiormq; the body is :attr:`Message.payload`.
+
+    Args:
+        message: the message.
+        fedora: as for :func:`to_amqp`: fedora-messaging's headers, from these schemas.
     """
+    content_type = message.content_type
+    fedora_format = fedora is not None and content_type == JSON
     return Basic.Properties(
-        content_type=message.content_type,
+        content_type=content_type,
+        content_encoding="utf-8" if fedora_format else None,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
-        headers=dict(message.headers),
+        headers=fedora_headers(message, fedora) if fedora is not None else dict(message.headers),
         message_id=message.id,
         priority=0,  # as aio_pika.Message sends it: the same bytes on the wire
         timestamp=message.timestamp,
@@ -216,19 +252,26 @@ def delivery_topic(delivery: AbstractIncomingMessage) -> str:
     return str(topic) if topic else delivery.routing_key or ""
 
 
+def _header_text(value: object) -> str:
+    """An AMQP header value as Moksha's text headers hold it (booleans as JSON writes them)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, bool):  # fedora-messaging's fedora_messaging_user_<name>: true
+        return "true" if value else "false"
+    return str(value)
+
+
 def from_amqp(delivery: AbstractIncomingMessage) -> Message:
     """The :class:`Message` a delivery carries; its body is decoded on first access."""
-    headers = {
-        str(name): value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-        for name, value in (delivery.headers or {}).items()
-    }
+    headers = {str(name): _header_text(value) for name, value in (delivery.headers or {}).items()}
     # A retry put back on one queue travels with its topic in a header (see AMQPBackend.requeue).
     topic = headers.pop(TOPIC_HEADER, None) or delivery.routing_key or ""
     return Message(
         topic,
         headers=headers,
         id=delivery.message_id,
-        timestamp=delivery.timestamp,
+        # fedora-messaging sets no AMQP timestamp; its sent-at header says when.
+        timestamp=delivery.timestamp or timestamp_of(headers),
         payload=delivery.body,
         content_type=delivery.content_type,
     )

@@ -51,6 +51,7 @@ from moksha.message import Message
 
 if TYPE_CHECKING:
     from moksha.config import Config
+    from moksha.schema import SchemaRegistry
 
 __all__ = [
     "DEAD_LETTER_HEADER",
@@ -162,6 +163,9 @@ class Backend(abc.ABC):
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        # The hub's schema registry (set by the hub): for wire formats that carry
+        # schema metadata (fedora-messaging's headers on AMQP).
+        self.schemas: SchemaRegistry | None = None
 
     @classmethod
     def configured(cls, config: Config) -> bool:

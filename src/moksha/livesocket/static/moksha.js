@@ -13,7 +13,8 @@
  * unless moksha.connect({url}) names another. One WebSocket per page, opened at
  * the first subscribe or send_message and shared by every subscription.
  *
- *   moksha.subscribe(pattern, callback)  callback({topic, body, id}) for each message
+ *   moksha.subscribe(pattern, callback)  callback({topic, body, id, summary?}) for each message
+ *                                        (summary: what the message's schema says it means)
  *       whose topic matches pattern ("*" = one word, "#" = any words); several
  *       callbacks per pattern are fine. Returns a function that unsubscribes it.
  *   moksha.unsubscribe(pattern[, callback])  that callback, or every one of the pattern.
@@ -287,6 +288,7 @@
     var at = parseId(message.id);
     if (at && (!newest || newest.epoch !== at.epoch || at.seq > newest.seq)) newest = at;
     var event = { topic: message.topic, body: message.body, id: message.id };
+    if (typeof message.summary === "string") event.summary = message.summary; // from its schema
     subs.forEach(function (sub, pattern) {
       if (!matches(pattern, message.topic)) return;
       if (at) {

@@ -92,7 +92,10 @@ function entry(message) {
   const line = h("div", { className: "moksha-entry-meta" },
     h("span", { className: "moksha-topic", text: message.topic }),
     h("time", { text: clock(arrival(message)) }));
-  if (body && typeof body === "object" && (body.title || body.summary)) {
+  if (message.summary) {
+    // The message's schema says what it means: that line first, the body on demand.
+    item.append(h("p", { className: "moksha-summary", text: message.summary }), jsonBody(body), line);
+  } else if (body && typeof body === "object" && (body.title || body.summary)) {
     item.append(feedEntry(body), line);
   } else {
     item.append(jsonBody(body), line);

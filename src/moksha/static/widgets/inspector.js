@@ -191,9 +191,12 @@ function entry(message) {
     h("summary", {},
       h("span", { className: "moksha-topic", text: message.topic }),
       h("time", { text: clock(arrival(message)) }),
-      h("code", { className: "moksha-json", text: preview })),
+      message.summary
+        ? h("span", { className: "moksha-summary", text: message.summary })
+        : h("code", { className: "moksha-json", text: preview })),
     h("pre", { className: "moksha-pretty", text: pretty(message.body) }));
-  const text = `${message.topic} ${compact(message.body, Infinity)}`.toLowerCase();
+  const text = `${message.topic} ${message.summary || ""} ${compact(message.body, Infinity)}`
+    .toLowerCase();
   return h("li", { className: "moksha-inspector-entry", dataset: { topic: message.topic, text } },
     details);
 }
