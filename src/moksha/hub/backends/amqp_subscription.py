@@ -62,6 +62,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPChannelError, Deliver
 
 from moksha.errors import BackendError
 from moksha.hub.backends.amqp_bindings import follow_code, leave
+from moksha.hub.backends.amqp_connection import honour_cancellation
 from moksha.hub.backends.amqp_options import from_amqp
 from moksha.hub.backends.amqp_registry import live_marker
 from moksha.hub.backends.amqp_stale import StaleFilter
@@ -252,6 +253,7 @@ class AMQPSubscription(Subscription):
             while len(batch) < most and not inbox.empty():
                 batch.append(inbox.get_nowait())
             await self._handle(batch)
+            honour_cancellation()  # stop() waits for this loop: a swallowed cancel hangs it
 
     async def _work_concurrently(self) -> None:
         """Up to ``concurrency`` deliveries in the handler at once, each settled on its own."""
