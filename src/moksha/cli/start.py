@@ -116,7 +116,7 @@ async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> 
     await hub.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(hub.aclose)
-        live = LiveSocket(hub, config)
+        live = LiveSocket(hub, config, cluster=hub.cluster)
         await live.start()
         stack.push_async_callback(live.aclose)
         app = create_app(hub, config, live=live)

@@ -29,6 +29,7 @@ from moksha.message import JSON, Message
 from moksha.topics import TopicRouter
 
 if TYPE_CHECKING:
+    from moksha.cluster import ClusterNode
     from moksha.config import Config
     from moksha.hub import MokshaHub
 
@@ -79,6 +80,9 @@ class Client:
     close_code: int | None = None
     behind: bool = False
     _held: list[tuple[int, str, WireFrame]] | None = field(default=None, repr=False)
+    # topic → the newest seq replayed from history: a live frame at or below it was sent
+    # already (in a cluster, another node may have stored it before this one received it).
+    _replayed: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.sink is not None:
@@ -89,6 +93,12 @@ class Client:
         if self._held is not None:
             self._held.append((seq, topic, frame))
             return
+        if self._replayed:
+            floor = self._replayed.get(topic)
+            if floor is not None:
+                if seq <= floor:
+                    return
+                del self._replayed[topic]
         sink = self.sink
         if sink is not None and not self.behind:
             if not sink.paused:
@@ -127,12 +137,28 @@ class LiveSocket:
     Args:
         hub: a running hub.
         config: supplies the policy, the history and the queue settings.
-        history: the recovery history; by default the one the config describes.
+        history: the recovery history; by default the cluster's when ``cluster`` is
+            given, else the one the config describes.
+        cluster: this node's cluster membership (``moksha.cluster.url``), if any:
+            history and event ids are then shared by every node, and the node's
+            heartbeat reports this live socket's clients.
     """
 
-    def __init__(self, hub: MokshaHub, config: Config, history: History | None = None) -> None:
+    def __init__(
+        self,
+        hub: MokshaHub,
+        config: Config,
+        history: History | None = None,
+        *,
+        cluster: ClusterNode | None = None,
+    ) -> None:
         self.hub = hub
+        self.cluster = cluster
         self.policy = LiveSocketPolicy.from_config(config)
+        if history is None and cluster is not None:
+            from moksha.livesocket.history_cluster import ClusterHistory
+
+            history = ClusterHistory(cluster.store)
         self.history = history if history is not None else history_from_config(config)
         self.queue_size = int(config.get("moksha.livesocket.queue_size", 1000))
         self.clients: set[Client] = set()
@@ -143,6 +169,8 @@ class LiveSocket:
         """Open the history, then start receiving every message of the hub."""
         await self.history.__aenter__()
         await self.hub.asubscribe("#", self._on_message)
+        if self.cluster is not None:
+            self.cluster.reporters["livesocket"] = self.stats
 
     async def aclose(self) -> None:
         """Stop receiving; close every client and the history."""
@@ -179,18 +207,18 @@ class LiveSocket:
         client._held = []
         try:
             events, complete = await self.history.since(pattern, since)
-            last = 0
             for event in events:
                 if client.session.may_see(event.topic):
                     client.control(encode_event(event.topic, event.payload, event.id))
-                last = sequence_of(event.id)
+                client._replayed[event.topic] = sequence_of(event.id)
             recovered = {"topic": RECOVERED, "body": {"pattern": pattern, "recovered": complete}}
             client.control(json.dumps(recovered))
         finally:
             held, client._held = client._held, None
+        # What was held goes out unless the replay sent it (per topic: a held frame of
+        # another pattern's topic is new to the client whatever its seq).
         for seq, topic, frame in held or ():
-            if seq > last:
-                client.offer(seq, topic, frame)
+            client.offer(seq, topic, frame)
 
     def unsubscribe(self, client: Client, pattern: str) -> None:
         """Stop sending ``client`` what matches ``pattern``."""
@@ -210,7 +238,7 @@ class LiveSocket:
     async def _on_message(self, message: Message) -> None:
         topic = message.topic
         text = body_text(message)
-        event_id = await self.history.append(topic, text)
+        event_id = await self.history.append(topic, text, message.id)
         clients = self._router.match(topic)
         if not clients:
             return
