@@ -6,20 +6,12 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio
+from cluster_nodes import REDIS_URL, drop_redis_keys
 
 from moksha.cluster import Bounds, ClusterStore, store_from_url
 from support import require_service
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-async def drop_redis_keys(prefix: str) -> None:
-    async with redis.asyncio.Redis.from_url(REDIS_URL) as raw:
-        keys = [key async for key in raw.scan_iter(f"{prefix}:*")]
-        if keys:
-            await raw.delete(*keys)
 
 
 def unique_prefix() -> str:

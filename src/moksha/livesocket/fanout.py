@@ -39,6 +39,8 @@ log = logging.getLogger("moksha.livesocket")
 
 RECOVERED = "__recovered__"
 SLOW_REASON = "client too slow: queue full"
+CLOSE_RESTART = 1012  # RFC 6455 "service restart": the JS client reconnects (elsewhere)
+RESTART_REASON = "this node is stopping: reconnect, to another node if there is one"
 
 
 def body_text(message: Message) -> str:
@@ -187,6 +189,24 @@ class LiveSocket:
         client = Client(session, outbox, kind, sink)
         self.clients.add(client)
         return client
+
+    def drain(self) -> None:
+        """Close every client after the frames queued for it, with code 1012 (service restart).
+
+        What a stopping node does first, so its clients reconnect (through the
+        load balancer, or to the next URL they know) while the others serve:
+        they resume from their last event id, with no gap.  SSE streams end
+        after their queued events, and the browser reconnects with ``Last-Event-ID``.
+        """
+        for client in list(self.clients):
+            if client.close_code is None:
+                client.close_code = CLOSE_RESTART
+            sink = client.sink
+            if sink is not None:
+                for text in client.outbox.take():
+                    sink.write(WireFrame(text))
+                sink.close(CLOSE_RESTART, RESTART_REASON)
+            client.outbox.close()
 
     def disconnect(self, client: Client) -> None:
         """Forget a client and its subscriptions."""

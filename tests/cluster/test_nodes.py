@@ -1,0 +1,155 @@
+"""Several ``moksha start`` processes as one cluster: RabbitMQ between them, Redis shared.
+
+Each test starts real nodes (separate processes on different ports of this
+machine; separate hosts, network namespaces, are not tried here) with an AMQP
+exchange and a Redis key prefix of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from cluster_nodes import AMQP_URL, Listener, Node, cluster
+
+from support import TIMEOUT
+
+COUNTER = "moksha.demo.counter"
+
+
+def topic_base() -> str:
+    return f"i11.{secrets.token_hex(4)}"
+
+
+async def listening(listener: Listener, count: int) -> asyncio.Task[list[dict[str, Any]]]:
+    """Start ``listener``; return its task once its node counts the subscription (bounded)."""
+    before = (await asyncio.to_thread(listener.node.status))["subscriptions"]
+    task = asyncio.create_task(listener.run(count))
+    async with asyncio.timeout(TIMEOUT):
+        while (await asyncio.to_thread(listener.node.status))["subscriptions"] <= before:
+            await asyncio.sleep(0.05)
+    return task
+
+
+def test_a_client_on_any_node_gets_every_message_once_in_order(tmp_path: Path) -> None:
+    with cluster(tmp_path) as made:
+        a, b = made.start(2)
+        base = topic_base()
+        exchange = made.settings["amqp_exchange"]
+
+        async def scenario() -> tuple[list[Any], list[Any]]:
+            on_a, on_b = Listener(a, f"{base}.#"), Listener(b, f"{base}.#")
+            got_a, got_b = await listening(on_a, 30), await listening(on_b, 30)
+            for n in range(20):  # from both nodes' HTTP publish, alternately
+                await asyncio.to_thread((a if n % 2 else b).publish, f"{base}.n", n)
+            # ... and from a plain AMQP client, no Moksha in it.
+            connection = await aio_pika.connect(AMQP_URL)
+            async with connection:
+                channel = await connection.channel()
+                target = await channel.get_exchange(exchange)
+                for n in range(20, 30):
+                    await target.publish(
+                        aio_pika.Message(str(n).encode(), content_type="application/json"),
+                        routing_key=f"{base}.n",
+                    )
+            return await got_a, await got_b
+
+        frames_a, frames_b = asyncio.run(scenario())
+
+    assert [f["body"] for f in frames_a] == list(range(30))
+    assert [f["body"] for f in frames_b] == list(range(30))
+    # One id per message for the whole cluster, growing in publish order.
+    assert [f["id"] for f in frames_a] == [f["id"] for f in frames_b]
+    offsets = [int(f["id"].split("-")[1]) for f in frames_a]
+    assert offsets == sorted(set(offsets))
+
+
+def test_a_client_that_loses_its_node_recovers_the_gap_on_another(tmp_path: Path) -> None:
+    with cluster(tmp_path, **{"moksha.livesocket.history.size": "5"}) as made:
+        a, b = made.start(2)
+        base = topic_base()
+
+        async def before_kill() -> list[dict[str, Any]]:
+            listener = Listener(a, f"{base}.#")
+            task = await listening(listener, 3)
+            for n in range(3):
+                await asyncio.to_thread(b.publish, f"{base}.x", n)
+            return await task
+
+        seen = asyncio.run(before_kill())
+        a.kill()  # kill -9: no goodbye
+        for n in range(3, 7):  # the gap: published while the client has no node
+            b.publish(f"{base}.x", n)
+
+        resumed = Listener(b, f"{base}.#", since=seen[-1]["id"])
+
+        async def after() -> list[dict[str, Any]]:
+            task = await listening(resumed, 5)
+            await asyncio.to_thread(b.publish, f"{base}.x", 7)  # live again
+            return await task
+
+        frames = asyncio.run(after())
+        assert [f["body"] for f in frames] == [3, 4, 5, 6, 7]  # no gap, no duplicate
+        assert resumed.recovered is True
+
+        # A client away longer than the history (5 per topic) is told to reload.
+        for n in range(8, 16):
+            b.publish(f"{base}.x", n)
+        stale = Listener(b, f"{base}.#", since=seen[-1]["id"])
+        asyncio.run(asyncio.wait_for(stale.run(5), TIMEOUT))
+        assert stale.recovered is False
+        assert [f["body"] for f in stale.frames] == [11, 12, 13, 14, 15]
+
+
+def leaders(node: Node) -> dict[str, str]:
+    return dict(node.status()["cluster"]["leaders"])
+
+
+def test_a_polling_producer_runs_on_one_node_and_another_takes_over(tmp_path: Path) -> None:
+    with cluster(tmp_path, **{"moksha.dashboard.demo": "true"}) as made:
+        a, b = made.start(2)
+        lock = "producer:moksha.widgets.demo.Counter"
+        status = a.status()["cluster"]
+        assert len(status["nodes"]) == 2
+        holder = status["leaders"][lock]
+        by_pid = {str(n.process.pid): n for n in (a, b)}
+        leader = next(node for pid, node in by_pid.items() if f"-{pid}-" in holder)
+        other = b if leader is a else a
+
+        ticks = Listener(other, COUNTER)
+        asyncio.run(ticks.run(3, timeout=TIMEOUT))
+        counts = [f["body"]["count"] for f in ticks.frames]
+        # Two nodes polling would give each count twice.
+        assert counts == list(range(counts[0], counts[0] + 3))
+
+        leader.kill()
+        began = time.monotonic()
+        deadline = began + 3 * 1.5 + TIMEOUT
+        mine = f"-{other.process.pid}-"
+        while mine not in leaders(other).get(lock, "") and time.monotonic() < deadline:
+            time.sleep(0.1)  # a bounded poll of the survivor's status
+        took = time.monotonic() - began
+        assert mine in leaders(other)[lock]
+        assert took < 2 * 1.5 + 1  # the TTL (1.5 s) plus a renewal interval, with slack
+        after = Listener(other, COUNTER)
+        asyncio.run(after.run(2, timeout=TIMEOUT))
+        assert len(other.status()["cluster"]["nodes"]) == 1
+
+
+def test_sigterm_closes_clients_with_service_restart(tmp_path: Path) -> None:
+    with cluster(tmp_path) as made:
+        (a,) = made.start(1)
+        base = topic_base()
+        listener = Listener(a, f"{base}.#")
+
+        async def scenario() -> None:
+            task = await listening(listener, 1_000)
+            await asyncio.to_thread(a.terminate)
+            await task  # ends when the node closes the connection
+
+        asyncio.run(scenario())
+        assert listener.close_code == 1012
