@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,9 @@ def cluster(tmp_path: Path, **extra: Any) -> Iterator[Cluster]:
         for node in made.nodes:
             if node.process.poll() is None:
                 node.kill()
-        asyncio.run(_clean(name))
+        # In a thread of its own: Playwright's sync API keeps a loop running in this one.
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(asyncio.run, _clean(name)).result(timeout=TIMEOUT)
 
 
 async def drop_redis_keys(prefix: str) -> None:

@@ -54,8 +54,12 @@ class ClusterNode:
         self.reporters: dict[str, Callable[[], Any]] = {}
         self.leading: set[str] = set()
         self.started = time.time()
+        # The nodes alive and the leaders as last read (every heartbeat), for
+        # readers that cannot wait for the store (metrics, readiness).
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.leaders: dict[str, str] = {}
+        self.store_reachable = True
         self._beating: asyncio.Task[None] | None = None
-        self._store_down = False
 
     async def start(self) -> None:
         """Open the store and start the heartbeat.
@@ -64,7 +68,7 @@ class ClusterNode:
             ClusterError: the store cannot be reached.
         """
         await self.store.open()
-        await self.store.heartbeat(self.node_id, self.report(), self.ttl)
+        await self._refresh()
         self._beating = asyncio.create_task(self._beat(), name="moksha cluster heartbeat")
         log.info("cluster node %s joined", self.node_id)
 
@@ -110,20 +114,25 @@ class ClusterNode:
             return {"node": self.node_id, "error": str(exc)}
         return {"node": self.node_id, "nodes": nodes, "leaders": leaders}
 
+    async def _refresh(self) -> None:
+        await self.store.heartbeat(self.node_id, self.report(), self.ttl)
+        self.nodes = await self.store.nodes()
+        self.leaders = await self.store.leaders()
+
     async def _beat(self) -> None:
         interval = self.ttl / 3
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.store.heartbeat(self.node_id, self.report(), self.ttl)
+                await self._refresh()
             except ClusterError as exc:
-                if not self._store_down:
+                if self.store_reachable:
                     log.warning("cluster heartbeat failed (retrying): %s", exc)
-                self._store_down = True
+                self.store_reachable = False
             else:
-                if self._store_down:
+                if not self.store_reachable:
                     log.info("cluster store reachable again")
-                self._store_down = False
+                self.store_reachable = True
 
     async def lead(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work()`` on whichever node holds the lock ``name``; return when it ends.

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from moksha.errors import MokshaError
 from moksha.livesocket.direct import Sink, WireFrame
 from moksha.livesocket.history import History, history_from_config, split_event_id
 from moksha.livesocket.outbox import Outbox
@@ -165,6 +167,7 @@ class LiveSocket:
         self.queue_size = int(config.get("moksha.livesocket.queue_size", 1000))
         self.clients: set[Client] = set()
         self.slow_disconnects = 0
+        self._history_down = False
         self._router: TopicRouter[Client] = TopicRouter()
 
     async def start(self) -> None:
@@ -258,12 +261,23 @@ class LiveSocket:
     async def _on_message(self, message: Message) -> None:
         topic = message.topic
         text = body_text(message)
-        event_id = await self.history.append(topic, text, message.id)
+        try:
+            event_id = await self.history.append(topic, text, message.id)
+            seq = sequence_of(event_id)
+            if self._history_down:
+                log.info("the live socket's history works again")
+                self._history_down = False
+        except MokshaError as exc:
+            # The cluster's store is unreachable: deliver anyway, with no id to resume from
+            # (a client reconnecting meanwhile gets recovered: false), rather than nothing.
+            if not self._history_down:
+                log.warning("live-socket history failed, delivering without ids: %s", exc)
+            self._history_down = True
+            event_id, seq = "", sys.maxsize
         clients = self._router.match(topic)
         if not clients:
             return
         frame = WireFrame(encode_event(topic, text, event_id))
-        seq = sequence_of(event_id)
         for client in dict.fromkeys(clients):  # once, however many of its patterns match
             if client.session.may_see(topic):
                 client.offer(seq, topic, frame)
