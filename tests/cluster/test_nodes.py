@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import aio_pika
-import httpx
+import pytest
 from cluster_nodes import AMQP_URL, Listener, Node, cluster
 
 from support import TIMEOUT
@@ -156,33 +158,46 @@ def test_sigterm_closes_clients_with_service_restart(tmp_path: Path) -> None:
         assert listener.close_code == 1012
 
 
-def test_ready_metrics_and_the_dashboard_show_the_cluster(tmp_path: Path, browser: Any) -> None:
-    with cluster(tmp_path, **{"moksha.dashboard.demo": "true"}) as made:
+def exchange_bindings(exchange: str) -> list[str]:
+    """The routing keys bound to ``exchange``, as RabbitMQ lists them."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_bindings", "-q", "--no-table-headers", "source_name", "routing_key"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return sorted(
+        key
+        for source, _, key in (line.partition("\t") for line in listed.splitlines())
+        if source == exchange
+    )
+
+
+def test_nodes_bind_only_what_their_clients_ask_for(tmp_path: Path) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is needed to read RabbitMQ's bindings")
+    with cluster(tmp_path, **{"moksha.livesocket.bind_on_demand": "true"}) as made:
         a, b = made.start(2)
-        # Each node reads the others at its heartbeat (every TTL/3 = 0.5 s): a bounded poll.
+        exchange = made.settings["amqp_exchange"]
+        base = topic_base()
+        assert exchange_bindings(exchange) == []  # no clients, nothing bound: not even #
+
+        async def scenario() -> list[dict[str, Any]]:
+            wanted = Listener(b, f"{base}.wanted.#")
+            task = await listening(wanted, 2)
+            assert a.status()["bound"] == [] and b.status()["bound"] == [f"{base}.wanted.#"]
+            assert exchange_bindings(exchange) == [f"{base}.wanted.#"]  # B's only
+            for topic in ("other.x", "wanted.y", "unwanted.z", "wanted.q"):
+                await asyncio.to_thread(a.publish, f"{base}.{topic}", topic)
+            return await task
+
+        frames = asyncio.run(scenario())
+        assert [f["body"] for f in frames] == ["wanted.y", "wanted.q"]
+
+        # The last client left: unbound (a bounded poll; the node unbinds once it noticed).
         deadline = time.monotonic() + TIMEOUT
-        ready: dict[str, Any] = {}
-        while time.monotonic() < deadline and len(ready.get("cluster", {}).get("nodes", [])) < 2:
-            ready = httpx.get(f"{a.url}/ready", timeout=TIMEOUT).json()
-            time.sleep(0.1)
-        assert ready["ready"] is True
-        assert f"-{a.process.pid}-" in ready["cluster"]["node"]
-        assert len(ready["cluster"]["nodes"]) == 2
-        assert "producer:moksha.widgets.demo.Counter" in ready["cluster"]["leaders"]
-
-        metrics = httpx.get(f"{a.url}/metrics", timeout=TIMEOUT).text
-        assert "moksha_cluster_nodes 2.0" in metrics
-        assert "moksha_cluster_store_up 1.0" in metrics
-        assert 'moksha_cluster_leader{lock="producer:moksha.widgets.demo.Counter"' in metrics
-
-        page = browser.new_page()
-        try:
-            page.goto(f"{b.url}/")
-            items = page.locator("moksha-hub-status .moksha-cluster li")
-            items.nth(1).wait_for(timeout=TIMEOUT * 1000)
-            texts = items.all_inner_texts()
-        finally:
-            page.close()
-        assert len(texts) == 2
-        assert "(this node)" in texts[0] and f"-{b.process.pid}-" in texts[0]
-        assert any("leads" in text for text in texts)
+        while b.status()["bound"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert b.status()["bound"] == []
+        assert exchange_bindings(exchange) == []

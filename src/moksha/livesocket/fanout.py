@@ -15,9 +15,12 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from moksha.config import Config
 from moksha.errors import MokshaError
+from moksha.livesocket.bindings import Bindings
 from moksha.livesocket.direct import Sink, WireFrame
 from moksha.livesocket.history import History, history_from_config, split_event_id
 from moksha.livesocket.outbox import Outbox
@@ -32,7 +35,6 @@ from moksha.topics import TopicRouter
 
 if TYPE_CHECKING:
     from moksha.cluster import ClusterNode
-    from moksha.config import Config
     from moksha.hub import MokshaHub
 
 __all__ = ["Client", "LiveSocket"]
@@ -168,17 +170,27 @@ class LiveSocket:
         self.clients: set[Client] = set()
         self.slow_disconnects = 0
         self._history_down = False
+        self._bindings: Bindings | None = None
+        self._bind_on_demand = Config.coerce(config).livesocket_bind_on_demand
         self._router: TopicRouter[Client] = TopicRouter()
 
     async def start(self) -> None:
         """Open the history, then start receiving every message of the hub."""
         await self.history.__aenter__()
         await self.hub.asubscribe("#", self._on_message)
+        if self._bind_on_demand:
+            bindings = Bindings(partial(self.hub.arebind, self._on_message))
+            if await bindings.start():
+                self._bindings = bindings
+            else:
+                log.info("this backend cannot bind on demand: the live socket binds #")
         if self.cluster is not None:
             self.cluster.reporters["livesocket"] = self.stats
 
     async def aclose(self) -> None:
         """Stop receiving; close every client and the history."""
+        if self._bindings is not None:
+            await self._bindings.aclose()
         await self.hub.aunsubscribe(self._on_message)
         for client in list(self.clients):
             client.outbox.close()
@@ -215,7 +227,7 @@ class LiveSocket:
         """Forget a client and its subscriptions."""
         self.clients.discard(client)
         for pattern in list(client.session.subscriptions):
-            self._router.remove(pattern, client)
+            self._unroute(pattern, client)
         client.outbox.close()
         if client.sink is not None:
             client.sink.on_writable = None
@@ -224,6 +236,8 @@ class LiveSocket:
     async def subscribe(self, client: Client, pattern: str, since: str | None = None) -> None:
         """Start sending ``client`` what matches ``pattern``; replay what it missed first."""
         self._router.add(pattern, client)
+        if self._bindings is not None:
+            await self._bindings.add(pattern)
         if since is None:
             return
         # Live frames wait while the history is read, so nothing comes twice or out of order.
@@ -245,7 +259,11 @@ class LiveSocket:
 
     def unsubscribe(self, client: Client, pattern: str) -> None:
         """Stop sending ``client`` what matches ``pattern``."""
-        self._router.remove(pattern, client)
+        self._unroute(pattern, client)
+
+    def _unroute(self, pattern: str, client: Client) -> None:
+        if self._router.remove(pattern, client) and self._bindings is not None:
+            self._bindings.remove(pattern)
 
     def stats(self) -> dict[str, Any]:
         """Connections, subscriptions and drops, for the status endpoint and monitoring."""
@@ -256,6 +274,8 @@ class LiveSocket:
             "subscriptions": len(self._router),
             "conflated": sum(c.outbox.dropped for c in self.clients),
             "slow_disconnects": self.slow_disconnects,
+            # What the broker sends this node: its clients' patterns, or all ("#").
+            "bound": sorted(self._bindings.bound) if self._bindings is not None else ["#"],
         }
 
     async def _on_message(self, message: Message) -> None:
