@@ -17,11 +17,12 @@ from typing import Any
 
 import aio_pika
 import pytest
-from cluster_nodes import AMQP_URL, Listener, Node, cluster
+from cluster_nodes import AMQP_URL, Cluster, Listener, Node, cluster
 
 from support import TIMEOUT
 
 COUNTER = "moksha.demo.counter"
+RECORDER = "livesocket:history"
 
 
 def topic_base() -> str:
@@ -174,6 +175,12 @@ def exchange_bindings(exchange: str) -> list[str]:
     )
 
 
+def recorder_of(made: Cluster, among: list[Node]) -> Node | None:
+    """The node leading the history recorder, as the first of ``among`` sees it."""
+    holder = among[0].status()["cluster"]["leaders"].get(RECORDER)
+    return next((n for n in among if holder and f"-{n.process.pid}-" in holder), None)
+
+
 def test_nodes_bind_only_what_their_clients_ask_for(tmp_path: Path) -> None:
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl is needed to read RabbitMQ's bindings")
@@ -181,15 +188,20 @@ def test_nodes_bind_only_what_their_clients_ask_for(tmp_path: Path) -> None:
         a, b = made.start(2)
         exchange = made.settings["amqp_exchange"]
         base = topic_base()
-        assert exchange_bindings(exchange) == []  # no clients, nothing bound: not even #
+        recorder = recorder_of(made, [a, b])
+        assert recorder is not None
+        other = b if recorder is a else a
+        # No clients: only the recorder's # is bound (one node's, not each node's).
+        assert exchange_bindings(exchange) == ["#"]
+        assert other.status()["bound"] == []
 
         async def scenario() -> list[dict[str, Any]]:
-            wanted = Listener(b, f"{base}.wanted.#")
+            wanted = Listener(other, f"{base}.wanted.#")
             task = await listening(wanted, 2)
-            assert a.status()["bound"] == [] and b.status()["bound"] == [f"{base}.wanted.#"]
-            assert exchange_bindings(exchange) == [f"{base}.wanted.#"]  # B's only
+            assert other.status()["bound"] == [f"{base}.wanted.#"]
+            assert exchange_bindings(exchange) == ["#", f"{base}.wanted.#"]
             for topic in ("other.x", "wanted.y", "unwanted.z", "wanted.q"):
-                await asyncio.to_thread(a.publish, f"{base}.{topic}", topic)
+                await asyncio.to_thread(recorder.publish, f"{base}.{topic}", topic)
             return await task
 
         frames = asyncio.run(scenario())
@@ -197,7 +209,47 @@ def test_nodes_bind_only_what_their_clients_ask_for(tmp_path: Path) -> None:
 
         # The last client left: unbound (a bounded poll; the node unbinds once it noticed).
         deadline = time.monotonic() + TIMEOUT
-        while b.status()["bound"] and time.monotonic() < deadline:
+        while other.status()["bound"] and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert b.status()["bound"] == []
-        assert exchange_bindings(exchange) == []
+        assert other.status()["bound"] == []
+        assert exchange_bindings(exchange) == ["#"]
+
+
+def test_with_bind_on_demand_the_recorder_keeps_what_no_node_bound(tmp_path: Path) -> None:
+    settings = {"moksha.livesocket.bind_on_demand": "true"}
+    with cluster(tmp_path, **settings) as made:
+        a, b = made.start(2)
+        recorder = recorder_of(made, [a, b])
+        assert recorder is not None
+        other = b if recorder is a else a
+        base = topic_base()
+
+        async def first() -> list[dict[str, Any]]:
+            listener = Listener(other, f"{base}.#")
+            task = await listening(listener, 2)
+            for n in range(2):
+                await asyncio.to_thread(recorder.publish, f"{base}.x", n)
+            return await task
+
+        seen = asyncio.run(first())
+        other.kill()  # the client's node dies; no node binds its pattern now...
+        for n in range(2, 5):
+            recorder.publish(f"{base}.x", n)  # ... but the recorder records it
+        resumed = Listener(recorder, f"{base}.#", since=seen[-1]["id"])
+        asyncio.run(resumed.run(3))
+        assert [f["body"] for f in resumed.frames] == [2, 3, 4]
+        assert resumed.recovered is True
+
+        # The recorder dies too: what is published before another node records is lost
+        # to the history, and a client away since before then is told so.
+        (c,) = made.start(1)
+        mine = f"-{c.process.pid}-"
+        recorder.kill()
+        c.publish(f"{base}.x", 5)  # no node records this one (c has not taken over yet)
+        assert mine not in leaders(c).get(RECORDER, "")
+        deadline = time.monotonic() + TIMEOUT + 3 * 1.5
+        while mine not in leaders(c).get(RECORDER, "") and time.monotonic() < deadline:
+            time.sleep(0.1)  # a bounded poll: the new node takes the recorder over
+        late = Listener(c, f"{base}.#", since=resumed.frames[-1]["id"])
+        asyncio.run(late.run(0))  # only the verdict
+        assert late.recovered is False

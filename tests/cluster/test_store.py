@@ -101,3 +101,14 @@ async def test_a_lock_has_one_holder_until_released_or_expired(store: ClusterSto
     assert await store.leaders() == {"producer:x": "node-b"}
     await store.release("producer:x", "node-b")
     assert await store.leaders() == {}
+
+
+async def test_a_marked_gap_makes_every_earlier_id_incomplete(store: ClusterStore) -> None:
+    now = time.time()
+    before = await store.append("org.a", '"one"', None, now)
+    await store.mark_gap()  # a recorder took over: something may have gone unrecorded
+    after = await store.append("org.a", '"two"', None, now)
+
+    assert (await store.since("org.a", before, now))[1] is False
+    events, complete = await store.since("org.a", after - 1, now)
+    assert [e.payload for e in events] == ['"two"'] and complete

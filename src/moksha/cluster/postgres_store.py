@@ -190,6 +190,13 @@ class PostgresStore(ClusterStore):
         )
         return int(offset)
 
+    async def mark_gap(self) -> None:
+        """Record the offset counter as the store-wide marker (see ``ClusterStore.mark_gap``)."""
+        await self._run(
+            "INSERT INTO {p}_state VALUES ('dropped', nextval('{p}_offset')::text) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+
     async def since(self, pattern: str, last: int, now: float) -> tuple[list[StoredEvent], bool]:
         """The events after ``last`` on ``pattern`` (see :meth:`ClusterStore.since`)."""
         like = literal_prefix(pattern).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -198,6 +205,11 @@ class PostgresStore(ClusterStore):
                 top = (
                     await conn.execute(self._sql("SELECT last_value, is_called FROM {p}_offset"))
                 ).one()
+                gap = (
+                    await conn.execute(
+                        self._sql("SELECT value FROM {p}_state WHERE name = 'dropped'")
+                    )
+                ).scalar()
                 rows = await conn.execute(
                     self._sql(
                         'SELECT "offset", topic, payload, created FROM {p}_events '
@@ -219,6 +231,7 @@ class PostgresStore(ClusterStore):
             return [], False
         cutoff = now - self.bounds.age
         complete = not evicted and all(e.time >= cutoff for e in events)
+        complete = complete and int(gap or 0) <= last
         return [e for e in events if e.time >= cutoff], complete
 
     async def recent(self, pattern: str, count: int, cutoff: float) -> list[StoredEvent]:

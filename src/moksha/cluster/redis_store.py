@@ -73,6 +73,12 @@ end
 return offset
 """
 
+_MARK_GAP = """
+local top = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], top)
+return top
+"""
+
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
 if holder == false then
@@ -114,6 +120,7 @@ class RedisStore(ClusterStore):
         self.bounds = bounds or Bounds()
         self._append = self._redis.register_script(_APPEND)
         self._acquire = self._redis.register_script(_ACQUIRE)
+        self._mark_gap = self._redis.register_script(_MARK_GAP)
         self._release = self._redis.register_script(_RELEASE)
         self._epoch: str | None = None
 
@@ -151,6 +158,10 @@ class RedisStore(ClusterStore):
         args += ["1" if key else "0", int(b.age * 1000)]
         offset = await self._call(self._append(keys=keys, args=args))
         return int(offset)
+
+    async def mark_gap(self) -> None:
+        """Raise the store-wide marker to the offset counter (see :meth:`ClusterStore.mark_gap`)."""
+        await self._call(self._mark_gap(keys=[self._p + "offset", self._p + "dropped"]))
 
     async def _topics(self, pattern: str) -> list[str]:
         prefix = literal_prefix(pattern)

@@ -94,6 +94,16 @@ class ClusterStore(ABC):
         """
 
     @abstractmethod
+    async def mark_gap(self) -> None:
+        """Say that messages up to now may have gone unrecorded.
+
+        The offset counter moves on by one and that offset becomes the store-wide
+        marker: a client whose last id was issued before is told
+        ``recovered: false`` from then on, as the history cannot vouch for what
+        it missed (a message nobody recorded never got an offset to compare).
+        """
+
+    @abstractmethod
     async def since(self, pattern: str, last: int, now: float) -> tuple[list[StoredEvent], bool]:
         """The events after offset ``last`` on ``pattern``, oldest first, and whether complete.
 

@@ -283,7 +283,7 @@ KEYS: tuple[Key, ...] = (
         "Seconds a node's heartbeat and a leader's lock last without renewal."),
     Key("moksha.livesocket.bind_on_demand", "livesocket_bind_on_demand", _boolean, False,
         "Bind on the broker only the patterns live-socket clients ask for (# only when one "
-        "does), unbinding when the last leaves; off: one # binding."),
+        "does), unbinding when the last leaves; in a cluster one node still records all."),
     Key("moksha.dashboard.layout", "dashboard_layout", _optional_text, None,
         "JSON or TOML file laying out the dashboard's widgets; unset: the built-in layout."),
     Key("moksha.dashboard.demo", "dashboard_demo", _boolean, True,

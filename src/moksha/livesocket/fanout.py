@@ -11,6 +11,7 @@ A pattern means the same as everywhere in Moksha (:mod:`moksha.topics`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -23,6 +24,7 @@ from moksha.errors import MokshaError
 from moksha.livesocket.bindings import Bindings
 from moksha.livesocket.direct import Sink, WireFrame
 from moksha.livesocket.history import History, history_from_config, split_event_id
+from moksha.livesocket.history_cluster import ClusterHistory
 from moksha.livesocket.outbox import Outbox
 from moksha.livesocket.protocol import (
     CLOSE_SLOW,
@@ -43,6 +45,7 @@ log = logging.getLogger("moksha.livesocket")
 
 RECOVERED = "__recovered__"
 SLOW_REASON = "client too slow: queue full"
+RECORDER_LOCK = "livesocket:history"  # the node that records every message, with bind on demand
 CLOSE_RESTART = 1012  # RFC 6455 "service restart": the JS client reconnects (elsewhere)
 RESTART_REASON = "this node is stopping: reconnect, to another node if there is one"
 
@@ -162,8 +165,6 @@ class LiveSocket:
         self.cluster = cluster
         self.policy = LiveSocketPolicy.from_config(config)
         if history is None and cluster is not None:
-            from moksha.livesocket.history_cluster import ClusterHistory
-
             history = ClusterHistory(cluster.store)
         self.history = history if history is not None else history_from_config(config)
         self.queue_size = int(config.get("moksha.livesocket.queue_size", 1000))
@@ -171,6 +172,7 @@ class LiveSocket:
         self.slow_disconnects = 0
         self._history_down = False
         self._bindings: Bindings | None = None
+        self._recorder: asyncio.Task[None] | None = None
         self._bind_on_demand = Config.coerce(config).livesocket_bind_on_demand
         self._router: TopicRouter[Client] = TopicRouter()
 
@@ -186,9 +188,17 @@ class LiveSocket:
                 log.info("this backend cannot bind on demand: the live socket binds #")
         if self.cluster is not None:
             self.cluster.reporters["livesocket"] = self.stats
+            if self._bindings is not None and isinstance(self.history, ClusterHistory):
+                # No node receives what no client wants: one node, the history's
+                # leader, still records everything, so any client can recover.
+                lead = self.cluster.lead(RECORDER_LOCK, self._record_everything)
+                self._recorder = asyncio.create_task(lead, name="moksha history recorder")
 
     async def aclose(self) -> None:
         """Stop receiving; close every client and the history."""
+        if self._recorder is not None:
+            self._recorder.cancel()
+            await asyncio.gather(self._recorder, return_exceptions=True)
         if self._bindings is not None:
             await self._bindings.aclose()
         await self.hub.aunsubscribe(self._on_message)
@@ -235,9 +245,9 @@ class LiveSocket:
 
     async def subscribe(self, client: Client, pattern: str, since: str | None = None) -> None:
         """Start sending ``client`` what matches ``pattern``; replay what it missed first."""
-        self._router.add(pattern, client)
-        if self._bindings is not None:
+        if self._bindings is not None:  # bound on the broker before the client counts on it
             await self._bindings.add(pattern)
+        self._router.add(pattern, client)
         if since is None:
             return
         # Live frames wait while the history is read, so nothing comes twice or out of order.
@@ -277,6 +287,29 @@ class LiveSocket:
             # What the broker sends this node: its clients' patterns, or all ("#").
             "bound": sorted(self._bindings.bound) if self._bindings is not None else ["#"],
         }
+
+    async def _record_everything(self) -> None:
+        """While this node leads the history: record every message of the bus (until cancelled).
+
+        Whatever was published while no node recorded (the previous leader died,
+        none had taken over) is lost to the history: once subscribed, the gap is
+        marked, so clients that were away before it get ``recovered: false``.
+        """
+        history = self.history
+        assert isinstance(history, ClusterHistory)
+
+        async def record(message: Message) -> None:
+            try:
+                await history.append(message.topic, body_text(message), message.id)
+            except MokshaError as exc:
+                log.warning("the history recorder could not record %s: %s", message.topic, exc)
+
+        await self.hub.asubscribe("#", record)
+        try:
+            await history.mark_gap()
+            await asyncio.Event().wait()  # until the lead is lost or the node stops
+        finally:
+            await self.hub.aunsubscribe(record)
 
     async def _on_message(self, message: Message) -> None:
         topic = message.topic

@@ -45,6 +45,10 @@ class ClusterHistory(History):
         offset = await self.store.append(topic, payload, key, self._clock())
         return f"{epoch}-{offset}"
 
+    async def mark_gap(self) -> None:
+        """Say that messages up to now may have gone unrecorded (see ``ClusterStore.mark_gap``)."""
+        await self.store.mark_gap()
+
     async def since(self, pattern: str, last_id: str) -> tuple[list[Event], bool]:
         """The events after ``last_id`` on ``pattern`` (see :meth:`History.since`)."""
         parsed = split_event_id(last_id)
