@@ -81,13 +81,13 @@ class Cluster:
     settings: dict[str, Any]
     nodes: list[Node] = field(default_factory=list)
 
-    def start(self, count: int = 1) -> list[Node]:
-        """Start ``count`` nodes at once; return them once each answers HTTP."""
+    def start(self, count: int = 1, port: int | None = None) -> list[Node]:
+        """Start ``count`` nodes at once (on ``port``: one, again); return them once up."""
         started = []
         for _ in range(count):
-            port = free_port()
+            port = port or free_port()
             folder = self.directory / f"node-{port}"
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)
             ini = "".join(f"{key} = {value}\n" for key, value in self.settings.items())
             (folder / "development.ini").write_text("[app:main]\n" + ini)
             env = {k: v for k, v in os.environ.items() if not k.startswith("MOKSHA_")}
@@ -102,6 +102,7 @@ class Cluster:
             node = Node(process, f"http://127.0.0.1:{port}")
             self.nodes.append(node)
             started.append(node)
+            port = None
         for node in started:
             deadline = time.monotonic() + START_TIMEOUT
             answered = False
@@ -200,3 +201,72 @@ class Listener:
 
     def bodies(self) -> list[Any]:
         return [frame["body"] for frame in self.frames]
+
+
+class Roamer:
+    """A client that keeps reconnecting, to the next node each time, resuming from its last id.
+
+    Over WebSocket (``kind="websocket"``) or Server-Sent Events (``kind="sse"``, resuming
+    with ``Last-Event-ID`` as a browser does).  Collects message bodies and verdicts.
+    """
+
+    def __init__(self, urls: list[str], pattern: str, kind: str) -> None:
+        self.urls = urls
+        self.pattern = pattern
+        self.kind = kind
+        self.bodies: list[Any] = []
+        self.verdicts: list[bool] = []
+        self.connections = 0
+        self.last_id: str | None = None
+        self.subscribed = asyncio.Event()
+
+    def _take(self, frame: dict[str, Any]) -> None:
+        if frame["topic"] == "__recovered__":
+            self.verdicts.append(frame["body"]["recovered"])
+        elif not frame["topic"].startswith("__"):
+            self.bodies.append(frame["body"])
+            self.last_id = frame["id"] or self.last_id
+
+    async def run(self, until: int, timeout: float = 60) -> None:
+        """Receive until ``until`` bodies came (bounded by ``timeout`` and by attempts)."""
+        async with asyncio.timeout(timeout):
+            for attempt in range(200):
+                url = self.urls[attempt % len(self.urls)]
+                try:
+                    if self.kind == "websocket":
+                        await self._websocket(url, until)
+                    else:
+                        await self._sse(url, until)
+                except (OSError, websockets.WebSocketException, httpx.HTTPError):
+                    await asyncio.sleep(0.05 * min(attempt, 10))  # a dead node: the next one
+                if len(self.bodies) >= until:
+                    return
+
+    async def _websocket(self, url: str, until: int) -> None:
+        async with websockets.connect(url.replace("http://", "ws://") + "/livesocket/ws") as ws:
+            self.connections += 1
+            body: Any = self.pattern
+            if self.last_id:
+                body = {"pattern": self.pattern, "since": self.last_id}
+            await ws.send(json.dumps({"topic": "__topic_subscribe__", "body": body}))
+            self.subscribed.set()
+            while len(self.bodies) < until:
+                self._take(json.loads(await ws.recv()))
+
+    async def _sse(self, url: str, until: int) -> None:
+        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        timeout = httpx.Timeout(5, read=None)
+        async with (
+            httpx.AsyncClient(timeout=timeout) as http,
+            http.stream(
+                "GET", f"{url}/livesocket/sse", params={"topic": self.pattern}, headers=headers
+            ) as response,
+        ):
+            response.raise_for_status()
+            self.connections += 1
+            self.subscribed.set()
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    self._take(json.loads(line[6:]))
+                    if len(self.bodies) >= until:
+                        return
