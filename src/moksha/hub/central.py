@@ -385,6 +385,7 @@ class CentralMokshaHub(MokshaHub):
         began = asyncio.get_running_loop().time()
         deadline = began + timeout
         if self.livesocket is not None and self._livesocket_server is not None:
+            self.livesocket.drain()  # 1012 after their queued frames: reconnect elsewhere
             await self.livesocket.aclose()
             self._livesocket_server.stop()
         for producer in self.producers:
