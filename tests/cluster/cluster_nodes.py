@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +30,7 @@ import websockets
 from support import RUN_QUEUE_PREFIX, TIMEOUT, require_service
 
 START_TIMEOUT = 20.0  # a cold interpreter importing everything, on a slow CI machine
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 20.0  # drained in a second or two; a loaded CI machine is slower
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -69,8 +69,16 @@ class Node:
         self.process.communicate(timeout=STOP_TIMEOUT)
 
     def terminate(self) -> str:
+        """SIGTERM; its stderr once it ended (fails, with that stderr, past STOP_TIMEOUT)."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.communicate(timeout=STOP_TIMEOUT)[1]
+        try:
+            return self.process.communicate(timeout=STOP_TIMEOUT)[1]
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            stderr = self.process.communicate()[1]
+            pytest.fail(
+                f"the node did not stop within {STOP_TIMEOUT}s of SIGTERM: {stderr[-3000:]}"
+            )
 
 
 @dataclass
@@ -219,6 +227,7 @@ class Roamer:
         self.connections = 0
         self.last_id: str | None = None
         self.subscribed = asyncio.Event()
+        self.target: Callable[[], int | None] = lambda: None
 
     def _take(self, frame: dict[str, Any]) -> None:
         if frame["topic"] == "__recovered__":
@@ -227,22 +236,30 @@ class Roamer:
             self.bodies.append(frame["body"])
             self.last_id = frame["id"] or self.last_id
 
-    async def run(self, until: int, timeout: float = 60) -> None:
-        """Receive until ``until`` bodies came (bounded by ``timeout`` and by attempts)."""
+    def _done(self) -> bool:
+        target = self.target()
+        return target is not None and len(self.bodies) >= target
+
+    async def run(self, until: int | Callable[[], int | None], timeout: float = 60) -> None:
+        """Receive until ``until`` bodies came (bounded by ``timeout`` and by attempts).
+
+        ``until`` may be a function: the count is then known only once it returns one.
+        """
+        self.target = until if callable(until) else lambda: until
         async with asyncio.timeout(timeout):
             for attempt in range(200):
                 url = self.urls[attempt % len(self.urls)]
                 try:
                     if self.kind == "websocket":
-                        await self._websocket(url, until)
+                        await self._websocket(url)
                     else:
-                        await self._sse(url, until)
+                        await self._sse(url)
                 except (OSError, websockets.WebSocketException, httpx.HTTPError):
                     await asyncio.sleep(0.05 * min(attempt, 10))  # a dead node: the next one
-                if len(self.bodies) >= until:
+                if self._done():
                     return
 
-    async def _websocket(self, url: str, until: int) -> None:
+    async def _websocket(self, url: str) -> None:
         async with websockets.connect(url.replace("http://", "ws://") + "/livesocket/ws") as ws:
             self.connections += 1
             body: Any = self.pattern
@@ -250,10 +267,13 @@ class Roamer:
                 body = {"pattern": self.pattern, "since": self.last_id}
             await ws.send(json.dumps({"topic": "__topic_subscribe__", "body": body}))
             self.subscribed.set()
-            while len(self.bodies) < until:
-                self._take(json.loads(await ws.recv()))
+            while not self._done():
+                try:
+                    self._take(json.loads(await asyncio.wait_for(ws.recv(), 0.5)))
+                except TimeoutError:
+                    continue  # the count may have become known meanwhile
 
-    async def _sse(self, url: str, until: int) -> None:
+    async def _sse(self, url: str) -> None:
         headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
         timeout = httpx.Timeout(5, read=None)
         async with (
@@ -268,5 +288,5 @@ class Roamer:
             async for line in response.aiter_lines():
                 if line.startswith("data: "):
                     self._take(json.loads(line[6:]))
-                    if len(self.bodies) >= until:
-                        return
+                if self._done():
+                    return

@@ -30,6 +30,12 @@ def roamers(nodes: list[Node], pattern: str) -> list[Roamer]:
 
 async def started(clients: list[Roamer], nodes: list[Node]) -> list[asyncio.Task[None]]:
     tasks = [asyncio.create_task(c.run(MESSAGES)) for c in clients]
+    await subscribed(clients, nodes)
+    return tasks
+
+
+async def subscribed(clients: list[Roamer], nodes: list[Node]) -> None:
+    """Return once every client subscribed and the nodes count them (bounded)."""
     async with asyncio.timeout(TIMEOUT):
         await asyncio.gather(*(c.subscribed.wait() for c in clients))
         total = 0
@@ -38,7 +44,6 @@ async def started(clients: list[Roamer], nodes: list[Node]) -> list[asyncio.Task
             for node in nodes:
                 total += (await asyncio.to_thread(node.status))["subscriptions"]
             await asyncio.sleep(0.05)
-    return tasks
 
 
 async def publish_plain(
@@ -102,31 +107,48 @@ def test_a_rolling_restart_of_every_node_loses_nothing(tmp_path: Path) -> None:
         nodes = made.start(3)
         topic = "i11.roll.x"
         clients = roamers(nodes, "i11.roll.#")
+        sent: list[int] = []
+        total: list[int] = []  # known once the stream ends
 
         async def scenario() -> None:
-            tasks = await started(clients, nodes)
+            tasks = [
+                asyncio.create_task(c.run(lambda: total[0] if total else None)) for c in clients
+            ]
+            await subscribed(clients, nodes)
             connection = await aio_pika.connect(AMQP_URL)
             async with connection:
                 channel = await connection.channel()
-
-                async def stream() -> None:
-                    for n in range(1, MESSAGES):
-                        await publish_plain(channel, made.settings["amqp_exchange"], topic, n)
-                        await asyncio.sleep(0.05)
-
+                exchange = made.settings["amqp_exchange"]
                 # A client resumes from the last id it saw: one that saw nothing yet has
                 # none (docs/scaling.md, limits), so the restarts begin once all have one.
-                await publish_plain(channel, made.settings["amqp_exchange"], topic, 0)
+                await publish_plain(channel, exchange, topic, 0)
+                sent.append(0)
                 async with asyncio.timeout(TIMEOUT):
                     while not all(c.bodies for c in clients):
                         await asyncio.sleep(0.01)
-                streaming = asyncio.create_task(stream())
-                for node in list(nodes):  # one after the other, while the stream runs
-                    await asyncio.to_thread(restart, made, node)
-                await streaming
+                restarting = asyncio.create_task(restart_all(made, list(nodes)))
+                # The stream runs through every restart, and a little after.
+                for _ in range(2000):
+                    if restarting.done() and len(sent) > 20:
+                        break
+                    await publish_plain(channel, exchange, topic, len(sent))
+                    sent.append(len(sent))
+                    await asyncio.sleep(0.03)
+                await restarting
+                for _ in range(10):
+                    await publish_plain(channel, exchange, topic, len(sent))
+                    sent.append(len(sent))
+            total.append(len(sent))
             await asyncio.gather(*tasks)
 
         asyncio.run(scenario())
 
-    check(clients)
-    assert all(c.connections >= 2 for c in clients)  # every client was moved at least once
+    for client in clients:
+        assert client.bodies == sent, (client.kind, client.urls[0])
+        assert all(client.verdicts), (client.kind, client.verdicts)
+        assert client.connections >= 2  # every client was moved at least once
+
+
+async def restart_all(made: Cluster, nodes: list[Node]) -> None:
+    for node in nodes:  # one after the other
+        await asyncio.to_thread(restart, made, node)
