@@ -33,6 +33,7 @@ START_TIMEOUT = 20.0  # a cold interpreter importing everything, on a slow CI ma
 STOP_TIMEOUT = 20.0  # drained in a second or two; a loaded CI machine is slower
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def free_port() -> int:
@@ -153,7 +154,8 @@ def cluster(tmp_path: Path, **extra: Any) -> Iterator[Cluster]:
                 node.kill()
         # In a thread of its own: Playwright's sync API keeps a loop running in this one.
         with ThreadPoolExecutor(1) as worker:
-            worker.submit(asyncio.run, _clean(name)).result(timeout=TIMEOUT)
+            store_url = settings["moksha.cluster.url"]
+            worker.submit(asyncio.run, _clean(name, store_url)).result(timeout=TIMEOUT)
 
 
 async def drop_redis_keys(prefix: str) -> None:
@@ -164,8 +166,15 @@ async def drop_redis_keys(prefix: str) -> None:
             await raw.delete(*keys)
 
 
-async def _clean(name: str) -> None:
-    await drop_redis_keys(name)
+async def _clean(name: str, store_url: str) -> None:
+    if store_url.startswith("postgresql"):
+        from moksha.cluster.postgres_store import PostgresStore
+
+        store = PostgresStore(store_url, name)
+        await store.drop()
+        await store.aclose()
+    else:
+        await drop_redis_keys(name)
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()

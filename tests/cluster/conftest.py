@@ -6,12 +6,10 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
-from cluster_nodes import REDIS_URL, drop_redis_keys
+from cluster_nodes import POSTGRES_URL, REDIS_URL, drop_redis_keys
 
 from moksha.cluster import Bounds, ClusterStore, store_from_url
 from support import require_service
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def unique_prefix() -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 import aio_pika
 import pytest
-from cluster_nodes import AMQP_URL, Cluster, Listener, Node, cluster
+from cluster_nodes import AMQP_URL, POSTGRES_URL, Cluster, Listener, Node, cluster
 
-from support import TIMEOUT
+from support import TIMEOUT, require_service
 
 COUNTER = "moksha.demo.counter"
 RECORDER = "livesocket:history"
@@ -72,8 +72,15 @@ def test_a_client_on_any_node_gets_every_message_once_in_order(tmp_path: Path) -
     assert offsets == sorted(set(offsets))
 
 
-def test_a_client_that_loses_its_node_recovers_the_gap_on_another(tmp_path: Path) -> None:
-    with cluster(tmp_path, **{"moksha.livesocket.history.size": "5"}) as made:
+@pytest.mark.parametrize("store", ["redis", "postgresql"])
+def test_a_client_that_loses_its_node_recovers_the_gap_on_another(
+    tmp_path: Path, store: str
+) -> None:
+    settings = {"moksha.livesocket.history.size": "5"}
+    if store == "postgresql":
+        require_service("PostgreSQL", 5432)
+        settings["moksha.cluster.url"] = POSTGRES_URL
+    with cluster(tmp_path, **settings) as made:
         a, b = made.start(2)
         base = topic_base()
 
@@ -101,8 +108,15 @@ def test_a_client_that_loses_its_node_recovers_the_gap_on_another(tmp_path: Path
         assert resumed.recovered is True
 
         # A client away longer than the history (5 per topic) is told to reload.
-        for n in range(8, 16):
-            b.publish(f"{base}.x", n)
+        async def more() -> None:
+            # Received live on B, so B has stored them (a publish returns before that).
+            watcher = Listener(b, f"{base}.#")
+            task = await listening(watcher, 8)
+            for n in range(8, 16):
+                await asyncio.to_thread(b.publish, f"{base}.x", n)
+            await task
+
+        asyncio.run(more())
         stale = Listener(b, f"{base}.#", since=seen[-1]["id"])
         asyncio.run(asyncio.wait_for(stale.run(5), TIMEOUT))
         assert stale.recovered is False
