@@ -90,7 +90,7 @@ export class MokshaHubStatus extends MokshaElement {
       : "not served by this hub");
     const cluster = status.cluster;
     this.clusterSection.hidden = !cluster;
-    if (cluster) updateList(this.cluster, clusterItems(cluster));
+    if (cluster) updateList(this.cluster, clusterItems(cluster, live));
   }
 }
 
@@ -179,8 +179,11 @@ function producerRow(producer) {
   };
 }
 
-/** One item per node alive: its clients and the producers it leads; this node first. */
-function clusterItems(cluster) {
+/**
+ * One item per node alive: its clients and the producers it leads; this node first,
+ * with its clients as of now (the others' as of their last heartbeat).
+ */
+function clusterItems(cluster, ownLive) {
   const leading = new Map();
   for (const [lock, node] of Object.entries(cluster.leaders || {})) {
     leading.set(node, [...(leading.get(node) || []), lock.replace(/^producer:.*\./, "")]);
@@ -191,7 +194,7 @@ function clusterItems(cluster) {
     return [{ name: "store", state: "disconnected", text: "shared store unreachable" }];
   }
   return names.map((name) => {
-    const live = (cluster.nodes[name] || {}).livesocket;
+    const live = name === cluster.node && ownLive ? ownLive : (cluster.nodes[name] || {}).livesocket;
     const clients = live ? `${live.clients} client${live.clients === 1 ? "" : "s"}` : "no live socket";
     const leads = leading.get(name);
     const text = `${name}${name === cluster.node ? " (this node)" : ""}: ${clients}` +
