@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 
 from moksha.hub.backends.amqp_registry import Registry, registry_queue
-from support import RUN, RUN_QUEUE_PREFIX
+from support import NATS_STREAM, RUN, RUN_QUEUE_PREFIX
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -58,6 +58,37 @@ def broker_queues_cleaned() -> Iterator[None]:
     except OSError:
         return  # no broker, nothing was created
     asyncio.run(_delete_queues_of_this_run())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nats_stream_deleted() -> Iterator[None]:
+    """Delete this session's JetStream stream (``support.NATS_STREAM``), and any of an
+    earlier session that died before deleting its own (their subjects would overlap)."""
+    asyncio.run(_delete_nats_test_streams(stale_only=True))
+    yield
+    asyncio.run(_delete_nats_test_streams(stale_only=False))
+
+
+async def _delete_nats_test_streams(*, stale_only: bool) -> None:
+    try:
+        socket.create_connection(("127.0.0.1", 4222), timeout=1).close()
+    except OSError:
+        return  # no server, nothing was created
+    import datetime
+
+    import nats
+
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        js = nc.jetstream()
+        now = datetime.datetime.now(datetime.UTC)
+        for info in await js.streams_info():
+            name = info.config.name or ""
+            old = info.created is not None and now - info.created > datetime.timedelta(hours=1)
+            if name == NATS_STREAM or (stale_only and name.startswith("moksha-test-") and old):
+                await js.delete_stream(name)
+    finally:
+        await nc.close()
 
 
 async def _delete_queues_of_this_run() -> None:

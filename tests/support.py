@@ -161,9 +161,38 @@ def zeromq() -> dict[str, Any]:
     }
 
 
+def mqtt() -> dict[str, Any]:
+    require_service("Mosquitto", 1883)
+    return {
+        "moksha.backends": "mqtt",
+        "mqtt_url": "mqtt://127.0.0.1:1883",
+        "mqtt_node": f"test-{RUN}",
+        "mqtt_session_expiry": 300,  # what a test leaves goes away on its own
+    }
+
+
+NATS_STREAM = f"moksha-test-{RUN}"
+"""The JetStream stream of this test session (deleted at its end, see ``tests/conftest.py``)."""
+
+
+def nats() -> dict[str, Any]:
+    require_service("NATS", 4222)
+    return {
+        "moksha.backends": "nats",
+        "nats_url": "nats://127.0.0.1:4222",
+        "nats_stream": NATS_STREAM,
+        # The topics of the suites run on every backend, and of tests/hub/backends/test_nats.py.
+        "nats_stream_subjects": "contract.> delivery.> ls.> nats.>",
+    }
+
+
 BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
     "memory": lambda: {"moksha.backends": "memory"},
     "amqp": amqp,
     "stomp": stomp,
     "zeromq": zeromq,
+    "mqtt": mqtt,
+    "nats": nats,
+    # The default: no JetStream stream, so core NATS alone (queue groups, no acks).
+    "nats-core": lambda: {**nats(), "nats_stream_subjects": ""},
 }

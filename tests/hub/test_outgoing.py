@@ -14,6 +14,7 @@ from moksha.errors import BackendError, BackendUnavailable
 from moksha.hub import CentralMokshaHub, MokshaHub
 from moksha.hub.api import Consumer
 from moksha.hub.backends.memory import MemoryBackend
+from moksha.hub.outgoing import Outgoing
 from moksha.message import Message
 from support import TIMEOUT, Inbox
 
@@ -199,3 +200,34 @@ def test_what_cannot_be_sent_by_the_shutdown_timeout_is_counted_and_logged(a_top
     assert a_topic in line.getMessage()
     lost = int(line.getMessage().split()[0])
     assert 5 <= lost <= 6
+
+
+async def test_stopping_a_drain_as_its_last_message_is_sent_stops_it(a_topic):
+    """A drain cancelled just as the queue empties ends cancelled, not as if finished.
+
+    Python 3.11's ``asyncio.wait_for`` returns the result instead when both
+    happen in one loop turn (CPython gh-86296): a hub told to stop there went on
+    as if nothing was asked.
+    """
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+    draining: list[asyncio.Task[int]] = []
+
+    async def send(message: Message) -> None:
+        await release.wait()
+        # Two loop turns later, once the queue's flush marker resolved: stop the drain.
+        loop.call_soon(loop.call_soon, draining[0].cancel)
+
+    outgoing = Outgoing(10, send, loop, room_timeout=TIMEOUT)
+    sender = asyncio.create_task(outgoing.run())
+    try:
+        outgoing.put_nowait(Message(a_topic, 1))
+        draining.append(asyncio.create_task(outgoing.drain(TIMEOUT)))
+        await asyncio.sleep(0)  # the drain waits for the message to be sent
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(TIMEOUT):
+                await draining[0]
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)

@@ -15,7 +15,9 @@ from rich.text import Text
 
 from moksha import __version__
 from moksha.cli._common import CliState, common_options, stderr_console
+from moksha.cli.archive import archive_command, replay_command
 from moksha.cli.config import config_command
+from moksha.cli.dead import dead_command
 from moksha.cli.feeds import feeds_command
 from moksha.cli.hub import hub_command
 from moksha.cli.monitor import monitor_command
@@ -50,6 +52,9 @@ cli.add_command(feeds_command)
 cli.add_command(start_command)
 cli.add_command(quickstart_command)
 cli.add_command(queues_command)
+cli.add_command(archive_command)
+cli.add_command(replay_command)
+cli.add_command(dead_command)
 
 
 def main(argv: list[str] | None = None) -> int:

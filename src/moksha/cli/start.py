@@ -19,6 +19,7 @@ import socket
 
 import click
 
+from moksha.archive.recovery import archive_history
 from moksha.cli._common import CliState, common_options, logging_level, pass_state, run_async
 from moksha.config import Config
 from moksha.errors import ConfigError
@@ -116,7 +117,8 @@ async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> 
     await hub.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(hub.aclose)
-        live = LiveSocket(hub, config, cluster=hub.cluster)
+        history = archive_history(config, cluster=hub.cluster)
+        live = LiveSocket(hub, config, history=history, cluster=hub.cluster)
         await live.start()
         stack.push_async_callback(live.aclose)
         app = create_app(hub, config, live=live)

@@ -177,6 +177,33 @@ KEYS: tuple[Key, ...] = (
     Key("zmq_metadata_frame", "zmq_metadata_frame", _boolean, False,
         "Send a third ZeroMQ frame with the message's id, timestamp and headers; needed to "
         "bridge ZeroMQ with other backends. False: the original's two frames [topic, json]."),
+    Key("mqtt_url", "mqtt_url", _optional_text, None,
+        "MQTT broker: mqtt://user:password@host:1883 (mqtts:// for TLS); selects the mqtt "
+        "backend (MQTT 5, QoS 1)."),
+    Key("mqtt_node", "mqtt_node", _optional_text, None,
+        "This hub's part of its MQTT client ids (moksha:<group>:<node>): hubs sharing a "
+        "consumer group need different ones; the host name when unset."),
+    Key("mqtt_session_expiry", "mqtt_session_expiry", _integer(1), 86400,
+        "Seconds the MQTT broker keeps a consumer group's session, and what is queued for "
+        "it, while no hub of the group is connected."),
+    Key("mqtt_inflight", "mqtt_inflight", _integer(1, 65535), 100,
+        "How many unacknowledged MQTT messages the broker may send ahead (Receive Maximum)."),
+    Key("nats_url", "nats_url", _optional_text, None,
+        "NATS server(s): nats://user:password@host:4222 (tls:// for TLS), several separated "
+        "by commas; selects the nats backend."),
+    Key("nats_stream", "nats_stream", _text, "moksha",
+        "Name of the JetStream stream holding the messages of nats_stream_subjects."),
+    Key("nats_stream_subjects", "nats_stream_subjects", _words, (),
+        "NATS subjects (* and > wildcards) kept in the JetStream stream, e.g. org.example.>; "
+        "consumer groups on them are durable with acks. Empty: core NATS only (no durability)."),
+    Key("nats_stream_max_age", "nats_stream_max_age", _seconds, 86400.0,
+        "Seconds the JetStream stream keeps a message no consumer group has acknowledged."),
+    Key("nats_max_deliver", "nats_max_deliver", _integer(1), 10,
+        "Deliveries of one JetStream message before it goes to the dead-letter topic."),
+    Key("nats_ack_wait", "nats_ack_wait", _seconds, 60.0,
+        "Seconds JetStream waits for a delivery's ack before it delivers it again."),
+    Key("nats_inflight", "nats_inflight", _integer(1), 100,
+        "How many unacknowledged JetStream messages a consumer group fetches ahead."),
     Key("moksha.workers_per_consumer", "workers_per_consumer", _integer(1), 1,
         "How many messages each consumer handles at once."),
     Key("moksha.blocking_mode", "blocking_mode", _boolean, True,
@@ -348,6 +375,24 @@ KEYS: tuple[Key, ...] = (
         "Endpoint the hub publishes monitoring data on."),
     Key("moksha.monitoring.socket.mode", "monitoring_socket_mode", _optional_text, None,
         "File mode of the monitoring socket, e.g. 770."),
+    Key("moksha.archive", "archive", _boolean, False,
+        "Record every message (moksha.archive.topics) in the archive; /archive/ on moksha start "
+        "searches it (datagrepper v2) and shows dead letters."),
+    Key("moksha.archive.url", "archive_url", _optional_text, None,
+        "Archive database (SQLAlchemy URL, postgresql+psycopg://... for real deployments); "
+        "unset: sqlite:///<moksha.data_dir>/archive.sqlite."),
+    Key("moksha.archive.topics", "archive_topics", _words, ("#",),
+        "Topic patterns recorded in the archive (dead letters are always recorded)."),
+    Key("moksha.archive.keep_days", "archive_keep_days", _integer(0), 0,
+        "Days a message stays in the archive; 0: forever."),
+    Key("moksha.archive.batch_size", "archive_batch_size", _integer(1), 200,
+        "Messages the archive writes in one transaction at most (and records at a time)."),
+    Key("moksha.archive.topic_prefix", "archive_topic_prefix", _optional_text, None,
+        "Topic prefix of this bus (org.fedoraproject.prod): a message's category is the word "
+        "after it; unset or not matching: the first word."),
+    Key("moksha.archive.category_word", "archive_category_word", _integer(0), None,
+        "Index (from 0) of the topic word that is a message's category, instead of the word "
+        "after moksha.archive.topic_prefix."),
     Key("moksha.data_dir", "data_dir", _text, ".",
         "Directory of the files Moksha makes by default (app databases: <name>.sqlite); "
         "relative to the working directory (the systemd units': /var/lib/moksha)."),

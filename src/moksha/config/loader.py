@@ -92,6 +92,17 @@ class Config(Mapping[str, Any]):
     zmq_subscribe_method: str
     zmq_strict: bool
     zmq_metadata_frame: bool
+    mqtt_url: str | None
+    mqtt_node: str | None
+    mqtt_session_expiry: int
+    mqtt_inflight: int
+    nats_url: str | None
+    nats_stream: str
+    nats_stream_subjects: tuple[str, ...]
+    nats_stream_max_age: float
+    nats_max_deliver: int
+    nats_ack_wait: float
+    nats_inflight: int
     workers_per_consumer: int
     blocking_mode: bool
     consumer_backlog: int
@@ -171,6 +182,13 @@ class Config(Mapping[str, Any]):
     logging_levels: str | None
     monitoring_socket: str | None
     monitoring_socket_mode: str | None
+    archive: bool
+    archive_url: str | None
+    archive_topics: tuple[str, ...]
+    archive_keep_days: int
+    archive_batch_size: int
+    archive_topic_prefix: str | None
+    archive_category_word: int | None
     data_dir: str
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     _sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)

@@ -173,7 +173,12 @@ class CentralMokshaHub(MokshaHub):
         sock = listen(
             self.config.livesocket_websocket_interface, self.config.livesocket_websocket_port
         )
-        self.livesocket = LiveSocket(self, self.config, cluster=self.cluster)
+        history = None
+        if self.config.archive:
+            from moksha.archive.recovery import archive_history
+
+            history = archive_history(self.config, cluster=self.cluster)
+        self.livesocket = LiveSocket(self, self.config, history=history, cluster=self.cluster)
         await self.livesocket.start()
         app = livesocket_app(self.livesocket)
         app.router.routes.extend(self.livesocket_routes)
@@ -287,7 +292,13 @@ class CentralMokshaHub(MokshaHub):
 
     async def _start_consumers(self) -> None:
         assert self._loop is not None and self._tasks is not None
-        for cls, origin in self._plugin_classes(self._consumer_classes, CONSUMER_GROUPS):
+        classes = self._plugin_classes(self._consumer_classes, CONSUMER_GROUPS)
+        if self.config.archive:
+            # Built in, not an entry point: the archive's recorder (moksha.archive = true).
+            from moksha.archive.recorder import ArchiveRecorder
+
+            classes.append((ArchiveRecorder, Origin()))
+        for cls, origin in classes:
             consumer = await self._construct(origin, "consumer", cls)
             if consumer is None:
                 continue

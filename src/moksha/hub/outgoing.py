@@ -364,9 +364,11 @@ class Outgoing:
         left is counted in :attr:`dropped` and logged.
         """
         marker = self.put_marker_here()
-        # A marker carries no message: it cannot fail, only time out.
+        # A marker carries no message: it cannot fail, only time out.  Not wait_for: on
+        # Python 3.11 it drops a cancellation that lands as the marker resolves (gh-86296).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.wrap_future(marker), max(timeout, 0.0))
+            async with asyncio.timeout(max(timeout, 0.0)):
+                await asyncio.wrap_future(marker)
         unsent = [entry[0] for entry in self._items if entry[0] is not None]
         unsent += self._in_flight.values()  # cancelled with the sender right after this
         left = len(unsent)

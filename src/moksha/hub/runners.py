@@ -117,7 +117,12 @@ class ConsumerRunner:
         self._failures = 0  # attempts that failed, as workers' counts leave them out
         self.name = type(consumer).__name__
         self.is_async = inspect.iscoroutinefunction(consumer.consume)
-        self.workers = config.workers_per_consumer
+        # A consumer may say how many messages it takes at a time (the archive's recorder
+        # writes them in batches); else moksha.workers_per_consumer.
+        workers = getattr(consumer, "workers", None)
+        self.workers = (
+            workers if isinstance(workers, int) and workers > 0 else (config.workers_per_consumer)
+        )
         self._handler = MessageHandler(consumer, config, dead_letter, loop)
         self._loop = loop
         backlog = config.consumer_backlog

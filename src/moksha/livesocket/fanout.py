@@ -188,7 +188,7 @@ class LiveSocket:
                 log.info("this backend cannot bind on demand: the live socket binds #")
         if self.cluster is not None:
             self.cluster.reporters["livesocket"] = self.stats
-            if self._bindings is not None and isinstance(self.history, ClusterHistory):
+            if self._bindings is not None:
                 # No node receives what no client wants: one node, the history's
                 # leader, still records everything, so any client can recover.
                 lead = self.cluster.lead(RECORDER_LOCK, self._record_everything)
@@ -295,8 +295,8 @@ class LiveSocket:
         none had taken over) is lost to the history: once subscribed, the gap is
         marked, so clients that were away before it get ``recovered: false``.
         """
-        history = self.history
-        assert isinstance(history, ClusterHistory)
+        assert self.cluster is not None
+        history = ClusterHistory(self.cluster.store)
 
         async def record(message: Message) -> None:
             try:
@@ -317,6 +317,7 @@ class LiveSocket:
         try:
             event_id = await self.history.append(topic, text, message.id)
             seq = sequence_of(event_id)
+            self.history.seen(event_id, topic, message.id)
             if self._history_down:
                 log.info("the live socket's history works again")
                 self._history_down = False

@@ -150,6 +150,12 @@ class History(ABC):
         """
         return []
 
+    def seen(self, event_id: str, topic: str, message_id: str) -> None:  # noqa: B027
+        """Told, after :meth:`append`, which message an event is (a no-op here).
+
+        A store that can recover beyond what it keeps (the archive's) remembers it.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - a no-op is right for stores that hold nothing
         """Release the store; a persistent one writes out what it still holds first."""
 

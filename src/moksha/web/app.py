@@ -8,6 +8,8 @@
 ``/_moksha/static/...``        Moksha's static files
 ``/apps/<name>/``              installed apps
 ``/widgets/<name>``            any widget on a page of its own
+``/archive/...``               the archive, when ``moksha.archive = true``
+                               (:mod:`moksha.archive.web`; the dashboard ``archive``)
 =============================  ===================================================
 
 When a ``moksha.root`` app is installed it answers ``/`` and every path nothing
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from starlette.responses import RedirectResponse
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,6 +40,8 @@ __all__ = ["DASHBOARD_NAME", "MOVED_DASHBOARD_PATH", "create_app"]
 
 DASHBOARD_NAME = "main"
 MOVED_DASHBOARD_PATH = "/_moksha/dashboard"
+ARCHIVE = "/archive"
+ARCHIVE_NAME = "archive"
 """Where the dashboard is when a ``moksha.root`` app has ``/``."""
 
 
@@ -73,22 +78,40 @@ def create_app(
 
         live_app = livesocket_app(live)
     root = installed_root()
-    site = _Site(dashboard, root.app if root is not None else None, live_app)
-    return MokshaMiddleware(site, config, hub=hub, live=live)
+    archive = None
+    store = None
+    if config.archive:
+        from moksha.archive.web import archive_app
+
+        archive, store = archive_app(hub, config)
+    site = _Site(dashboard, root.app if root is not None else None, live_app, archive)
+    middleware = MokshaMiddleware(site, config, hub=hub, live=live)
+    if store is not None:
+        middleware.closing.append(store.close)
+    return middleware
 
 
 class _Site:
     """The app behind the middleware: the dashboard (guarded), the root app, the WebSocket at /."""
 
-    def __init__(self, dashboard: ASGIApp, root: ASGIApp | None, live: ASGIApp | None) -> None:
+    def __init__(
+        self,
+        dashboard: ASGIApp,
+        root: ASGIApp | None,
+        live: ASGIApp | None,
+        archive: ASGIApp | None = None,
+    ) -> None:
         self.dashboard = dashboard
         self.root = root
         self.live = live
+        self.archive = archive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if scope["type"] == "websocket" and path == "/" and self.live is not None:
             await self.live(scope, receive, send)  # the original clients' endpoint
+        elif self.archive is not None and (path == ARCHIVE or path.startswith(ARCHIVE + "/")):
+            await self._archive(scope, receive, send)
         elif self.root is None:
             await self._dashboard(scope, receive, send)
         elif path == MOVED_DASHBOARD_PATH:
@@ -97,6 +120,16 @@ class _Site:
             await self._dashboard(scope, receive, send)
         else:
             await self.root(scope, receive, send)
+
+    async def _archive(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.archive is not None
+        if scope["path"] == ARCHIVE:
+            await RedirectResponse(ARCHIVE + "/", 308)(scope, receive, send)
+            return
+        # As Starlette's Mount does: the full path stays, root_path says where the app sits.
+        inner = {**scope, "root_path": scope.get("root_path", "") + ARCHIVE}
+        guard = web_context(scope).guard
+        await guard.protect(self.archive, "dashboard", ARCHIVE_NAME)(inner, receive, send)
 
     async def _dashboard(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard = web_context(scope).guard

@@ -43,7 +43,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -240,6 +240,9 @@ class MokshaMiddleware:
         if app is not None:
             self.databases.attach(app)  # the wrapped app may declare app_db too
         self._live_stack: ASGIApp | None = None
+        # Blocking clean-ups of what the site opened around the middleware (the archive's
+        # database), run in a worker thread by aclose.
+        self.closing: list[Callable[[], object]] = []
         self._stack = self._build(collecting if collecting is not None else _widget_collecting())
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
@@ -310,6 +313,8 @@ class MokshaMiddleware:
             await self.cache.aclose()
         if self._owns_databases:
             await asyncio.to_thread(self.databases.dispose)
+        for close in self.closing:
+            await asyncio.to_thread(close)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is None:

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -104,6 +105,12 @@ PLAIN_LAYOUT: list[dict[str, Any]] = [
     {"widget": "inspector", "span": 3},
 ]
 """The default layout without the demo producers."""
+
+ARCHIVE_LINKS = Markup(
+    '<nav class="moksha-dashboard-links"><a href="/archive/">Archive</a> · '
+    '<a href="/archive/dead">Dead letters</a></nav>'
+)
+"""Above the grid when the archive is on (``moksha.archive = true``)."""
 
 
 def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -203,10 +210,13 @@ def dashboard_routes(
     grid, title = dashboard_grid(config)
 
     typed = Config.coerce(config)
+    parts: list[Any] = [grid]
+    if typed.archive:
+        parts.insert(0, ARCHIVE_LINKS)
 
     async def dashboard(request: Request) -> Response:
         # Off the event loop: a widget may fetch something (a feed) to render.
-        page = await asyncio.to_thread(render_page, grid, title=title)
+        page = await asyncio.to_thread(render_page, *parts, title=title)
         return HTMLResponse(page, headers=page_headers(request, typed))
 
     async def status(request: Request) -> Response:

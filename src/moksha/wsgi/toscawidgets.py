@@ -111,9 +111,7 @@ def tw2_request() -> Iterator[dict[str, Any]]:
 
 
 # A page rendered outside a request (render_page in a script): one tw2 dict per page.
-_pages: weakref.WeakKeyDictionary[ResourceCollector, dict[str, Any]] = (
-    weakref.WeakKeyDictionary()
-)
+_pages: weakref.WeakKeyDictionary[ResourceCollector, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager
@@ -185,8 +183,20 @@ class TW2Widget(Widget):
     # Not params of a page: code, templates, and tw2's own plumbing (``onmessage`` in a
     # link would be script anyone could make the site's page run).
     hidden_params = frozenset(
-        {"template", "inline_engine_name", "resources", "onmessage", "attrs", "validator",
-         "parent", "key", "error_msg", "children", "c", "css_class"}
+        {
+            "template",
+            "inline_engine_name",
+            "resources",
+            "onmessage",
+            "attrs",
+            "validator",
+            "parent",
+            "key",
+            "error_msg",
+            "children",
+            "c",
+            "css_class",
+        }
     )
 
     @classmethod

@@ -46,6 +46,8 @@ async def cleanup(settings: dict[str, Any]) -> AsyncIterator[list[type[Consumer]
     classes: list[type[Consumer]] = []
     yield classes
     backend = settings["moksha.backends"]
+    if backend not in ("amqp", "stomp") and classes:
+        await delete_group_queues(settings, {group_name(cls) for cls in classes})
     if backend not in ("amqp", "stomp") or not classes:
         return
     prefix = "moksha." if backend == "amqp" else GROUP_QUEUE_PREFIX
@@ -54,6 +56,18 @@ async def cleanup(settings: dict[str, Any]) -> AsyncIterator[list[type[Consumer]
         for cls in classes:
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(prefix + group_name(cls))
+
+
+async def delete_group_queues(settings: dict[str, Any], groups: set[str]) -> None:
+    """Delete what a durable backend keeps for ``groups`` (MQTT sessions, JetStream consumers)."""
+    config = load_config(overrides=settings, environ={}, search=False)
+    [name] = config.backends
+    backend = backend_class(name)(config)
+    if not backend.capabilities.durable:
+        return
+    for queue in await backend.durable_queues():
+        if queue.group in groups:
+            await backend.delete_durable_queue(queue.name)
 
 
 def hub(settings: dict[str, Any], consumers: list[type[Consumer]], **more: Any) -> CentralMokshaHub:

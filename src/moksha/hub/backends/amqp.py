@@ -22,15 +22,12 @@ follow the code, and :meth:`AMQPBackend.durable_queues` lists Moksha's durable
 queues, from a registry kept on the broker
 (:mod:`moksha.hub.backends.amqp_bindings`).
 
-Connection: the first connection is retried here, with one WARNING line per
-failed attempt and a backoff from ``reconnect_delay`` doubling up to
-``reconnect_max_delay``; after that aio-pika's robust connection reconnects
-(at once, then with the same backoff) and re-declares exchanges, queues,
-bindings, prefetch and consumers; a publish cut off by the loss is sent again
-once reconnected.  Either way each failed attempt is one WARNING from Moksha
-with the address (password masked) and the next delay: aiormq's and aio-pika's
-own lines about these connections are filtered out
-(:mod:`moksha.hub.backends.amqp_logs`).
+Connection: the first connection is retried with backoff, and a lost one is
+reconnected by aio-pika's robust connection, which re-declares exchanges,
+queues, bindings, prefetch and consumers, each failed attempt logged as one
+WARNING line (:mod:`moksha.hub.backends.amqp_connection`); a publish cut off by
+the loss is sent again once reconnected.  Publishing goes through
+:mod:`moksha.hub.backends.amqp_publisher` (confirms, batched writes).
 
 Deliveries are acked after the handler returns and nacked with requeue when it
 raises; by default they are handled one at a time per subscription, in order,
@@ -41,7 +38,6 @@ flight, each acked on its own (see :mod:`moksha.hub.backends.amqp_subscription`)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -49,11 +45,18 @@ from typing import TYPE_CHECKING, TypeVar
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from pamqp.commands import Basic
 
 from moksha.errors import BackendError, BackendUnavailable
 from moksha.hub.backends.amqp_bindings import inventory, remove
-from moksha.hub.backends.amqp_logs import attempt_lines
-from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_amqp
+from moksha.hub.backends.amqp_connection import (
+    CONNECT_TIMEOUT,
+    AMQPLink,
+    honour_cancellation,
+    reason,
+)
+from moksha.hub.backends.amqp_options import TOPIC_HEADER, broker_address, to_properties
+from moksha.hub.backends.amqp_publisher import ConfirmedPublisher
 from moksha.hub.backends.amqp_subscription import AMQPSubscription, discard, refused
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.message import Message
@@ -66,9 +69,7 @@ __all__ = ["AMQPBackend"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_FIELDS = {"backend": "amqp"}  # structured field of the connection's log lines
 
-_CONNECT_TIMEOUT = 10.0  # one attempt: TCP connect and AMQP handshake
 # A channel can fail a publish a moment before its connection reports the loss;
 # pause this long before retrying so that moment is not spent spinning.
 _RETRY_PAUSE = 0.05
@@ -91,23 +92,20 @@ class AMQPBackend(Backend):
         native_wildcards=True,
         durable=True,
         cross_process=True,
-        ordered_publishes=True,  # one confirming channel; aiormq writes under a FIFO lock
+        ordered_publishes=True,  # one confirming channel, one writer (ConfirmedPublisher)
     )
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.address = broker_address(config)
-        self._connection: aio_pika.RobustConnection | None = None
-        self._exchange: AbstractExchange | None = None
-        self._direct: AbstractExchange | None = None  # the default exchange: to one queue
+        self._link = AMQPLink(self.address, config, self._on_lost, self._wake_up)
+        self._publisher: ConfirmedPublisher | None = None  # on the confirming channel
         self._subscriptions: dict[AMQPSubscription, None] = {}  # ordered set
         self._supervisor: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # connected, publish channel open, subscriptions applied
         self._tried = asyncio.Event()  # the first connection attempt has an outcome
         self._wake = asyncio.Event()  # (re)connected: apply what is pending
-        self._slow_down: asyncio.TimerHandle | None = None  # next backoff step while down
-        self._last_error: BaseException | None = None
-        self._base_interval: float = config.reconnect_delay
+        self._closed = asyncio.Event()  # close() was called: publishes stop waiting
 
     @classmethod
     def configured(cls, config: Config) -> bool:
@@ -128,6 +126,7 @@ class AMQPBackend(Backend):
         """
         if self._supervisor is None:
             self._tried.clear()
+            self._closed.clear()
             self._supervisor = asyncio.create_task(self._supervise(), name="moksha-amqp")
         supervisor = self._supervisor  # close() may drop it meanwhile
         tried = asyncio.create_task(self._tried.wait())
@@ -142,25 +141,20 @@ class AMQPBackend(Backend):
 
     async def close(self) -> None:
         self._ready.clear()
+        self._closed.set()
         subscriptions = list(self._subscriptions)
         self._subscriptions.clear()
         for subscription in subscriptions:
             subscription.cancelled = True
             await subscription.stop()
-        if self._slow_down is not None:
-            self._slow_down.cancel()
-            self._slow_down = None
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.cancel()
             await asyncio.gather(supervisor, return_exceptions=True)
-        connection, self._connection = self._connection, None
-        self._exchange = self._direct = None
-        if connection is not None:
-            attempt_lines.disown(connection)
-            # Closing the connection requeues unacked deliveries and removes exclusive queues.
-            with contextlib.suppress(*CONNECTION_EXCEPTIONS):
-                await connection.close()
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            await publisher.close()
+        await self._link.close()
 
     async def publish(self, message: Message) -> None:
         """Publish ``message`` and wait for the broker's confirm.
@@ -169,38 +163,13 @@ class AMQPBackend(Backend):
         connection is back, so a message may arrive twice.
 
         Raises:
-            BackendUnavailable: no confirmed publish within ``moksha.publish_timeout``.
+            BackendUnavailable: no confirmed publish within ``moksha.publish_timeout``,
+                or the backend is closed.
             BackendError: the broker refused the message.
         """
-        outgoing = to_amqp(message)
-        try:
-            async with asyncio.timeout(self.config.publish_timeout):
-                while True:
-                    await self._ready.wait()
-                    exchange = self._exchange
-                    if exchange is None:  # closed meanwhile
-                        raise BackendUnavailable(f"amqp: the backend for {self.address} is closed")
-                    try:
-                        await exchange.publish(outgoing, message.topic, mandatory=False)
-                        return
-                    except CONNECTION_EXCEPTIONS as exc:
-                        if refused(exc):
-                            raise BackendError(
-                                f"amqp: {self.address} refused a message on {message.topic!r}: "
-                                f"{self._reason(exc)}"
-                            ) from exc
-                        self._last_error = exc
-                        log.debug(
-                            "amqp: publish on %s interrupted (%s); retrying", message.topic, exc
-                        )
-                    await asyncio.sleep(_RETRY_PAUSE)
-        except TimeoutError:
-            reason = f" ({self._reason(self._last_error)})" if self._last_error else ""
-            raise BackendUnavailable(
-                f"amqp: could not publish to {self.address} within "
-                f"{self.config.publish_timeout:g}s: not connected{reason}. Check that RabbitMQ "
-                "is running and that amqp_broker names it."
-            ) from None
+        await self._publish(
+            self.config.amqp_exchange, message.topic, message.payload, to_properties(message)
+        )
 
     async def requeue(self, message: Message, group: str) -> bool:
         """Publish ``message`` straight to the group's durable queue (a retry), confirmed.
@@ -214,18 +183,78 @@ class AMQPBackend(Backend):
         if not self.config.amqp_durable_queues:
             return False
         queue = f"{self.config.amqp_queue_prefix}.{group}"
-        outgoing = to_amqp(message.with_headers({TOPIC_HEADER: message.topic}))
-        direct = self._direct
-        if direct is None or not self._ready.is_set():
+        if not self._ready.is_set():
             raise BackendUnavailable(f"amqp: not connected to {self.address}")
+        retry = message.with_headers({TOPIC_HEADER: message.topic})
         try:
-            async with asyncio.timeout(self.config.publish_timeout):
-                await direct.publish(outgoing, queue, mandatory=False)
-        except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+            await self._publish("", queue, retry.payload, to_properties(retry), again=False)
+        except BackendError as exc:
             raise BackendError(
-                f"amqp: could not put a retry back on queue {queue!r}: {self._reason(exc)}"
+                f"amqp: could not put a retry back on queue {queue!r}: {exc}"
             ) from exc
         return True
+
+    async def _publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: Basic.Properties,
+        *,
+        again: bool = True,
+    ) -> None:
+        """Publish on the confirming channel; ``again``: resend what a lost connection cut off."""
+        try:
+            async with asyncio.timeout(self.config.publish_timeout):
+                while True:
+                    publisher = await self._until_ready()
+                    try:
+                        await publisher.publish(exchange, routing_key, body, props)
+                        return
+                    except CONNECTION_EXCEPTIONS as exc:
+                        if self._closed.is_set():  # cut off by close()
+                            raise BackendUnavailable(
+                                f"amqp: the backend for {self.address} closed before the "
+                                f"broker confirmed a message on {routing_key!r}"
+                            ) from exc
+                        if refused(exc):
+                            raise BackendError(
+                                f"amqp: {self.address} refused a message on {routing_key!r}: "
+                                f"{self._reason(exc)}"
+                            ) from exc
+                        if not again:
+                            raise BackendError(self._reason(exc)) from exc
+                        self._link.last_error = exc
+                        log.debug(
+                            "amqp: publish on %s interrupted (%s); retrying", routing_key, exc
+                        )
+                    await asyncio.sleep(_RETRY_PAUSE)
+        except TimeoutError:
+            reason = f" ({self._reason(self._link.last_error)})" if self._link.last_error else ""
+            raise BackendUnavailable(
+                f"amqp: could not publish to {self.address} within "
+                f"{self.config.publish_timeout:g}s: not connected{reason}. Check that RabbitMQ "
+                "is running and that amqp_broker names it."
+            ) from None
+
+    async def _until_ready(self) -> ConfirmedPublisher:
+        """The publisher, once connected and set up.
+
+        Raises:
+            BackendUnavailable: the backend is closed, or closes meanwhile.
+        """
+        while not self._ready.is_set() and not self._closed.is_set():
+            ready = asyncio.ensure_future(self._ready.wait())
+            closed = asyncio.ensure_future(self._closed.wait())
+            try:
+                await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                closed.cancel()
+        publisher = self._publisher
+        if publisher is None or self._closed.is_set():
+            raise BackendUnavailable(f"amqp: the backend for {self.address} is closed")
+        return publisher
 
     async def subscribe(
         self,
@@ -257,9 +286,10 @@ class AMQPBackend(Backend):
             concurrency=concurrency,
         )
         self._subscriptions[subscription] = None
-        if self._ready.is_set() and self._connection is not None:
+        connection = self._link.connection
+        if self._ready.is_set() and connection is not None:
             try:
-                await subscription.start(self._connection)
+                await subscription.start(connection)
             except CONNECTION_EXCEPTIONS as exc:
                 if refused(exc):
                     self.forget(subscription)
@@ -302,57 +332,31 @@ class AMQPBackend(Backend):
         self._subscriptions.pop(subscription, None)
 
     async def _supervise(self) -> None:
-        connection = await self._first_connection()
-        self._base_interval = connection.reconnect_interval
-        connection.close_callbacks.add(self._on_lost)
-        connection.reconnect_callbacks.add(self._on_reconnected)
-        self._connection = connection
-        log.info("amqp: connected to %s", self.address, extra=_FIELDS)
+        connection = await self._link.open(tried=self._tried.set)
         while True:  # until close() cancels it
             await self._bring_up(connection)
+            # close() cancelled us, but aiormq may have swallowed it: with wait_for
+            # (honour_cancellation), or by turning it into the channel's close reason.
+            honour_cancellation()
+            if self._closed.is_set():
+                return
             self._tried.set()
             await self._wake.wait()
             self._wake.clear()
 
-    async def _first_connection(self) -> aio_pika.RobustConnection:
-        delay = self.config.reconnect_delay
-        while True:  # until connected, or close() cancels it
-            connection = aio_pika.RobustConnection(self.address.url)
-            attempt_lines.own(connection, self._attempt_failed)
-            try:
-                await connection.connect(timeout=_CONNECT_TIMEOUT)
-                return connection
-            except BaseException as exc:
-                # Also when cancelled: an attempt left open would retry forever on its own.
-                await connection.close()
-                attempt_lines.disown(connection)
-                if not isinstance(exc, CONNECTION_EXCEPTIONS):
-                    raise
-                self._last_error = exc
-                log.warning(
-                    "amqp: cannot reach %s (%s); retrying in %gs",
-                    self.address,
-                    self._reason(exc),
-                    delay,
-                    extra=_FIELDS,
-                )
-            self._tried.set()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.config.reconnect_max_delay)
-
     async def _bring_up(self, connection: AbstractRobustConnection) -> None:
         """Open the publish channel and set up pending subscriptions, then mark ready."""
         try:
-            if self._exchange is None:
+            if self._publisher is None:
                 channel = connection.channel(publisher_confirms=True)
                 try:
-                    async with asyncio.timeout(_CONNECT_TIMEOUT):
+                    async with asyncio.timeout(CONNECT_TIMEOUT):
                         await channel.initialize()
-                        self._exchange = await self.declare_exchange(channel)
-                        self._direct = channel.default_exchange
+                        await self.declare_exchange(channel)
                 except BaseException:
                     await discard(channel)
                     raise
+                self._publisher = ConfirmedPublisher(channel)
             restored = [s for s in self._subscriptions if s.started and not s.cancelled]
             for subscription in list(self._subscriptions):
                 if subscription.started or subscription.cancelled:
@@ -371,7 +375,7 @@ class AMQPBackend(Backend):
                     )
         except CONNECTION_EXCEPTIONS as exc:
             # Lost again, or the exchange refused: the next reconnection tries again.
-            self._last_error = exc
+            self._link.last_error = exc
             log.warning(
                 "amqp: could not set up exchange %r and queues on %s (%s)",
                 self.config.amqp_exchange,
@@ -383,57 +387,14 @@ class AMQPBackend(Backend):
         for subscription in restored:  # reconnected: their bindings may have moved meanwhile
             await subscription.refresh()
 
-    def _attempt_failed(self, error: BaseException | None, delay: float) -> None:
-        """A reconnection attempt of aio-pika's failed: Moksha's one line for it."""
-        if error is not None:
-            self._last_error = error
-        log.warning(
-            "amqp: cannot reach %s (%s); retrying in %gs",
-            self.address,
-            self._reason(error) if error is not None else "the attempt was cut short",
-            delay,
-            extra=_FIELDS,
-        )
-
-    def _on_lost(self, _connection: object, exc: BaseException | None = None) -> None:
-        if self._ready.is_set() and self._supervisor is not None:
-            log.warning(
-                "amqp: lost the connection to %s (%s); reconnecting",
-                self.address,
-                self._reason(exc) if exc else "closed",
-                extra=_FIELDS,
-            )
+    def _on_lost(self) -> bool:
+        """The connection was lost: not ready until reconnected; returns whether it was."""
+        was_ready = self._ready.is_set()
         self._ready.clear()
-        if exc is not None:
-            self._last_error = exc
-        if self._slow_down is None and self._supervisor is not None:
-            loop = asyncio.get_running_loop()
-            self._slow_down = loop.call_later(self.config.reconnect_delay, self._back_off)
+        return was_ready
 
-    def _back_off(self) -> None:
-        """Double aio-pika's reconnect interval (up to the maximum) while the outage lasts.
-
-        aio-pika retries at a fixed ``reconnect_interval`` and reads the attribute
-        before each wait, so doubling it on this timer spaces the attempts (and
-        their log lines) out the way the first connection's are.
-        """
-        connection = self._connection
-        if connection is None or self._ready.is_set():
-            self._slow_down = None
-            return
-        doubled = max(connection.reconnect_interval * 2, self.config.reconnect_delay)
-        interval = min(doubled, self.config.reconnect_max_delay)
-        connection.reconnect_interval = interval
-        self._slow_down = asyncio.get_running_loop().call_later(interval, self._back_off)
-
-    def _on_reconnected(self, _connection: object) -> None:
-        log.info("amqp: reconnected to %s", self.address, extra=_FIELDS)
-        if self._slow_down is not None:
-            self._slow_down.cancel()
-            self._slow_down = None
-        if self._connection is not None:
-            self._connection.reconnect_interval = self._base_interval
-        self._wake.set()
+    def _wake_up(self) -> None:
+        self._wake.set()  # reconnected: _supervise brings the channels and queues up again
 
     def _reason(self, exc: BaseException) -> str:
-        return self.address.scrub(str(exc) or type(exc).__name__)
+        return reason(self.address, exc)

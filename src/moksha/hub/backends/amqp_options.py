@@ -18,9 +18,9 @@ sets them, so a URL always wins over a key.  Passwords never reach a log line
 or a ``repr``: :class:`BrokerAddress` shows itself with the password masked
 (``amqp://guest:***@host:5672/``).
 
-Wire format (:func:`to_amqp`, :func:`from_amqp`): routing key = topic, body =
-:attr:`Message.payload`, ``content_type`` ``application/json`` or, when the
-payload is not JSON, ``application/octet-stream``; ``message_id``;
+Wire format (:func:`to_amqp` or :func:`to_properties`, :func:`from_amqp`):
+routing key = topic, body = :attr:`Message.payload`, ``content_type``
+``application/json`` or, when the payload is not JSON, ``application/octet-stream``; ``message_id``;
 ``timestamp`` in whole seconds (AMQP's resolution); user headers as AMQP
 headers; persistent delivery mode.  Received header values become ``str``; a
 missing id or timestamp becomes a new id or "now".
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from pamqp.commands import Basic
 from yarl import URL
 
 from moksha.errors import ConfigError
@@ -50,6 +51,7 @@ __all__ = [
     "from_amqp",
     "parse_broker",
     "to_amqp",
+    "to_properties",
 ]
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
@@ -183,6 +185,22 @@ def to_amqp(message: Message) -> aio_pika.Message:
         message_id=message.id,
         timestamp=message.timestamp,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+def to_properties(message: Message) -> Basic.Properties:
+    """The AMQP properties :func:`to_amqp` gives ``message``, built without an ``aio_pika.Message``.
+
+    For :class:`~moksha.hub.backends.amqp_publisher.ConfirmedPublisher`, which
+    publishes through aiormq; the body is :attr:`Message.payload`.
+    """
+    return Basic.Properties(
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+        headers=dict(message.headers),
+        message_id=message.id,
+        priority=0,  # as aio_pika.Message sends it: the same bytes on the wire
+        timestamp=message.timestamp,
     )
 
 
