@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from moksha.cluster import ClusterStore
+from cluster_nodes import REDIS_URL, drop_redis_keys
+
+from moksha.cluster import ClusterStore, store_from_url
+from moksha.livesocket.history_cluster import ClusterHistory
 
 
 async def test_every_node_asking_with_a_message_id_gets_the_same_offset(
@@ -112,3 +115,21 @@ async def test_a_marked_gap_makes_every_earlier_id_incomplete(store: ClusterStor
     assert (await store.since("org.a", before, now))[1] is False
     events, complete = await store.since("org.a", after - 1, now)
     assert [e.payload for e in events] == ['"two"'] and complete
+
+
+async def test_a_redis_that_lost_its_data_begins_a_new_epoch() -> None:
+
+    from conftest import unique_prefix
+
+    prefix = unique_prefix()
+    async with store_from_url(REDIS_URL, prefix) as store:
+        history = ClusterHistory(store)
+        before = await history.append("org.a", '"one"', "m1")
+        await drop_redis_keys(prefix)  # as a Redis restarted without persistence
+        after = await history.append("org.a", '"two"', "m2")
+        try:
+            assert before.split("-")[0] != after.split("-")[0]  # old ids name nothing now
+            assert await history.since("org.a", before) == ([], False)
+            assert (await history.since("org.a", after))[1] is True
+        finally:
+            await drop_redis_keys(prefix)

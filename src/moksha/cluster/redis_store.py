@@ -3,7 +3,8 @@
 Keys, all under ``<prefix>:``:
 
 ==================  ==========================================================
-``epoch``           the epoch of the offset counter (set once, kept while Redis keeps it)
+``epoch``           the epoch of the offset counter (set once, kept while Redis keeps it;
+                    an append that finds it gone begins a new one)
 ``offset``          the cluster's offset counter (``INCR`` once per message)
 ``id:<message id>`` the offset a message got, so every node gets the same (expires
                     after the history's age)
@@ -24,6 +25,7 @@ the prefix: use a single Redis (or one with every key on one slot), not Redis Cl
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -36,9 +38,12 @@ from moksha.topics import literal_prefix, matches
 
 __all__ = ["RedisStore"]
 
+log = logging.getLogger("moksha.cluster")
+
 T = TypeVar("T")
 
 _APPEND = """
+if redis.call('EXISTS', KEYS[7]) == 0 then return -1 end
 local known = false
 if ARGV[8] == '1' then known = redis.call('GET', KEYS[2]) end
 if known then return tonumber(known) end
@@ -153,11 +158,17 @@ class RedisStore(ClusterStore):
         """The offset of a message, stored once per cluster (see :meth:`ClusterStore.append`)."""
         p, b = self._p, self.bounds
         keys = [p + "offset", f"{p}id:{key}", f"{p}t:{topic}", p + "topics"]
-        keys += [p + "evicted", p + "dropped"]
+        keys += [p + "evicted", p + "dropped", p + "epoch"]
         args: list[str | int | float] = [topic, payload, repr(now), b.size, b.age, b.topics, p]
         args += ["1" if key else "0", int(b.age * 1000)]
-        offset = await self._call(self._append(keys=keys, args=args))
-        return int(offset)
+        offset = int(await self._call(self._append(keys=keys, args=args)))
+        if offset == -1:
+            # Redis lost its data (restarted without persistence, flushed): the counter
+            # starts again, so a new epoch must begin, or old ids would name new events.
+            log.warning("the cluster store lost its data: a new epoch begins")
+            await self.open()
+            offset = int(await self._call(self._append(keys=keys, args=args)))
+        return offset
 
     async def mark_gap(self) -> None:
         """Raise the store-wide marker to the offset counter (see :meth:`ClusterStore.mark_gap`)."""

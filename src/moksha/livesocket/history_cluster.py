@@ -32,18 +32,12 @@ class ClusterHistory(History):
     def __init__(self, store: ClusterStore, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self._clock = clock
-        self._epoch: str | None = None
-
-    async def _the_epoch(self) -> str:
-        if self._epoch is None:
-            self._epoch = await self.store.epoch()
-        return self._epoch
 
     async def append(self, topic: str, payload: str, key: str | None = None) -> str:
         """The message's cluster-wide event id; the first node to ask stores it."""
-        epoch = await self._the_epoch()
         offset = await self.store.append(topic, payload, key, self._clock())
-        return f"{epoch}-{offset}"
+        # Read after: an append may have begun a new epoch (the store lost its data).
+        return f"{await self.store.epoch()}-{offset}"
 
     async def mark_gap(self) -> None:
         """Say that messages up to now may have gone unrecorded (see ``ClusterStore.mark_gap``)."""
@@ -52,7 +46,7 @@ class ClusterHistory(History):
     async def since(self, pattern: str, last_id: str) -> tuple[list[Event], bool]:
         """The events after ``last_id`` on ``pattern`` (see :meth:`History.since`)."""
         parsed = split_event_id(last_id)
-        epoch = await self._the_epoch()
+        epoch = await self.store.epoch()
         if parsed is None or parsed[0] != epoch:
             return [], False
         events, complete = await self.store.since(pattern, parsed[1], self._clock())
@@ -60,7 +54,7 @@ class ClusterHistory(History):
 
     async def recent(self, pattern: str, count: int, max_age: float | None = None) -> list[Event]:
         """The newest ``count`` events on ``pattern`` (see :meth:`History.recent`)."""
-        epoch = await self._the_epoch()
+        epoch = await self.store.epoch()
         kept = self.store.bounds.age
         age = kept if max_age is None else min(max_age, kept)
         events = await self.store.recent(pattern, count, self._clock() - age)
