@@ -187,7 +187,7 @@ class LiveSocket:
             else:
                 log.info("this backend cannot bind on demand: the live socket binds #")
         if self.cluster is not None:
-            self.cluster.reporters["livesocket"] = self.stats
+            self.cluster.reporters["livesocket"] = self._report
             if self._bindings is not None:
                 # No node receives what no client wants: one node, the history's
                 # leader, still records everything, so any client can recover.
@@ -274,6 +274,12 @@ class LiveSocket:
     def _unroute(self, pattern: str, client: Client) -> None:
         if self._router.remove(pattern, client) and self._bindings is not None:
             self._bindings.remove(pattern)
+
+    def _report(self) -> dict[str, Any]:
+        """What the node's heartbeat says of this live socket: counts, not pattern lists."""
+        report = self.stats()
+        report["bound"] = len(report["bound"])
+        return report
 
     def stats(self) -> dict[str, Any]:
         """Connections, subscriptions and drops, for the status endpoint and monitoring."""
