@@ -33,6 +33,27 @@ def test_the_nginx_example_upgrades_websockets_and_does_not_buffer_events():
     assert "proxy_buffering off;" in sse.split("}")[0]
 
 
+def test_the_cluster_files_balance_nodes_and_start_one_per_port():
+    data = files("moksha").joinpath("data")
+    conf = data.joinpath("nginx-moksha-cluster.conf").read_text()
+    upstream = conf[conf.index("upstream moksha_cluster") :].split("}")[0]
+    assert upstream.count("server ") >= 2
+    assert "ip_hash" not in upstream and "sticky" not in upstream  # no sticky sessions
+    ws = conf[conf.index("location = /livesocket/ws") :]
+    assert "proxy_set_header Upgrade $http_upgrade;" in ws.split("}")[0]
+    sse = conf[conf.index("location = /livesocket/sse") :]
+    assert "proxy_buffering off;" in sse.split("}")[0]
+    unit = data.joinpath("moksha-start@.service").read_text()
+    assert "moksha start --host 0.0.0.0 --port %i " in unit
+    assert "KillSignal=SIGTERM" in unit
+    service = unit_settings("moksha-start@.service")  # each node writes its own directory
+    assert service["WorkingDirectory"] == ["/var/lib/moksha/%i"]
+    assert service["StateDirectory"] == ["moksha/%i"]
+    scaling = (DOCS.parent / "scaling.md").read_text()
+    for name in ("moksha-start@.service", "nginx-moksha-cluster.conf"):
+        assert name in scaling
+
+
 def test_the_operations_guide_names_the_files_that_exist():
     text = DOCS.read_text()
     for name in ("moksha-hub.service", "moksha-start.service", "nginx-moksha.conf"):

@@ -13,6 +13,7 @@
     │   └── BackendUnavailable   the broker cannot be reached (yet)
     ├── HubClosed                the hub is not running (closed, or not started)
     ├── CacheError               (moksha.web.cache) the cache store failed
+    ├── ClusterError             (moksha.cluster) the cluster's shared store failed
     ├── QuickstartError          (moksha.quickstart) a project that cannot be generated
     ├── FeedError                (moksha.feeds.errors) a feed that cannot be had
     │   ├── FetchError           the server failed, timed out, or sent too much

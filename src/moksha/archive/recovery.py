@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
@@ -28,6 +28,9 @@ from moksha.config import Config
 from moksha.livesocket.history import Event, History, history_from_config, split_event_id
 from moksha.topics import matches
 
+if TYPE_CHECKING:
+    from moksha.cluster import ClusterNode
+
 __all__ = ["INDEX_SIZE", "RECOVERY_LIMIT", "ArchiveBackedHistory", "archive_history"]
 
 INDEX_SIZE = 100_000
@@ -38,11 +41,20 @@ RECOVERY_LIMIT = 10_000
 M = MESSAGES
 
 
-def archive_history(config: Config) -> History | None:
-    """The live socket's history backed by the archive, when ``moksha.archive`` is on."""
+def archive_history(config: Config, cluster: ClusterNode | None = None) -> History | None:
+    """The live socket's history backed by the archive, when ``moksha.archive`` is on.
+
+    In a cluster (``cluster`` given) the history it falls back from is the cluster's.
+    """
     if not config.archive:
         return None
-    return ArchiveBackedHistory(history_from_config(config), ArchiveStore.from_config(config))
+    if cluster is not None:
+        from moksha.livesocket.history_cluster import ClusterHistory
+
+        inner: History = ClusterHistory(cluster.store)
+    else:
+        inner = history_from_config(config)
+    return ArchiveBackedHistory(inner, ArchiveStore.from_config(config))
 
 
 class ArchiveBackedHistory(History):
@@ -61,8 +73,8 @@ class ArchiveBackedHistory(History):
         self._seq_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
 
-    async def append(self, topic: str, payload: str) -> str:
-        return await self.inner.append(topic, payload)
+    async def append(self, topic: str, payload: str, key: str | None = None) -> str:
+        return await self.inner.append(topic, payload, key)
 
     def seen(self, event_id: str, topic: str, message_id: str) -> None:
         parsed = split_event_id(event_id)

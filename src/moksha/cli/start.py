@@ -117,7 +117,8 @@ async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> 
     await hub.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(hub.aclose)
-        live = LiveSocket(hub, config, history=archive_history(config))
+        history = archive_history(config, cluster=hub.cluster)
+        live = LiveSocket(hub, config, history=history, cluster=hub.cluster)
         await live.start()
         stack.push_async_callback(live.aclose)
         app = create_app(hub, config, live=live)
@@ -144,8 +145,10 @@ async def _run_until_signalled(server: LiveSocketServer, live: LiveSocket) -> No
         for sig in signals:
             loop.remove_signal_handler(sig)
         stopping.cancel()
-        # Ending the live socket's clients first ends their SSE streams and WebSocket
-        # writers, so the server need not wait for them.
+        # Ending the live socket's clients first (after what is queued for them, with
+        # 1012 "service restart" so they reconnect, to another node if there is one)
+        # ends their SSE streams and WebSocket writers: the server need not wait for them.
+        live.drain()
         for client in list(live.clients):
             live.disconnect(client)
         server.stop()

@@ -328,6 +328,17 @@ KEYS: tuple[Key, ...] = (
         "Seconds a message is kept for reconnecting clients."),
     Key("moksha.livesocket.history.url", "livesocket_history_url", _optional_text, None,
         "Unset: history in memory; sqlite:///path keeps it across restarts."),
+    Key("moksha.cluster.url", "cluster_url", _optional_text, None,
+        "redis://host:6379/0 or postgresql://user:pass@host/db: the store several moksha "
+        "start nodes share (history, event ids, heartbeats, leaders); unset: one node.",
+        secret=True),
+    Key("moksha.cluster.prefix", "cluster_prefix", _text, "moksha",
+        "Names of the cluster's keys (Redis) or tables (PostgreSQL) begin with this."),
+    Key("moksha.cluster.ttl", "cluster_ttl", _seconds, 4.0,
+        "Seconds a node's heartbeat and a leader's lock last without renewal."),
+    Key("moksha.livesocket.bind_on_demand", "livesocket_bind_on_demand", _boolean, False,
+        "Bind on the broker only the patterns live-socket clients ask for (# only when one "
+        "does), unbinding when the last leaves; in a cluster one node still records all."),
     Key("moksha.dashboard.layout", "dashboard_layout", _optional_text, None,
         "JSON or TOML file laying out the dashboard's widgets; unset: the built-in layout."),
     Key("moksha.dashboard.demo", "dashboard_demo", _boolean, True,

@@ -160,6 +160,10 @@ class Config(Mapping[str, Any]):
     livesocket_history_age: float
     livesocket_history_url: str | None
     livesocket_url: str | None
+    cluster_url: str | None
+    cluster_prefix: str
+    cluster_ttl: float
+    livesocket_bind_on_demand: bool
     web_trusted_origins: tuple[str, ...]
     debug: bool
     session_secret: str | None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from moksha.cluster import ClusterNode, cluster_from_config
 from moksha.config import Config
 from moksha.errors import ConfigError, MokshaError, PluginError
 from moksha.hub.api.consumer import Consumer
@@ -109,6 +110,8 @@ class CentralMokshaHub(MokshaHub):
         self._bridges: list[Subscription] = []
         self._depth_watch: asyncio.Task[None] | None = None
         self.livesocket: LiveSocket | None = None
+        # This hub's membership of a cluster (moksha.cluster.url), once started.
+        self.cluster: ClusterNode | None = None
         self.livesocket_url: str | None = None
         self._livesocket_server: LiveSocketServer | None = None
         # More routes for the live socket's port (e.g. monitoring), added before start.
@@ -143,6 +146,9 @@ class CentralMokshaHub(MokshaHub):
             self._stop_requested.set()
 
     async def _on_start(self) -> None:
+        self.cluster = cluster_from_config(self.config)
+        if self.cluster is not None:
+            await self.cluster.start()
         await self._start_bridges()
         try:
             await self._start_consumers()
@@ -174,8 +180,8 @@ class CentralMokshaHub(MokshaHub):
         if self.config.archive:
             from moksha.archive.recovery import archive_history
 
-            history = archive_history(self.config)
-        self.livesocket = LiveSocket(self, self.config, history=history)
+            history = archive_history(self.config, cluster=self.cluster)
+        self.livesocket = LiveSocket(self, self.config, history=history, cluster=self.cluster)
         await self.livesocket.start()
         app = livesocket_app(self.livesocket)
         app.router.routes.extend(self.livesocket_routes)
@@ -384,7 +390,7 @@ class CentralMokshaHub(MokshaHub):
                 continue
             if isinstance(producer, PollingProducer):
                 task = self._tasks.create_task(
-                    self._logged(run_polling_producer(producer)),
+                    self._logged(self._run_producer(producer)),
                     name=f"moksha producer {cls.__qualname__}",
                 )
                 producer._on_stop = partial(self._loop.call_soon_threadsafe, task.cancel)
@@ -395,6 +401,24 @@ class CentralMokshaHub(MokshaHub):
             [type(producer) for producer in self.producers],
         )
 
+    async def _run_producer(self, producer: PollingProducer) -> None:
+        """Poll; in a cluster, only while this node leads the producer (unless it opts out)."""
+        cluster = self.cluster
+        if cluster is None or not producer.cluster_singleton:
+            await run_polling_producer(producer)
+            return
+        name = f"producer:{group_name(type(producer))}"
+
+        async def poll_while_leading() -> None:
+            producer._leader = True
+            try:
+                await run_polling_producer(producer)
+            finally:
+                producer._leader = False
+
+        producer._leader = False
+        await cluster.lead(name, poll_while_leading)
+
     async def _on_stop(self) -> None:
         if self._depth_watch is not None:
             self._depth_watch.cancel()
@@ -402,6 +426,7 @@ class CentralMokshaHub(MokshaHub):
         began = asyncio.get_running_loop().time()
         deadline = began + timeout
         if self.livesocket is not None and self._livesocket_server is not None:
+            self.livesocket.drain()  # 1012 after their queued frames: reconnect elsewhere
             await self.livesocket.aclose()
             self._livesocket_server.stop()
         for producer in self.producers:
@@ -427,6 +452,8 @@ class CentralMokshaHub(MokshaHub):
                 )
         for consumer in self.consumers:
             await self._call_stop_hook(consumer)
+        if self.cluster is not None:
+            await self.cluster.aclose()
         await super()._on_stop()
 
     async def _settle_until(self, deadline: float) -> None:

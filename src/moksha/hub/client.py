@@ -554,6 +554,34 @@ class MokshaHub:
         subscriptions.append(await self._receiving.subscribe([pattern], handler))
         self.topics.setdefault(pattern, []).append(callback)
 
+    async def arebind(self, callback: Callback, patterns: Sequence[str]) -> bool:
+        """Give ``callback`` the messages of ``patterns`` from now on, in place of its own.
+
+        Only where the backend can change a subscription's patterns in place
+        (AMQP: one queue, bindings added and removed), so nothing arrives twice
+        or out of order meanwhile; ``callback`` must have one subscription.
+
+        Returns:
+            True when done; False when the backend cannot (nothing changed).
+
+        Raises:
+            BackendError: the broker refused a binding.
+        """
+        self._require_loop()
+        subscriptions = self._callback_subscriptions.get(callback, [])
+        if len(subscriptions) != 1 or not await subscriptions[0].rebind(patterns):
+            return False
+        for pattern in self._callback_patterns.get(callback, []):
+            callbacks = [c for c in self.topics.get(pattern, []) if c != callback]
+            if callbacks:
+                self.topics[pattern] = callbacks
+            else:
+                self.topics.pop(pattern, None)
+        self._callback_patterns[callback] = list(patterns)
+        for pattern in patterns:
+            self.topics.setdefault(pattern, []).append(callback)
+        return True
+
     async def aunsubscribe(self, callback: Callback) -> None:
         """Stop calling ``callback``, for every pattern it was subscribed to."""
         self._callback_patterns.pop(callback, None)

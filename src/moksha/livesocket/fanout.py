@@ -11,13 +11,20 @@ A pattern means the same as everywhere in Moksha (:mod:`moksha.topics`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from moksha.config import Config
+from moksha.errors import MokshaError
+from moksha.livesocket.bindings import Bindings
 from moksha.livesocket.direct import Sink, WireFrame
 from moksha.livesocket.history import History, history_from_config, split_event_id
+from moksha.livesocket.history_cluster import ClusterHistory
 from moksha.livesocket.outbox import Outbox
 from moksha.livesocket.protocol import (
     CLOSE_SLOW,
@@ -29,7 +36,7 @@ from moksha.message import JSON, Message
 from moksha.topics import TopicRouter
 
 if TYPE_CHECKING:
-    from moksha.config import Config
+    from moksha.cluster import ClusterNode
     from moksha.hub import MokshaHub
 
 __all__ = ["Client", "LiveSocket"]
@@ -38,6 +45,9 @@ log = logging.getLogger("moksha.livesocket")
 
 RECOVERED = "__recovered__"
 SLOW_REASON = "client too slow: queue full"
+RECORDER_LOCK = "livesocket:history"  # the node that records every message, with bind on demand
+CLOSE_RESTART = 1012  # RFC 6455 "service restart": the JS client reconnects (elsewhere)
+RESTART_REASON = "this node is stopping: reconnect, to another node if there is one"
 
 
 def body_text(message: Message) -> str:
@@ -79,6 +89,9 @@ class Client:
     close_code: int | None = None
     behind: bool = False
     _held: list[tuple[int, str, WireFrame]] | None = field(default=None, repr=False)
+    # topic → the newest seq replayed from history: a live frame at or below it was sent
+    # already (in a cluster, another node may have stored it before this one received it).
+    _replayed: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.sink is not None:
@@ -89,6 +102,12 @@ class Client:
         if self._held is not None:
             self._held.append((seq, topic, frame))
             return
+        if self._replayed:
+            floor = self._replayed.get(topic)
+            if floor is not None:
+                if seq <= floor:
+                    return
+                del self._replayed[topic]
         sink = self.sink
         if sink is not None and not self.behind:
             if not sink.paused:
@@ -127,25 +146,61 @@ class LiveSocket:
     Args:
         hub: a running hub.
         config: supplies the policy, the history and the queue settings.
-        history: the recovery history; by default the one the config describes.
+        history: the recovery history; by default the cluster's when ``cluster`` is
+            given, else the one the config describes.
+        cluster: this node's cluster membership (``moksha.cluster.url``), if any:
+            history and event ids are then shared by every node, and the node's
+            heartbeat reports this live socket's clients.
     """
 
-    def __init__(self, hub: MokshaHub, config: Config, history: History | None = None) -> None:
+    def __init__(
+        self,
+        hub: MokshaHub,
+        config: Config,
+        history: History | None = None,
+        *,
+        cluster: ClusterNode | None = None,
+    ) -> None:
         self.hub = hub
+        self.cluster = cluster
         self.policy = LiveSocketPolicy.from_config(config)
+        if history is None and cluster is not None:
+            history = ClusterHistory(cluster.store)
         self.history = history if history is not None else history_from_config(config)
         self.queue_size = int(config.get("moksha.livesocket.queue_size", 1000))
         self.clients: set[Client] = set()
         self.slow_disconnects = 0
+        self._history_down = False
+        self._bindings: Bindings | None = None
+        self._recorder: asyncio.Task[None] | None = None
+        self._bind_on_demand = Config.coerce(config).livesocket_bind_on_demand
         self._router: TopicRouter[Client] = TopicRouter()
 
     async def start(self) -> None:
         """Open the history, then start receiving every message of the hub."""
         await self.history.__aenter__()
         await self.hub.asubscribe("#", self._on_message)
+        if self._bind_on_demand:
+            bindings = Bindings(partial(self.hub.arebind, self._on_message))
+            if await bindings.start():
+                self._bindings = bindings
+            else:
+                log.info("this backend cannot bind on demand: the live socket binds #")
+        if self.cluster is not None:
+            self.cluster.reporters["livesocket"] = self._report
+            if self._bindings is not None:
+                # No node receives what no client wants: one node, the history's
+                # leader, still records everything, so any client can recover.
+                lead = self.cluster.lead(RECORDER_LOCK, self._record_everything)
+                self._recorder = asyncio.create_task(lead, name="moksha history recorder")
 
     async def aclose(self) -> None:
         """Stop receiving; close every client and the history."""
+        if self._recorder is not None:
+            self._recorder.cancel()
+            await asyncio.gather(self._recorder, return_exceptions=True)
+        if self._bindings is not None:
+            await self._bindings.aclose()
         await self.hub.aunsubscribe(self._on_message)
         for client in list(self.clients):
             client.outbox.close()
@@ -160,11 +215,29 @@ class LiveSocket:
         self.clients.add(client)
         return client
 
+    def drain(self) -> None:
+        """Close every client after the frames queued for it, with code 1012 (service restart).
+
+        What a stopping node does first, so its clients reconnect (through the
+        load balancer, or to the next URL they know) while the others serve:
+        they resume from their last event id, with no gap.  SSE streams end
+        after their queued events, and the browser reconnects with ``Last-Event-ID``.
+        """
+        for client in list(self.clients):
+            if client.close_code is None:
+                client.close_code = CLOSE_RESTART
+            sink = client.sink
+            if sink is not None:
+                for text in client.outbox.take():
+                    sink.write(WireFrame(text))
+                sink.close(CLOSE_RESTART, RESTART_REASON)
+            client.outbox.close()
+
     def disconnect(self, client: Client) -> None:
         """Forget a client and its subscriptions."""
         self.clients.discard(client)
         for pattern in list(client.session.subscriptions):
-            self._router.remove(pattern, client)
+            self._unroute(pattern, client)
         client.outbox.close()
         if client.sink is not None:
             client.sink.on_writable = None
@@ -172,6 +245,8 @@ class LiveSocket:
 
     async def subscribe(self, client: Client, pattern: str, since: str | None = None) -> None:
         """Start sending ``client`` what matches ``pattern``; replay what it missed first."""
+        if self._bindings is not None:  # bound on the broker before the client counts on it
+            await self._bindings.add(pattern)
         self._router.add(pattern, client)
         if since is None:
             return
@@ -179,23 +254,33 @@ class LiveSocket:
         client._held = []
         try:
             events, complete = await self.history.since(pattern, since)
-            last = 0
             for event in events:
                 if client.session.may_see(event.topic):
                     summary = self._summary(Message(event.topic, payload=event.payload))
                     client.control(encode_event(event.topic, event.payload, event.id, summary))
-                last = sequence_of(event.id)
+                client._replayed[event.topic] = sequence_of(event.id)
             recovered = {"topic": RECOVERED, "body": {"pattern": pattern, "recovered": complete}}
             client.control(json.dumps(recovered))
         finally:
             held, client._held = client._held, None
+        # What was held goes out unless the replay sent it (per topic: a held frame of
+        # another pattern's topic is new to the client whatever its seq).
         for seq, topic, frame in held or ():
-            if seq > last:
-                client.offer(seq, topic, frame)
+            client.offer(seq, topic, frame)
 
     def unsubscribe(self, client: Client, pattern: str) -> None:
         """Stop sending ``client`` what matches ``pattern``."""
-        self._router.remove(pattern, client)
+        self._unroute(pattern, client)
+
+    def _unroute(self, pattern: str, client: Client) -> None:
+        if self._router.remove(pattern, client) and self._bindings is not None:
+            self._bindings.remove(pattern)
+
+    def _report(self) -> dict[str, Any]:
+        """What the node's heartbeat says of this live socket: counts, not pattern lists."""
+        report = self.stats()
+        report["bound"] = len(report["bound"])
+        return report
 
     def stats(self) -> dict[str, Any]:
         """Connections, subscriptions and drops, for the status endpoint and monitoring."""
@@ -206,6 +291,8 @@ class LiveSocket:
             "subscriptions": len(self._router),
             "conflated": sum(c.outbox.dropped for c in self.clients),
             "slow_disconnects": self.slow_disconnects,
+            # What the broker sends this node: its clients' patterns, or all ("#").
+            "bound": sorted(self._bindings.bound) if self._bindings is not None else ["#"],
         }
 
     def _summary(self, message: Message) -> str | None:
@@ -221,16 +308,50 @@ class LiveSocket:
         except Exception:  # a schema class that cannot read this body: no summary
             return None
 
+    async def _record_everything(self) -> None:
+        """While this node leads the history: record every message of the bus (until cancelled).
+
+        Whatever was published while no node recorded (the previous leader died,
+        none had taken over) is lost to the history: once subscribed, the gap is
+        marked, so clients that were away before it get ``recovered: false``.
+        """
+        assert self.cluster is not None
+        history = ClusterHistory(self.cluster.store)
+
+        async def record(message: Message) -> None:
+            try:
+                await history.append(message.topic, body_text(message), message.id)
+            except MokshaError as exc:
+                log.warning("the history recorder could not record %s: %s", message.topic, exc)
+
+        await self.hub.asubscribe("#", record)
+        try:
+            await history.mark_gap()
+            await asyncio.Event().wait()  # until the lead is lost or the node stops
+        finally:
+            await self.hub.aunsubscribe(record)
+
     async def _on_message(self, message: Message) -> None:
         topic = message.topic
         text = body_text(message)
-        event_id = await self.history.append(topic, text)
-        self.history.seen(event_id, topic, message.id)
+        try:
+            event_id = await self.history.append(topic, text, message.id)
+            seq = sequence_of(event_id)
+            self.history.seen(event_id, topic, message.id)
+            if self._history_down:
+                log.info("the live socket's history works again")
+                self._history_down = False
+        except MokshaError as exc:
+            # The cluster's store is unreachable: deliver anyway, with no id to resume from
+            # (a client reconnecting meanwhile gets recovered: false), rather than nothing.
+            if not self._history_down:
+                log.warning("live-socket history failed, delivering without ids: %s", exc)
+            self._history_down = True
+            event_id, seq = "", sys.maxsize
         clients = self._router.match(topic)
         if not clients:
             return
         frame = WireFrame(encode_event(topic, text, event_id, self._summary(message)))
-        seq = sequence_of(event_id)
         for client in dict.fromkeys(clients):  # once, however many of its patterns match
             if client.session.may_see(topic):
                 client.offer(seq, topic, frame)

@@ -108,12 +108,14 @@ class History(ABC):
     """
 
     @abstractmethod
-    async def append(self, topic: str, payload: str) -> str:
+    async def append(self, topic: str, payload: str, key: str | None = None) -> str:
         """Store a message and give it the next event id.
 
         Args:
             topic: the message's topic.
             payload: its body as JSON text, stored and replayed as is.
+            key: the message's id; a store shared by several nodes stores a
+                message once and gives every node the same event id for it.
 
         Returns:
             The new event id; ids grow over every topic.
@@ -223,7 +225,7 @@ class MemoryHistory(History):
         """The epoch part of the ids this store issues."""
         return self._epoch
 
-    async def append(self, topic: str, payload: str) -> str:
+    async def append(self, topic: str, payload: str, key: str | None = None) -> str:
         """Store a message and give it the next event id (see :meth:`History.append`)."""
         now = self._clock()
         self._seq = seq = self._seq + 1

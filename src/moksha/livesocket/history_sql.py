@@ -156,7 +156,7 @@ class SqlHistory(History):
         await self._open()
         return self
 
-    async def append(self, topic: str, payload: str) -> str:
+    async def append(self, topic: str, payload: str, key: str | None = None) -> str:
         """Store a message and give it the next event id (see :meth:`History.append`)."""
         if self._writer is None:
             await self._open()

@@ -15,7 +15,8 @@ websocket``):
                                publish (loopback clients, or a token granting the topic)
 ``/livesocket/moksha.js``      the JavaScript client (``moksha.mjs``: as an ES module)
 ``/livesocket?topic=&callback=``  the original embed: calls ``callback(json)`` per message
-``/livesocket/status``         clients, subscriptions and drops, as JSON
+``/livesocket/status``         clients, subscriptions and drops, as JSON; in a cluster
+                               also this node, the nodes alive and the leaders
 =============================  ==================================================
 """
 
@@ -39,7 +40,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from moksha.errors import ConfigError, MokshaError, ValidationError
 from moksha.livesocket.direct import DirectWebSocketProtocol, sink_of
-from moksha.livesocket.fanout import SLOW_REASON, Client, LiveSocket
+from moksha.livesocket.fanout import (
+    CLOSE_RESTART,
+    RESTART_REASON,
+    SLOW_REASON,
+    Client,
+    LiveSocket,
+)
 from moksha.livesocket.protocol import (
     SUBSCRIBE,
     Close,
@@ -173,7 +180,8 @@ async def _write_websocket(websocket: WebSocket, client: Client) -> None:
             for frame in frames:
                 await websocket.send_text(frame)
         if client.close_code is not None:
-            await websocket.close(code=client.close_code, reason=SLOW_REASON)
+            reason = RESTART_REASON if client.close_code == CLOSE_RESTART else SLOW_REASON
+            await websocket.close(code=client.close_code, reason=reason)
 
 
 def _cross_origin_refused(request: Request, live: LiveSocket) -> Response | None:
@@ -390,7 +398,11 @@ async def _embed(request: Request) -> Response:
 
 
 async def _status(request: Request) -> Response:
-    return JSONResponse(_live(request).stats())
+    live = _live(request)
+    stats = live.stats()
+    if live.cluster is not None:  # this node, the nodes alive, who leads what
+        stats["cluster"] = await live.cluster.status()
+    return JSONResponse(stats)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -43,7 +43,9 @@ class Readiness:
         state: the hub's state (``running``, ``stopping``, ...).
         backends: each backend's name and whether it is connected.
         consumers: how many consumers run.
-        warnings: one sentence per consumer whose broker queue is past the limit.
+        warnings: one sentence per consumer whose broker queue is past the limit
+            (and one when the cluster's store cannot be reached).
+        cluster: in a cluster, this node's id, the nodes alive and the leaders.
     """
 
     ready: bool
@@ -52,6 +54,7 @@ class Readiness:
     backends: dict[str, bool] = field(default_factory=dict)
     consumers: int = 0
     warnings: list[str] = field(default_factory=list)
+    cluster: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -70,6 +73,7 @@ class Readiness:
             "state": self.state,
             "backends": self.backends,
             "consumers": self.consumers,
+            **({"cluster": self.cluster} if self.cluster is not None else {}),
         }
 
 
@@ -113,6 +117,24 @@ def readiness(hub: MokshaHub) -> Readiness:
                 f"consumer {name} has {depth} messages waiting in its "
                 f"broker queue (moksha.queue_depth_limit is {limit})"
             )
+    cluster = getattr(hub, "cluster", None)
+    view = None
+    if cluster is not None:
+        # The node still delivers without its store; only recovery and leadership suffer.
+        if not cluster.store_reachable:
+            warnings.append("the cluster's store cannot be reached (moksha.cluster.url)")
+        view = {
+            "node": cluster.node_id,
+            "store_reachable": cluster.store_reachable,
+            "nodes": sorted(cluster.nodes),
+            "leaders": cluster.leaders,
+        }
     return Readiness(
-        not reasons, reasons, hub.state.value, backends, len(consumers), warnings=warnings
+        not reasons,
+        reasons,
+        hub.state.value,
+        backends,
+        len(consumers),
+        warnings=warnings,
+        cluster=view,
     )

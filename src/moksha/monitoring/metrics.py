@@ -91,6 +91,7 @@ class HubCollector(Collector):
         yield from self._producers()
         yield from self._backends()
         yield from self._livesocket_metrics()
+        yield from self._cluster_metrics()
         hub = self.tally.hub
         published = CounterMetricFamily(
             "moksha_messages_published",
@@ -191,6 +192,36 @@ class HubCollector(Collector):
             connected.add_metric([name], int(tally.connected))
             reconnects.add_metric([name], tally.reconnects)
         yield from (connected, reconnects)
+
+    def _cluster_metrics(self) -> Iterator[Metric]:
+        cluster = getattr(self.tally.hub, "cluster", None)
+        if cluster is None:
+            return
+        nodes = GaugeMetricFamily(
+            "moksha_cluster_nodes", "Nodes of the cluster alive (heartbeat not expired)."
+        )
+        nodes.add_metric([], len(cluster.nodes))
+        clients = GaugeMetricFamily(
+            "moksha_cluster_node_clients",
+            "Live-socket clients per node, as each node last reported.",
+            labels=["node"],
+        )
+        for node, info in sorted(cluster.nodes.items()):
+            count = (info.get("livesocket") or {}).get("clients")
+            if isinstance(count, int):
+                clients.add_metric([node], count)
+        leaders = GaugeMetricFamily(
+            "moksha_cluster_leader", "1 per lock and the node holding it.", labels=["lock", "node"]
+        )
+        for lock, node in sorted(cluster.leaders.items()):
+            leaders.add_metric([lock, node], 1)
+        store = GaugeMetricFamily(
+            "moksha_cluster_store_up", "1 when the last heartbeat reached the cluster's store."
+        )
+        store.add_metric([], int(cluster.store_reachable))
+        info = GaugeMetricFamily("moksha_cluster_node_info", "This node's id.", labels=["node"])
+        info.add_metric([cluster.node_id], 1)
+        yield from (nodes, clients, leaders, store, info)
 
     def _livesocket_metrics(self) -> Iterator[Metric]:
         live = self._livesocket()

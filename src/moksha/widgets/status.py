@@ -10,7 +10,8 @@
       "producers": [{"name": "SystemStats", "module": "moksha.widgets.demo",
                      "frequency": 1.0, "last_ran": 1699999999.5, "exceptions": 0, ...}],
       "backends": [{"name": "memory", "connected": true, "cross_process": false, ...}],
-      "livesocket": {"clients": 1, "websocket": 1, "sse": 0, "subscriptions": 3, ...}
+      "livesocket": {"clients": 1, "websocket": 1, "sse": 0, "subscriptions": 3, ...},
+      "cluster": null   (in a cluster: {"node", "store_reachable", "nodes", "leaders"})
     }
 
 Headcounts are totals since the hub started: reading the status never resets
@@ -93,4 +94,18 @@ def hub_status(hub: MokshaHub, livesocket: LiveSocket | None = None) -> dict[str
             for backend in hub.backends
         ],
         "livesocket": live.stats() if live is not None else None,
+        "cluster": _cluster(hub),
+    }
+
+
+def _cluster(hub: MokshaHub) -> dict[str, Any] | None:
+    """In a cluster: this node, the nodes alive with what they reported, and the leaders."""
+    cluster = getattr(hub, "cluster", None)
+    if cluster is None:
+        return None
+    return {
+        "node": cluster.node_id,
+        "store_reachable": cluster.store_reachable,
+        "nodes": cluster.nodes,
+        "leaders": cluster.leaders,
     }

@@ -107,17 +107,23 @@ class PollingProducer(Producer):
         frequency: seconds (int/float) or a :class:`~datetime.timedelta` between
             polls; ``0`` polls back to back.
         now: poll once immediately at start, before the first wait.
+        cluster_singleton: in a cluster (``moksha.cluster.url``), poll on one node
+            only, the leader of this producer (True, the default); False polls on
+            every node.
     """
 
     frequency: float | timedelta | None = None
     now: bool = False
     die: bool = False
+    cluster_singleton: bool = True
 
     def _init_base(self, hub: MokshaHub | None) -> None:
         super()._init_base(hub)
         if isinstance(self.frequency, timedelta):
             self.frequency = self.frequency.total_seconds()
         self._last_ran: float | None = None
+        # In a cluster: whether this node runs it (set by the hub); None on one node.
+        self._leader: bool | None = None
         self._on_stop: Callable[[], object] = lambda: None
 
     @property
@@ -144,4 +150,6 @@ class PollingProducer(Producer):
     def __json__(self) -> dict[str, Any]:
         data = super().__json__()
         data.update({"frequency": self.frequency, "now": self.now, "last_ran": self._last_ran})
+        if self._leader is not None:
+            data["leader"] = self._leader
         return data

@@ -186,6 +186,34 @@ class AMQPSubscription(Subscription):
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"moksha-amqp {queue.name}")
 
+    async def rebind(self, patterns: Sequence[str]) -> bool:
+        """Bind the new patterns and unbind the old on this subscription's exclusive queue.
+
+        A durable queue's bindings follow the code instead (:mod:`.amqp_bindings`): False.
+
+        Raises:
+            BackendError: the broker refused a binding.
+        """
+        if self._durable_queue is not None:
+            return False
+        wanted = tuple(dict.fromkeys(patterns))
+        queue, channel = self._queue, self._channel
+        if queue is not None and channel is not None:
+            try:
+                async with asyncio.timeout(SETUP_TIMEOUT):
+                    exchange = await self._declare_exchange(channel)
+                    for pattern in wanted:
+                        if pattern not in self.patterns:
+                            await queue.bind(exchange, routing_key=pattern)
+                    for pattern in self.patterns:
+                        if pattern not in wanted:
+                            await queue.unbind(exchange, routing_key=pattern)
+            except (TimeoutError, AMQPChannelError, *CONNECTION_EXCEPTIONS) as exc:
+                raise BackendError(f"amqp: could not bind {list(wanted)}: {exc}") from exc
+        # Unstarted or reconnecting: start() binds these (aio-pika restores the rest).
+        self.patterns = wanted
+        return True
+
     async def _follow_code(self, queue: str, exchange: str) -> bool:
         """Make the durable queue's bindings this subscription's patterns (amqp_bindings).
 

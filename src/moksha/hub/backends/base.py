@@ -141,6 +141,18 @@ class Subscription(abc.ABC):
     async def cancel(self) -> None:
         """Stop deliveries to the handler.  Cancelling twice is harmless."""
 
+    async def rebind(self, patterns: Sequence[str]) -> bool:
+        """Receive ``patterns`` from now on instead, in place, where the backend can.
+
+        A backend with a broker-side queue per subscription (AMQP) binds the new
+        patterns and unbinds the old on the same queue, so nothing arrives twice
+        and order holds.  The default cannot, and changes nothing.
+
+        Returns:
+            True when the subscription now receives exactly ``patterns``.
+        """
+        return False
+
     async def waiting(self) -> int | None:
         """How many messages wait in the broker for this subscription; None where unknown.
 

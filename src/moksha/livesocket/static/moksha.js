@@ -23,6 +23,10 @@
  *   moksha.connect({url, token})  use this hub (its base URL, or any URL under
  *       BASE/livesocket) and/or this auth token (sent as the first frame, ?token= for
  *       SSE); reconnects now if the page has subscriptions, else at the first one.
+ *   moksha.connect({urls: [url, ...]})  the nodes of one cluster (moksha.cluster.url):
+ *       the client uses one, and moves to the next when it cannot connect, loses its
+ *       connection, or the node closes it with 1012 (stopping: "go elsewhere"). Event
+ *       ids are the cluster's, so it resumes on the next node with nothing missed.
  *   moksha.close()  disconnect and stop reconnecting (until the next call above).
  *   moksha.history(pattern, {count, seconds})  a Promise of the newest stored
  *       messages on pattern ({topic, body, id, time}, oldest first; time in seconds
@@ -64,6 +68,7 @@
   var attempt = 0, wsFailures = 0, wsOpened = false, stopped = false;
   var pending = [];
   var newest = null; // {id, epoch, seq} of the newest event the page has seen
+  var bases = null; // the base URLs of a cluster's nodes, when connect({urls}) named them
 
   var moksha = {
     state: "closed",
@@ -133,14 +138,16 @@
 
   function connect(options) {
     options = options || {};
-    if (options.url && baseOf(options.url) !== base) {
-      // Another hub: its event ids mean nothing here, and its WebSocket may well work.
-      base = baseOf(options.url);
-      newest = null;
-      subs.forEach(function (sub) {
-        sub.lastId = sub.epoch = null; sub.seq = -1; sub.sent = false;
-      });
-      wsFailures = 0; wsOpened = false; moksha.transport = null;
+    if (options.urls) {
+      var list = Array.prototype.map.call(options.urls, baseOf);
+      if (!list.length) throw new TypeError("moksha.connect: urls names no node");
+      // A node of the same cluster keeps the page's event ids; a new cluster does not.
+      var known = list.indexOf(base) >= 0;
+      bases = list;
+      if (!known) switchHub(list[0]);
+    } else if (options.url && baseOf(options.url) !== base) {
+      bases = null;
+      switchHub(baseOf(options.url));
     }
     if ("token" in options) token = options.token || null;
     stopped = false;
@@ -148,6 +155,22 @@
     attempt = 0;
     if (subs.size || pending.length) open();
     return moksha;
+  }
+
+  function switchHub(url) {
+    // Another hub: its event ids mean nothing here, and its WebSocket may well work.
+    base = url;
+    newest = null;
+    subs.forEach(function (sub) {
+      sub.lastId = sub.epoch = null; sub.seq = -1; sub.sent = false;
+    });
+    wsFailures = 0; wsOpened = false; moksha.transport = null;
+  }
+
+  // The next node of the cluster, if connect({urls}) named several: same ids, same history.
+  function nextNode() {
+    if (!bases || bases.length < 2) return;
+    base = bases[(bases.indexOf(base) + 1) % bases.length];
   }
 
   function close() {
@@ -217,6 +240,7 @@
       if (policy) emit("error", { error: event.reason || "closed by the hub", code: event.code });
       if (!opened) wsFailures += 1;
       else if (!policy) attempt = 0; // it worked: the next drop starts the backoff afresh
+      if (!policy) nextNode(); // 1012 "service restart" above all: that node is stopping
       setState("closed");
       if (event.code !== 4001) retry(); // a bad token stays bad: wait for connect({token})
     };
@@ -244,7 +268,11 @@
     source.onmessage = function (event) { receive(event.data); };
     source.onerror = function () {
       if (es !== source) return;
-      if (source.readyState !== EventSource.CLOSED) return setState("connecting");
+      if (source.readyState !== EventSource.CLOSED && !(bases && bases.length > 1)) {
+        return setState("connecting"); // the browser reconnects, with Last-Event-ID
+      }
+      if (source.readyState !== EventSource.CLOSED) source.close(); // we move to another node
+      nextNode();
       es = null; // refused (HTTP error, CORS): the browser will not retry, so we do
       setState("closed");
       retry();

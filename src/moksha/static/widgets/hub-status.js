@@ -22,11 +22,15 @@ export class MokshaHubStatus extends MokshaElement {
     this.producers = new StatusTable(PRODUCER_COLUMNS, "No producers.");
     this.backends = h("ul", { className: "moksha-backends" });
     this.livesocket = h("p", { className: "moksha-livesocket" });
+    this.cluster = h("ul", { className: "moksha-cluster" });
+    this.clusterSection = section("Cluster", this.cluster);
+    this.clusterSection.hidden = true; // only a node of a cluster has one
     body.append(
       section("Consumers", this.consumers.node),
       section("Producers", this.producers.node),
       section("Backends", this.backends),
-      section("Live socket", this.livesocket));
+      section("Live socket", this.livesocket),
+      this.clusterSection);
   }
 
   start() {
@@ -84,6 +88,9 @@ export class MokshaHubStatus extends MokshaElement {
       ? `${live.clients} client${live.clients === 1 ? "" : "s"} (${live.websocket} WebSocket, ` +
         `${live.sse} SSE), ${live.subscriptions} subscription${live.subscriptions === 1 ? "" : "s"}`
       : "not served by this hub");
+    const cluster = status.cluster;
+    this.clusterSection.hidden = !cluster;
+    if (cluster) updateList(this.cluster, clusterItems(cluster, live));
   }
 }
 
@@ -163,11 +170,37 @@ function consumerRow(consumer, earlier, seconds) {
 
 function producerRow(producer) {
   const every = typeof producer.frequency === "number" ? `${formatNumber(producer.frequency)} s` : "–";
-  const ran = producer.last_ran ? clock(producer.last_ran * 1000) : "–";
+  // In a cluster a singleton producer polls on its leader only.
+  const ran = producer.leader === false ? "on another node"
+    : producer.last_ran ? clock(producer.last_ran * 1000) : "–";
   return {
     key: `${producer.module}.${producer.name}`, name: producer.name, title: producer.module, failing: producer.exceptions > 0,
     cells: [every, ran, formatNumber(producer.exceptions)],
   };
+}
+
+/**
+ * One item per node alive: its clients and the producers it leads; this node first,
+ * with its clients as of now (the others' as of their last heartbeat).
+ */
+function clusterItems(cluster, ownLive) {
+  const leading = new Map();
+  for (const [lock, node] of Object.entries(cluster.leaders || {})) {
+    leading.set(node, [...(leading.get(node) || []), lock.replace(/^producer:.*\./, "")]);
+  }
+  const names = Object.keys(cluster.nodes || {}).sort((a, b) =>
+    (b === cluster.node) - (a === cluster.node) || a.localeCompare(b));
+  if (!cluster.store_reachable) {
+    return [{ name: "store", state: "disconnected", text: "shared store unreachable" }];
+  }
+  return names.map((name) => {
+    const live = name === cluster.node && ownLive ? ownLive : (cluster.nodes[name] || {}).livesocket;
+    const clients = live ? `${live.clients} client${live.clients === 1 ? "" : "s"}` : "no live socket";
+    const leads = leading.get(name);
+    const text = `${name}${name === cluster.node ? " (this node)" : ""}: ${clients}` +
+      (leads ? `, leads ${leads.join(", ")}` : "");
+    return { name, state: "connected", text };
+  });
 }
 
 function backendItem(item) {
