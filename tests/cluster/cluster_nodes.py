@@ -128,12 +128,17 @@ class Cluster:
         return started
 
 
+def unique_prefix() -> str:
+    """A name of this test's own for the shared brokers and stores."""
+    return f"clustertest_{secrets.token_hex(4)}"
+
+
 @contextmanager
 def cluster(tmp_path: Path, **extra: Any) -> Iterator[Cluster]:
     """A cluster on RabbitMQ + Redis with names of its own; its nodes are killed at the end."""
     require_service("RabbitMQ", 5672)
     require_service("Redis", 6379)
-    name = f"i11test_{secrets.token_hex(4)}"
+    name = unique_prefix()
     settings = {
         "moksha.backends": "amqp",
         "amqp_broker": AMQP_URL,

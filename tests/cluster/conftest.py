@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 
 import pytest
-from cluster_nodes import POSTGRES_URL, REDIS_URL, drop_redis_keys
+from cluster_nodes import POSTGRES_URL, REDIS_URL, drop_redis_keys, unique_prefix
 
 from moksha.cluster import Bounds, ClusterStore, store_from_url
 from support import require_service
-
-
-def unique_prefix() -> str:
-    return f"i11test_{secrets.token_hex(4)}"
 
 
 @pytest.fixture(params=["redis", "postgresql"])

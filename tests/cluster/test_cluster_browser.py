@@ -42,13 +42,13 @@ def test_a_page_moves_to_the_next_node_when_its_node_stops(tmp_path: Path, brows
             # A page of its own on A's origin (the dashboard's CSP allows its own origin only;
             # behind one load balancer every node is that origin).
             page.route(
-                f"{a.url}/i11-page",
+                f"{a.url}/cluster-page",
                 lambda route: route.fulfill(
                     content_type="text/html",
                     body=f'<script src="{a.url}/livesocket/moksha.js"></script>',
                 ),
             )
-            page.goto(f"{a.url}/i11-page")
+            page.goto(f"{a.url}/cluster-page")
             page.evaluate(
                 """([urls, pattern]) => {
                     window.got = []; window.verdicts = []; window.closes = [];
@@ -56,12 +56,12 @@ def test_a_page_moves_to_the_next_node_when_its_node_stops(tmp_path: Path, brows
                     moksha.connect({urls});
                     moksha.subscribe(pattern, (m) => window.got.push(m.body));
                 }""",
-                [[a.url, b.url], "i11page.#"],
+                [[a.url, b.url], "clusterpage.#"],
             )
             wait = TIMEOUT * 1000
             # Published until the page has one (its subscription is then in place).
             for _ in range(50):
-                b.publish("i11page.x", 0)
+                b.publish("clusterpage.x", 0)
                 try:
                     page.wait_for_function("() => window.got.length > 0", timeout=200)
                     break
@@ -70,7 +70,7 @@ def test_a_page_moves_to_the_next_node_when_its_node_stops(tmp_path: Path, brows
             first = page.evaluate("window.got.length")
             stderr = a.terminate()  # SIGTERM: A closes its clients with 1012 and stops
             for n in range(1, 5):
-                b.publish("i11page.x", n)
+                b.publish("clusterpage.x", n)
             page.wait_for_function(f"() => window.got.length >= {first + 4}", timeout=wait)
             page.wait_for_function("() => window.verdicts.length > 0", timeout=wait)
             got = page.evaluate("window.got")

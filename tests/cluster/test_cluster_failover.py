@@ -67,8 +67,8 @@ def check(clients: list[Roamer]) -> None:
 def test_three_nodes_a_node_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
     with cluster(tmp_path) as made:
         nodes = made.start(3)
-        topic = "i11.stream.x"
-        clients = roamers(nodes, "i11.stream.#")
+        topic = "cluster.stream.x"
+        clients = roamers(nodes, "cluster.stream.#")
 
         async def scenario() -> None:
             tasks = await started(clients, nodes)
@@ -105,8 +105,8 @@ def restart(made: Cluster, node: Node) -> Node:
 def test_a_rolling_restart_of_every_node_loses_nothing(tmp_path: Path) -> None:
     with cluster(tmp_path) as made:
         nodes = made.start(3)
-        topic = "i11.roll.x"
-        clients = roamers(nodes, "i11.roll.#")
+        topic = "cluster.roll.x"
+        clients = roamers(nodes, "cluster.roll.#")
         sent: list[int] = []
         total: list[int] = []  # known once the stream ends
 

@@ -26,7 +26,7 @@ RECORDER = "livesocket:history"
 
 
 def topic_base() -> str:
-    return f"i11.{secrets.token_hex(4)}"
+    return f"cluster.{secrets.token_hex(4)}"
 
 
 async def listening(listener: Listener, count: int) -> asyncio.Task[list[dict[str, Any]]]:

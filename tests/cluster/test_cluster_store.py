@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from cluster_nodes import REDIS_URL, drop_redis_keys
+from cluster_nodes import REDIS_URL, drop_redis_keys, unique_prefix
 
 from moksha.cluster import ClusterStore, store_from_url
 from moksha.livesocket.history_cluster import ClusterHistory
@@ -118,9 +118,6 @@ async def test_a_marked_gap_makes_every_earlier_id_incomplete(store: ClusterStor
 
 
 async def test_a_redis_that_lost_its_data_begins_a_new_epoch() -> None:
-
-    from conftest import unique_prefix
-
     prefix = unique_prefix()
     async with store_from_url(REDIS_URL, prefix) as store:
         history = ClusterHistory(store)
