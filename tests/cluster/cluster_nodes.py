@@ -7,6 +7,7 @@ exchange (deleted afterwards), its own Redis key prefix (emptied afterwards).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -299,8 +300,18 @@ class Roamer:
             response.raise_for_status()
             self.connections += 1
             self.subscribed.set()
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    self._take(json.loads(line[6:]))
-                if self._done():
-                    return
+
+            async def read() -> None:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        self._take(json.loads(line[6:]))
+
+            # The count may become known after the last message came: look every 0.5 s.
+            reader = asyncio.create_task(read())
+            try:
+                while not self._done() and not reader.done():
+                    await asyncio.wait({reader}, timeout=0.5)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader  # raises what ended it: a node that went away
