@@ -77,7 +77,7 @@ class Readiness:
         }
 
 
-def readiness(hub: MokshaHub) -> Readiness:
+def readiness(hub: MokshaHub, *, draining: bool = False) -> Readiness:
     """Check ``hub``: running, backends connected, consumers started and readable.
 
     A consumer whose statistics cannot be read (its ``stats`` raises) is named
@@ -85,11 +85,14 @@ def readiness(hub: MokshaHub) -> Readiness:
 
     Args:
         hub: the hub; a :class:`~moksha.hub.CentralMokshaHub` also has its consumers checked.
+        draining: its live socket is draining (the node is stopping): not ready.
 
     Returns:
         The verdict, with a sentence per problem.
     """
     reasons = []
+    if draining:
+        reasons.append("this node is stopping: its live-socket clients are moving to other nodes")
     if hub.state is not HubState.RUNNING:
         reasons.append(f"the hub is {hub.state.value}")
     backends: dict[str, bool] = {}
