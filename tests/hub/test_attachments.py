@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import websockets
 
 from moksha.errors import ConfigError
 from moksha.hub import CentralMokshaHub
@@ -104,3 +107,31 @@ async def test_without_the_live_socket_configured_nothing_attaches(
 ) -> None:
     async with CentralMokshaHub(memory_config, [], []) as hub:
         assert hub.attachments == {} and hub.livesocket_url is None
+
+
+async def test_a_stopping_hub_drains_its_live_socket_clients_with_1012(
+    memory_config: dict[str, str],
+) -> None:
+    config = {
+        **memory_config,
+        "moksha.livesocket.backend": "websocket",
+        "moksha.livesocket.websocket.port": "0",
+    }
+    hub = CentralMokshaHub(config, [], [])
+    await hub.start()
+    assert hub.livesocket_url is not None
+    url = hub.livesocket_url.replace("http://", "ws://") + "/livesocket/ws"
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"topic": "__topic_subscribe__", "body": "a.#"}))
+        async with asyncio.timeout(TIMEOUT):
+            while hub.livesocket.stats()["subscriptions"] < 1:
+                await asyncio.sleep(0.01)
+        await hub.publish("a.b", 1)
+        first = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        stopping = asyncio.create_task(hub.aclose())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        await stopping
+    assert first["body"] == 1
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert hub.livesocket.draining and not listening(hub.livesocket_url)

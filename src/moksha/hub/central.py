@@ -443,11 +443,12 @@ class CentralMokshaHub(MokshaHub):
     async def _on_stop(self) -> None:
         if self._depth_watch is not None:
             self._depth_watch.cancel()
+        # The live socket first: its clients move to other nodes while this one stops
+        # (within its own moksha.shutdown_timeout: the consumers' begins after it).
+        await self._detach(serving=True)
         timeout = self.config.shutdown_timeout
         began = asyncio.get_running_loop().time()
         deadline = began + timeout
-        # The live socket first: its clients move to other nodes while this one stops.
-        await self._detach(serving=True)
         for producer in self.producers:
             await self._call_stop_hook(producer)
         await self._settle_until(deadline)
