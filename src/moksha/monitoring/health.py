@@ -14,6 +14,9 @@ the hub started; ``moksha hub`` opens its live-socket port last), so a hub
 answering HTTP has started every consumer that could start; one whose
 constructor raised is logged and left out.
 
+From the moment a node begins to stop (SIGTERM: its live socket drains its
+clients to other nodes), ``/ready`` answers 503 on the connections still open.
+
 A consumer whose broker queue holds more than ``moksha.queue_depth_limit``
 messages does not make the hub unready (it still consumes; sending traffic
 elsewhere would not help) but ``/ready`` says so: ``"status": "degraded"``
