@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -11,12 +12,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import websockets
+from websockets.client import ClientProtocol
+from websockets.frames import Frame
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from moksha.cli import main
 from moksha.web.resources import STATIC_PREFIX
@@ -47,11 +53,18 @@ def start(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     The directory's development.ini asks for the hub's own live-socket port, which
     ``moksha start`` must not open: everything is on P.
     """
+    with started(tmp_path) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def started(tmp_path: Path, settings: str = "") -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """What the ``start`` fixture yields, with more ``settings`` lines in development.ini."""
     port, hub_port = free_port(), free_port()
     (tmp_path / "development.ini").write_text(
         "[app:main]\n"
         "moksha.livesocket.backend = websocket\n"
-        f"moksha.livesocket.websocket.port = {hub_port}\n"
+        f"moksha.livesocket.websocket.port = {hub_port}\n" + settings
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOKSHA_")}
     process = subprocess.Popen(
@@ -150,3 +163,88 @@ def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("Usage: moksha start [OPTIONS] [CONFIG]")
     for word in ("--host", "--port", "8080", "127.0.0.1", "--config", "--debug"):
         assert word in out
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    """Poll ``condition`` (bounded in time); whether it became true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+class UnansweringClient:
+    """A WebSocket client that reads only when told, so the node's close waits for it.
+
+    Sans-I/O (websockets' ``ClientProtocol``) over a plain socket: nothing answers
+    the server behind the test's back, as a library's background reader would.
+    """
+
+    def __init__(self, url: str) -> None:
+        ws_url = url.replace("http://", "ws://") + "/livesocket/ws"
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT)
+        self.protocol = ClientProtocol(parse_uri(ws_url))
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        while self.protocol.state is State.CONNECTING:
+            self._read()
+        assert self.protocol.state is State.OPEN, self.protocol.handshake_exc
+
+    def send(self, frame: dict[str, object]) -> None:
+        self.protocol.send_text(json.dumps(frame).encode())
+        self._flush()
+
+    def read_until_closed(self) -> list[Frame]:
+        """Read what the node sent, answer its close; the frames read (bounded in time)."""
+        frames: list[Frame] = []
+        deadline = time.monotonic() + TIMEOUT
+        while self.protocol.close_rcvd is None and time.monotonic() < deadline:
+            self._read()
+            frames += [e for e in self.protocol.events_received() if isinstance(e, Frame)]
+        self._flush()  # the protocol answered the close
+        return frames
+
+    def _read(self) -> None:
+        data = self.sock.recv(65536)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+
+    def _flush(self) -> None:
+        self.sock.sendall(b"".join(self.protocol.data_to_send()))
+
+
+def test_sigterm_stops_accepting_at_once_then_drains_its_clients(tmp_path: Path) -> None:
+    # A long moksha.shutdown_timeout: the node drains until its client answers the close.
+    with started(tmp_path, "moksha.shutdown_timeout = 60\n") as (process, url):
+        port = urlsplit(url).port
+        assert port is not None
+        client = UnansweringClient(url)
+        client.send({"topic": "__topic_subscribe__", "body": "moksha.demo.#"})
+        # A connection opened before the signal (a balancer's kept-alive one) stays usable.
+        with httpx.Client(base_url=url, timeout=TIMEOUT) as http:
+            assert http.get("/ready").status_code == 200
+            process.send_signal(signal.SIGTERM)
+
+            assert wait_until(lambda: not listening(port)), "new connections still accepted"
+            assert process.poll() is None, "the node exited instead of draining"
+            ready = http.get("/ready")
+            assert ready.status_code == 503
+            assert any("stopping" in reason for reason in ready.json()["reasons"])
+            sse = http.get("/livesocket/sse", params={"topic": "moksha.demo.#"})
+            assert sse.status_code == 503
+            assert "another" in sse.json()["error"]
+            assert process.poll() is None, "the node stopped before its client left"
+
+        frames = client.read_until_closed()
+        assert client.protocol.close_rcvd is not None
+        assert client.protocol.close_rcvd.code == 1012
+        assert frames[-1].opcode.name == "CLOSE"
+        _, stderr = process.communicate(timeout=STOP_TIMEOUT)
+        client.sock.close()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr

@@ -4,8 +4,11 @@ The hub runs the installed consumers and producers and, unless
 ``moksha.dashboard.demo = false``, the demo producers that feed the default
 dashboard.  The live socket is served on the web port, not on a port of its
 own, so ``moksha.livesocket.backend`` is ignored here.  Ctrl-C or SIGTERM
-stops it: the live socket's clients are closed first, then the web server
-(at most two seconds for open requests), then the hub.
+stops it: the port stops accepting at once (``/ready`` turns not ready on
+connections already open), the live socket's clients are drained (their
+queued frames, then close 1012, so they reconnect to another node; at most
+``moksha.shutdown_timeout``), then the web server stops (at most two seconds
+for open requests), then the hub.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import click
 
 from moksha.archive.recovery import archive_history
 from moksha.cli._common import CliState, common_options, logging_level, pass_state, run_async
+from moksha.cluster.attachment import hub_cluster
 from moksha.config import Config
 from moksha.errors import ConfigError
 from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Producer
 from moksha.hub.validation import checked_plugins
 from moksha.livesocket import LiveSocket, LiveSocketServer, listen
+from moksha.livesocket.attachment import stop_serving
 from moksha.monitoring import Monitor, MonitoringApp
 from moksha.plugins import PRODUCER_GROUPS
 from moksha.web import WebSettings, create_app
@@ -117,8 +122,9 @@ async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> 
     await hub.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(hub.aclose)
-        history = archive_history(config, cluster=hub.cluster)
-        live = LiveSocket(hub, config, history=history, cluster=hub.cluster)
+        cluster = hub_cluster(hub)
+        history = archive_history(config, cluster=cluster)
+        live = LiveSocket(hub, config, history=history, cluster=cluster)
         await live.start()
         stack.push_async_callback(live.aclose)
         app = create_app(hub, config, live=live)
@@ -127,10 +133,10 @@ async def _serve(config: Config, settings: WebSettings, sock: socket.socket) -> 
         # /metrics, /live and /ready, outside the dashboard's authorization.
         site = MonitoringApp(app, monitor)
         server = LiveSocketServer(site, sock, live.policy.max_frame_bytes)
-        await _run_until_signalled(server, live)
+        await _run_until_signalled(server, live, config.shutdown_timeout)
 
 
-async def _run_until_signalled(server: LiveSocketServer, live: LiveSocket) -> None:
+async def _run_until_signalled(server: LiveSocketServer, live: LiveSocket, drain: float) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -145,12 +151,7 @@ async def _run_until_signalled(server: LiveSocketServer, live: LiveSocket) -> No
         for sig in signals:
             loop.remove_signal_handler(sig)
         stopping.cancel()
-        # Ending the live socket's clients first (after what is queued for them, with
-        # 1012 "service restart" so they reconnect, to another node if there is one)
-        # ends their SSE streams and WebSocket writers: the server need not wait for them.
-        live.drain()
-        for client in list(live.clients):
-            live.disconnect(client)
-        server.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+        # Refusing new clients, then ending the live socket's (after what is queued for
+        # them, with 1012 "service restart" so they reconnect, to another node if there
+        # is one) ends their SSE streams and WebSocket writers: the server need not wait.
+        await stop_serving(server, serving, live, drain)

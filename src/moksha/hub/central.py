@@ -2,8 +2,9 @@
 
 :class:`CentralMokshaHub` is what ``moksha hub`` starts.  Besides the client's
 work it starts, in order, the bridges between backends, the consumers, the
-producers and (when configured) the live socket; and it shuts down cleanly:
-producers first, then consumers drain their backlog for at most
+producers and its attachments (:mod:`moksha.hub.attachment`: the live socket,
+the cluster, when configured); and it shuts down cleanly: the live socket's
+clients first, then producers, then consumers drain their backlog for at most
 ``moksha.shutdown_timeout`` seconds, then the backends close.
 """
 
@@ -17,11 +18,17 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from moksha.cluster import ClusterNode, cluster_from_config
 from moksha.config import Config
-from moksha.errors import ConfigError, MokshaError, PluginError
+from moksha.errors import MokshaError, PluginError
 from moksha.hub.api.consumer import Consumer
 from moksha.hub.api.producer import PollingProducer, Producer
+from moksha.hub.attachment import (
+    Attachment,
+    AttachmentFactory,
+    Coordinator,
+    installed_factories,
+    missing,
+)
 from moksha.hub.backends import Backend, Handler, Subscription
 from moksha.hub.client import ORIGIN_HEADER, HubState, MokshaHub
 from moksha.hub.handling import ATTEMPT_HEADER
@@ -41,8 +48,6 @@ from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
-
-    from moksha.livesocket import LiveSocket, LiveSocketServer
 
 __all__ = ["DEAD_LETTER_HEADER", "CentralMokshaHub", "group_name"]
 
@@ -72,18 +77,25 @@ class CentralMokshaHub(MokshaHub):
         backends: as for :class:`MokshaHub`.
         schemas: as for :class:`MokshaHub`; plugins add those they declare in
             ``messages = [...]``.
+        attachments: factories of what runs with the hub (see
+            :mod:`moksha.hub.attachment`), by name; None loads the
+            ``moksha.hub.attachment`` entry points (the live socket, the cluster).
 
     Raises:
         PluginError: a class in ``consumers`` or ``producers`` cannot run (wrong
             base class, no topic, no frequency...; see :mod:`moksha.hub.validation`).
             Plugins found on entry points are skipped with one ERROR instead.
-        ConfigError, BackendError: as for :class:`MokshaHub`.
+        ConfigError, BackendError: as for :class:`MokshaHub`; at start, also when
+            the configuration asks for an attachment nothing provides.
 
     Attributes:
         consumers: the running consumer instances.
         producers: the running producer instances.
-        livesocket: the live socket serving browsers, when enabled.
-        livesocket_url: where it listens (``http://host:port``), when enabled.
+        attachments: what runs with the hub, by name, once started.
+        coordinator: what decides which node runs a polling producer (the
+            cluster), once started; None: every producer runs here.
+        livesocket_routes: more routes for the live socket's port (e.g.
+            monitoring), added before start.
     """
 
     def __init__(
@@ -94,6 +106,7 @@ class CentralMokshaHub(MokshaHub):
         *,
         backends: Sequence[Backend] | None = None,
         schemas: Sequence[type[Any]] = (),
+        attachments: Mapping[str, AttachmentFactory] | None = None,
     ) -> None:
         # Classes passed in code are checked before anything connects.
         for consumer_cls in consumers or ():
@@ -109,14 +122,28 @@ class CentralMokshaHub(MokshaHub):
         self._runners: list[tuple[ConsumerRunner, list[Subscription]]] = []
         self._bridges: list[Subscription] = []
         self._depth_watch: asyncio.Task[None] | None = None
-        self.livesocket: LiveSocket | None = None
-        # This hub's membership of a cluster (moksha.cluster.url), once started.
-        self.cluster: ClusterNode | None = None
-        self.livesocket_url: str | None = None
-        self._livesocket_server: LiveSocketServer | None = None
-        # More routes for the live socket's port (e.g. monitoring), added before start.
+        self._attachment_factories = attachments
+        self.attachments: dict[str, Attachment] = {}
+        self._detached: set[str] = set()
+        self.coordinator: Coordinator | None = None
         self.livesocket_routes: list[BaseRoute] = []
         super().__init__(config, backends=backends, schemas=schemas)
+
+    @property
+    def livesocket(self) -> Any:
+        """The :class:`moksha.livesocket.LiveSocket` serving browsers, when on and started."""
+        return getattr(self.attachments.get("livesocket"), "live", None)
+
+    @property
+    def livesocket_url(self) -> str | None:
+        """Where the live socket listens (``http://host:port``), when on and started."""
+        url: str | None = getattr(self.attachments.get("livesocket"), "url", None)
+        return url
+
+    @property
+    def cluster(self) -> Any:
+        """This node's :class:`moksha.cluster.ClusterNode` (``moksha.cluster.url``), or None."""
+        return getattr(self.attachments.get("cluster"), "node", None)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
         """Start, run until SIGINT or SIGTERM (or :meth:`aclose`), then shut down cleanly.
@@ -146,51 +173,45 @@ class CentralMokshaHub(MokshaHub):
             self._stop_requested.set()
 
     async def _on_start(self) -> None:
-        self.cluster = cluster_from_config(self.config)
-        if self.cluster is not None:
-            await self.cluster.start()
-        await self._start_bridges()
+        factories = self._attachment_factories
+        if factories is None:
+            factories = installed_factories()
+        if (problem := missing(self.config, factories)) is not None:
+            raise problem
+        attached = [a for f in factories.values() if (a := f(self.config)) is not None]
+        await self._attach([a for a in attached if not a.serves])
         try:
-            await self._start_consumers()
-            await self._start_producers()
-        except PluginError:
-            # A class passed in code cannot run: the consumers started before it stop too.
-            await asyncio.gather(*(runner.stop(0) for runner, _ in self._runners))
+            await self._start_bridges()
+            try:
+                await self._start_consumers()
+                await self._start_producers()
+            except PluginError:
+                # A class passed in code cannot run: the consumers started before it stop too.
+                await asyncio.gather(*(runner.stop(0) for runner, _ in self._runners))
+                raise
+            await self._attach([a for a in attached if a.serves])
+        except BaseException:
+            await self._detach(serving=True)
+            await self._detach(serving=False)
             raise
-        await self._start_livesocket()
 
-    async def _start_livesocket(self) -> None:
-        """Serve browsers and other processes when ``moksha.livesocket.backend = websocket``."""
-        backend = self.config.livesocket_backend
-        if backend is None:
-            return
-        if backend != "websocket":
-            raise ConfigError(
-                f"{backend!r} is not a live-socket backend Moksha has; use websocket",
-                key="moksha.livesocket.backend",
-                source=self.config.source("moksha.livesocket.backend"),
-            )
-        from moksha.livesocket import LiveSocket, LiveSocketServer, listen, livesocket_app
+    async def _attach(self, attachments: list[Attachment]) -> None:
+        for attachment in attachments:
+            await attachment.start(self)
+            self.attachments[attachment.name] = attachment
+            coordinator = getattr(attachment, "coordinator", None)
+            if coordinator is not None:
+                self.coordinator = coordinator
 
-        assert self._tasks is not None
-        sock = listen(
-            self.config.livesocket_websocket_interface, self.config.livesocket_websocket_port
-        )
-        history = None
-        if self.config.archive:
-            from moksha.archive.recovery import archive_history
+    async def _detach(self, *, serving: bool) -> None:
+        """Close the serving attachments (or the others), last started first.
 
-            history = archive_history(self.config, cluster=self.cluster)
-        self.livesocket = LiveSocket(self, self.config, history=history, cluster=self.cluster)
-        await self.livesocket.start()
-        app = livesocket_app(self.livesocket)
-        app.router.routes.extend(self.livesocket_routes)
-        self._livesocket_server = LiveSocketServer(
-            app, sock, self.livesocket.policy.max_frame_bytes
-        )
-        self._tasks.create_task(self._livesocket_server.serve(), name="moksha live socket")
-        self.livesocket_url = self._livesocket_server.url
-        log.info("live socket listening on %s", self.livesocket_url)
+        They stay in :attr:`attachments`, closed: their numbers can still be read.
+        """
+        for name, attachment in reversed(list(self.attachments.items())):
+            if attachment.serves is serving and name not in self._detached:
+                self._detached.add(name)
+                await attachment.aclose()
 
     async def _start_bridges(self) -> None:
         """Forward what others publish on one backend to every other backend.
@@ -403,7 +424,7 @@ class CentralMokshaHub(MokshaHub):
 
     async def _run_producer(self, producer: PollingProducer) -> None:
         """Poll; in a cluster, only while this node leads the producer (unless it opts out)."""
-        cluster = self.cluster
+        cluster = self.coordinator
         if cluster is None or not producer.cluster_singleton:
             await run_polling_producer(producer)
             return
@@ -422,13 +443,12 @@ class CentralMokshaHub(MokshaHub):
     async def _on_stop(self) -> None:
         if self._depth_watch is not None:
             self._depth_watch.cancel()
+        # The live socket first: its clients move to other nodes while this one stops
+        # (within its own moksha.shutdown_timeout: the consumers' begins after it).
+        await self._detach(serving=True)
         timeout = self.config.shutdown_timeout
         began = asyncio.get_running_loop().time()
         deadline = began + timeout
-        if self.livesocket is not None and self._livesocket_server is not None:
-            self.livesocket.drain()  # 1012 after their queued frames: reconnect elsewhere
-            await self.livesocket.aclose()
-            self._livesocket_server.stop()
         for producer in self.producers:
             await self._call_stop_hook(producer)
         await self._settle_until(deadline)
@@ -452,8 +472,8 @@ class CentralMokshaHub(MokshaHub):
                 )
         for consumer in self.consumers:
             await self._call_stop_hook(consumer)
-        if self.cluster is not None:
-            await self.cluster.aclose()
+        await self._detach(serving=False)
+        self.coordinator = None
         await super()._on_stop()
 
     async def _settle_until(self, deadline: float) -> None:

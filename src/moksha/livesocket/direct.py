@@ -82,6 +82,9 @@ class Sink(Protocol):
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake with ``code`` and ``reason``."""
 
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the connection is gone (now, if it is already)."""
+
 
 class _Events:
     """The three calls uvicorn makes of its per-connection ``asyncio.Queue``, on one deque.
@@ -125,6 +128,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = _Events()  # type: ignore[assignment]
         self.paused = False
         self.on_writable: Callable[[], None] | None = None
+        self._on_closed: list[Callable[[], None]] = []
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -153,6 +157,16 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_writable = None  # the client and this protocol must not keep each other
         super().connection_lost(exc)
+        callbacks, self._on_closed = self._on_closed, []
+        for callback in callbacks:
+            callback()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the connection is lost (now, if it is already)."""
+        if self.disconnected:
+            callback()
+        else:
+            self._on_closed.append(callback)
 
     def write(self, frame: WireFrame) -> None:
         """Write one text frame to the transport now, as ``websockets.broadcast()`` does."""

@@ -170,6 +170,10 @@ class LiveSocket:
         self.queue_size = int(config.get("moksha.livesocket.queue_size", 1000))
         self.clients: set[Client] = set()
         self.slow_disconnects = 0
+        # Set by drain(): new clients are refused (the node is stopping).
+        self.draining = False
+        self._closing: set[Sink] = set()  # drained WebSockets whose closing handshake is on
+        self._changed = asyncio.Event()  # a client left or a closing WebSocket ended
         self._history_down = False
         self._bindings: Bindings | None = None
         self._recorder: asyncio.Task[None] | None = None
@@ -222,7 +226,10 @@ class LiveSocket:
         load balancer, or to the next URL they know) while the others serve:
         they resume from their last event id, with no gap.  SSE streams end
         after their queued events, and the browser reconnects with ``Last-Event-ID``.
+        From now on :attr:`draining` is set: the server refuses new clients.
+        :meth:`drained` waits until they are gone.
         """
+        self.draining = True
         for client in list(self.clients):
             if client.close_code is None:
                 client.close_code = CLOSE_RESTART
@@ -231,7 +238,23 @@ class LiveSocket:
                 for text in client.outbox.take():
                     sink.write(WireFrame(text))
                 sink.close(CLOSE_RESTART, RESTART_REASON)
+                self._closing.add(sink)
+                sink.when_closed(partial(self._closed, sink))
             client.outbox.close()
+
+    async def drained(self) -> None:
+        """Wait until every client is gone and each drained WebSocket finished closing.
+
+        A WebSocket has finished when its client answered the close (it had read
+        every frame before it) or the server gave up on it; bound the wait with a timeout.
+        """
+        while self.clients or self._closing:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _closed(self, sink: Sink) -> None:
+        self._closing.discard(sink)
+        self._changed.set()
 
     def disconnect(self, client: Client) -> None:
         """Forget a client and its subscriptions."""
@@ -242,6 +265,7 @@ class LiveSocket:
         if client.sink is not None:
             client.sink.on_writable = None
         self.slow_disconnects += client.close_code == CLOSE_SLOW
+        self._changed.set()
 
     async def subscribe(self, client: Client, pattern: str, since: str | None = None) -> None:
         """Start sending ``client`` what matches ``pattern``; replay what it missed first."""

@@ -144,7 +144,21 @@ async def _apply(live: LiveSocket, client: Client, actions: list[Any]) -> Close 
     return None
 
 
+DRAINING_ERROR = "this node is stopping: connect to another one"
+
+
+def _draining_response() -> Response:
+    """The answer to a new client while the node drains: try another node."""
+    return JSONResponse({"error": DRAINING_ERROR}, status_code=503, headers={"Retry-After": "1"})
+
+
 async def _websocket(live: LiveSocket, websocket: WebSocket) -> None:
+    if live.draining:  # not upgraded: a load balancer tries the next node
+        try:
+            await websocket.send_denial_response(_draining_response())
+        except RuntimeError:  # a server without the denial extension: a plain refusal
+            await websocket.close(code=CLOSE_RESTART, reason=RESTART_REASON)
+        return
     origin = websocket.headers.get("origin")
     if not origin_allowed(live.policy, origin, websocket.headers.get("host")):
         log.warning("refused a WebSocket from origin %s", origin)
@@ -201,6 +215,8 @@ def _cross_origin_refused(request: Request, live: LiveSocket) -> Response | None
 
 async def _sse(request: Request) -> Response:
     live = _live(request)
+    if live.draining:
+        return _draining_response()
     refused_origin = _cross_origin_refused(request, live)
     if refused_origin is not None:
         return refused_origin
@@ -462,6 +478,15 @@ class LiveSocketServer:
     async def serve(self) -> None:
         """Serve until :meth:`stop`."""
         await self._server.serve(sockets=[self.sock])
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket: new connections are refused, open ones go on.
+
+        A load balancer then sends new clients to the other nodes at once, while
+        this one drains the clients it has.
+        """
+        for server in getattr(self._server, "servers", ()):
+            server.close()
 
     def stop(self) -> None:
         """Ask the server to finish (it closes its connections, then :meth:`serve` returns)."""

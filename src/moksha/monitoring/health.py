@@ -14,6 +14,9 @@ the hub started; ``moksha hub`` opens its live-socket port last), so a hub
 answering HTTP has started every consumer that could start; one whose
 constructor raised is logged and left out.
 
+From the moment a node begins to stop (SIGTERM: its live socket drains its
+clients to other nodes), ``/ready`` answers 503 on the connections still open.
+
 A consumer whose broker queue holds more than ``moksha.queue_depth_limit``
 messages does not make the hub unready (it still consumes; sending traffic
 elsewhere would not help) but ``/ready`` says so: ``"status": "degraded"``
@@ -77,7 +80,7 @@ class Readiness:
         }
 
 
-def readiness(hub: MokshaHub) -> Readiness:
+def readiness(hub: MokshaHub, *, draining: bool = False) -> Readiness:
     """Check ``hub``: running, backends connected, consumers started and readable.
 
     A consumer whose statistics cannot be read (its ``stats`` raises) is named
@@ -85,11 +88,14 @@ def readiness(hub: MokshaHub) -> Readiness:
 
     Args:
         hub: the hub; a :class:`~moksha.hub.CentralMokshaHub` also has its consumers checked.
+        draining: its live socket is draining (the node is stopping): not ready.
 
     Returns:
         The verdict, with a sentence per problem.
     """
     reasons = []
+    if draining:
+        reasons.append("this node is stopping: its live-socket clients are moving to other nodes")
     if hub.state is not HubState.RUNNING:
         reasons.append(f"the hub is {hub.state.value}")
     backends: dict[str, bool] = {}

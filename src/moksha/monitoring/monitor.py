@@ -104,7 +104,8 @@ class Monitor:
 
     def readiness(self) -> Readiness:
         """The hub's readiness now (see :mod:`moksha.monitoring.health`)."""
-        return readiness(self.hub)
+        live = self.livesocket()
+        return readiness(self.hub, draining=live is not None and live.draining)
 
     def ready(self) -> bool:
         """Whether the hub is ready now."""
