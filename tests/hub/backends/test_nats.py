@@ -121,6 +121,45 @@ async def test_hubs_of_one_group_share_its_messages(prefix, group):
         await cleanup(a, group)
 
 
+async def test_a_backlog_of_many_batches_arrives_in_order_and_is_all_acknowledged(prefix, group):
+    async with backend() as bus:
+        await (await bus.subscribe([f"{prefix}.job"], Received(), group=group)).cancel()
+        for i in range(100):  # kept for the group while nobody reads it
+            await bus.publish(Message(f"{prefix}.job", i))
+    received = Received()
+    async with backend(nats_inflight=8) as restarted:  # a dozen pull requests at least
+        try:
+            subscription = await restarted.subscribe([f"{prefix}.job"], received, group=group)
+            assert [m.body for m in await received.wait(100)] == list(range(100))
+            async with asyncio.timeout(TIMEOUT):  # every one acknowledged: none left
+                while await subscription.waiting():
+                    await asyncio.sleep(0.01)
+        finally:
+            await cleanup(restarted, group)
+
+
+async def test_a_stopping_hub_hands_back_what_it_fetched_at_once(prefix, group):
+    inside = asyncio.Event()
+
+    async def stuck(message: Message) -> None:
+        inside.set()
+        await asyncio.Event().wait()  # never finishes: the hub stops under it
+
+    slow = {"nats_ack_wait": 60.0, "nats_inflight": 10}  # far beyond the wait below
+    async with backend(**slow) as other:
+        try:
+            async with backend(**slow) as first:
+                await first.subscribe([f"{prefix}.job"], stuck, group=group)
+                for i in range(10):
+                    await first.publish(Message(f"{prefix}.job", i))
+                await asyncio.wait_for(inside.wait(), TIMEOUT)
+            received = Received()
+            await other.subscribe([f"{prefix}.job"], received, group=group)
+            assert sorted(m.body for m in await received.wait(10)) == list(range(10))
+        finally:
+            await cleanup(other, group)
+
+
 async def test_after_nats_max_deliver_a_message_is_dead_lettered_with_the_reason(
     bus, prefix, group
 ):

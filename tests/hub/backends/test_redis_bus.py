@@ -184,6 +184,30 @@ async def test_an_orderly_stop_hands_back_what_was_in_hand(settings, prefix):
     assert message.body == "in hand"
 
 
+async def test_handled_entries_are_acknowledged_while_running_and_on_a_stop(settings, prefix):
+    async def depth(bus: RedisBusBackend) -> int:
+        [queue] = await bus.durable_queues()
+        return queue.depth
+
+    running, stopped = Received(), Received()
+    async with backend(settings) as bus:
+        await bus.subscribe([f"{prefix}.job"], running, group="acked")
+        for i in range(50):
+            await bus.publish(Message(f"{prefix}.job", i))
+        await running.wait(50)
+        async with asyncio.timeout(TIMEOUT):  # acknowledged with the reads that follow
+            while await depth(bus):
+                await asyncio.sleep(0.01)
+    async with backend(settings) as bus:
+        await bus.subscribe([f"{prefix}.job"], stopped, group="acked")
+        for i in range(50, 100):
+            await bus.publish(Message(f"{prefix}.job", i))
+        await stopped.wait(50)
+    async with backend(settings) as bus:  # stopped right after the last: acknowledged then
+        assert await depth(bus) == 0
+    assert sorted(running.bodies + stopped.bodies) == list(range(100))
+
+
 async def test_a_group_is_deleted_only_when_moksha_made_it_and_nobody_reads_it(settings, prefix):
     async with backend(settings) as bus:
         await bus.subscribe([f"{prefix}.job"], Received(), group="mine")

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy
 from nats.js.errors import NotFoundError
@@ -43,6 +42,7 @@ from moksha.hub.backends.base import (
     Subscription,
     deliver,
 )
+from moksha.hub.backends.nats_pull import Puller
 from moksha.hub.backends.nats_wire import cover, decode, encode
 from moksha.message import Message
 from moksha.topics import TopicRouter
@@ -150,7 +150,7 @@ class JetStreamGroup(Subscription):
         self._group = group
         self._concurrency = max(1, concurrency)
         self.durable = durable_name(group)
-        # Bounded by the fetches (at most _limit a consumer, two consumers): see _fetch.
+        # Bounded by the pull requests (at most _limit a consumer, two consumers): see _room.
         self._limit = max(config.nats_inflight, concurrency, 2)
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._low = asyncio.Event()
@@ -161,7 +161,7 @@ class JetStreamGroup(Subscription):
         self._ack_timer: asyncio.TimerHandle | None = None
         self._ack_task: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._pulls: list[JetStreamContext.PullSubscription] = []
+        self._pullers: list[Puller] = []
 
     async def start(self) -> None:
         config = self._config
@@ -191,40 +191,32 @@ class JetStreamGroup(Subscription):
                 # An existing consumer whose filter the server will not change (NATS 2.9):
                 # keep it; the patterns are applied here all the same.
                 log.warning("JetStream consumer %s kept as it was (%s)", consumer.durable_name, exc)
-        self._pulls = [
-            await self._js.pull_subscribe_bind(name, config.nats_stream)
+        self._pullers = [
+            Puller(
+                self._nc,
+                config.nats_stream,
+                name,
+                self._queue.put_nowait,
+                self._room,
+                expires=_FETCH_WAIT,
+                pause=config.reconnect_delay,
+            )
             for name in (self.durable, self.durable + RETRY_SUFFIX)
         ]
+        for puller in self._pullers:
+            await puller.start()
         self._tasks = [
-            asyncio.create_task(self._fetch(pull), name=f"nats {self.durable} fetch")
-            for pull in self._pulls
-        ]
-        self._tasks += [
             asyncio.create_task(self._work(), name=f"nats {self.durable} #{n}")
             for n in range(self._concurrency)
         ]
 
-    async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> None:
-        """Keep the local queue stocked, in batches: refill once it is half empty."""
+    async def _room(self) -> int:
+        """Wait until the local queue is half empty; how many more to ask for."""
         half = self._limit // 2
-        while True:
-            while self._queue.qsize() > half:
-                self._low.clear()
-                await self._low.wait()
-            try:
-                batch = await subscription.fetch(
-                    self._limit - self._queue.qsize(), timeout=_FETCH_WAIT
-                )
-            except (NatsTimeout, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a lost connection: nats-py reconnects, we wait
-                log.debug("JetStream fetch for %s failed (%s); again", self.durable, exc)
-                await asyncio.sleep(self._config.reconnect_delay)
-                continue
-            for msg in batch:
-                self._queue.put_nowait(msg)
+        while self._queue.qsize() > half:
+            self._low.clear()
+            await self._low.wait()
+        return self._limit - self._queue.qsize()
 
     async def _work(self) -> None:
         while True:
@@ -320,10 +312,10 @@ class JetStreamGroup(Subscription):
             await self._send_acks()  # handled: never to be delivered again
         # Our pull requests must end before the naks below: the server would
         # otherwise redeliver to them, and a delivery to a gone hub waits nats_ack_wait.
-        for pull in self._pulls:
-            with contextlib.suppress(Exception):
-                await pull.unsubscribe()
-        self._pulls = []
+        # What was on its way still lands in the queue, and goes back with the rest.
+        pullers, self._pullers = self._pullers, []
+        for puller in pullers:
+            await puller.stop()
         while not self._queue.empty():  # fetched, never started: back at once
             with contextlib.suppress(Exception):
                 await self._queue.get_nowait().nak()

@@ -9,6 +9,9 @@ hub's retries so only that group sees them again.
 
 Delivery: an entry is acknowledged (``XACK``) once the handler returned; an
 entry whose topic matches none of the group's patterns is acknowledged unread.
+The acknowledgements of the entries finished since the last read go with the
+next read, in one pipeline (one round trip, not one per entry); one lost with
+the connection is sent again after it, and until then the entry is pending.
 When the handler raises, the entry stays pending: once idle for
 ``redis_bus_claim_idle`` seconds, some running member of the group claims it
 (``XAUTOCLAIM``) and it is delivered again; after ``redis_bus_max_deliveries``
@@ -90,6 +93,7 @@ class GroupSubscription(Subscription):
         self._settings = settings
         self._dead_letter = dead_letter
         self._held: dict[tuple[str, bytes], dict[bytes, bytes]] = {}  # in the handler's hands
+        self._acks: dict[str, list[bytes]] = {}  # finished, to acknowledge with the next read
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._handling: set[asyncio.Task[None]] = set()
@@ -123,6 +127,7 @@ class GroupSubscription(Subscription):
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 async with asyncio.timeout(_STOP_TIMEOUT):
                     await task
+        await self._send_acks()
         await self._give_back()
 
     async def waiting(self) -> int | None:
@@ -167,14 +172,7 @@ class GroupSubscription(Subscription):
                     await self._slots.acquire()
                     self._slots.release()
                     room = self._concurrency + _READ_AHEAD - len(self._held)
-                    start = b"0" if own_first else b">"
-                    replies: Any = await self._client.xreadgroup(
-                        self._group,
-                        self._consumer,
-                        dict.fromkeys(self._keys, start),
-                        count=max(1, room),
-                        block=None if own_first else _BLOCK_MS,
-                    )
+                    replies = await self._read(own_first, max(1, room))
                     fresh = 0
                     for key, entries in replies or []:
                         for entry_id, fields in entries:
@@ -195,6 +193,51 @@ class GroupSubscription(Subscription):
             for unfinished in self._handling:
                 unfinished.cancel()  # what they hold goes back on the retry stream
 
+    async def _read(self, own_first: bool, count: int) -> Any:
+        """XREADGROUP, after the acknowledgements waiting (in one pipeline with it)."""
+        streams: dict[Any, Any] = dict.fromkeys(self._keys, b"0" if own_first else b">")
+        block = None if own_first else _BLOCK_MS
+        acks, self._acks = self._acks, {}
+        if not acks:
+            return await self._client.xreadgroup(
+                self._group, self._consumer, streams, count=count, block=block
+            )
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, entry_ids in acks.items():
+                    pipe.xack(key, self._group, *entry_ids)
+                pipe.xreadgroup(self._group, self._consumer, streams, count=count, block=block)
+                replies = await pipe.execute()
+        except BaseException:
+            self._unsent(acks)
+            raise
+        return replies[-1]
+
+    def _unsent(self, acks: dict[str, list[bytes]]) -> None:
+        for key, entry_ids in acks.items():
+            self._acks.setdefault(key, []).extend(entry_ids)
+
+    async def _send_acks(self) -> None:
+        """Acknowledge what finished since the last read (a stop does, before giving back)."""
+        acks, self._acks = self._acks, {}
+        if not acks:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, entry_ids in acks.items():
+                    pipe.xack(key, self._group, *entry_ids)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "redis: %d finished messages of group %s stay pending until claimed (%s)",
+                sum(map(len, acks.values())),
+                self._group,
+                exc,
+            )
+
+    def _ack(self, key: str, entry_id: bytes) -> None:
+        self._acks.setdefault(key, []).append(entry_id)
+
     async def _start(
         self,
         tasks: asyncio.TaskGroup,
@@ -203,7 +246,7 @@ class GroupSubscription(Subscription):
         fields: dict[bytes, bytes] | None,
     ) -> None:
         if not fields:  # trimmed or deleted before anyone read it
-            await self._client.xack(key, self._group, entry_id)
+            self._ack(key, entry_id)
             return
         self._held[(key, entry_id)] = fields  # from here on, handed back if not finished
         await self._slots.acquire()
@@ -223,8 +266,8 @@ class GroupSubscription(Subscription):
             else:
                 if self._router.match(message.topic):
                     await deliver(self._handler, message)
-            await self._client.xack(key, self._group, entry_id)
             self._held.pop((key, entry_id), None)
+            self._ack(key, entry_id)
         except Exception:
             self._held.pop((key, entry_id), None)  # pending: claimed again once idle
             log.exception(

@@ -82,6 +82,10 @@ def minimal(subscribed: Iterable[Subscribed]) -> set[Subscribed]:
     return kept
 
 
+# One encoder for every meta message (json.dumps with options makes a new one per call).
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode_meta(message: Message) -> bytes:
     """The meta message that goes before ``message``'s body on its channel."""
     meta: dict[str, object] = {"id": message.id, "ts": message.timestamp_s}
@@ -89,7 +93,7 @@ def encode_meta(message: Message) -> bytes:
         meta["h"] = message.headers
     if message.content_type != JSON:
         meta["ct"] = message.content_type
-    return json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode()
+    return _compact(meta).encode()
 
 
 def from_pubsub(topic: str, payload: bytes, meta: bytes | None) -> Message:
