@@ -8,7 +8,7 @@ side does the same work in each scenario:
   ``bench.redis.<run>.event``; the consumer is subscribed to that channel and
   decodes each JSON body.  Moksha: ``MokshaHub.publish`` /
   ``MokshaHub.asubscribe`` (which also carries id and headers: a meta message
-  in the same MULTI); plain: ``PUBLISH`` / ``SUBSCRIBE`` with redis-py;
+  sent by the same Lua script); plain: ``PUBLISH`` / ``SUBSCRIBE`` with redis-py;
   FastStream: ``broker.publish(channel=...)`` / ``@broker.subscriber(channel)``.
 * ``streams`` (a consumer group, acknowledged after the work): the publisher
   awaits each append; the consumer reads with ``XREADGROUP`` and acknowledges

@@ -16,8 +16,8 @@ from moksha.hub.backends import Backend, MemoryBackend, available_backends, back
 DURABLE = sorted(name for name in available_backends() if backend_class(name).capabilities.durable)
 
 
-def test_amqp_and_stomp_are_the_durable_backends_today() -> None:
-    assert {"amqp", "stomp"} <= set(DURABLE)
+def test_every_broker_that_keeps_group_subscriptions_says_it_is_durable() -> None:
+    assert set(DURABLE) == {"amqp", "mqtt", "nats", "redis", "stomp"}
 
 
 @pytest.mark.parametrize("name", DURABLE)

@@ -172,7 +172,7 @@ class RedisBusBackend(Backend):
             await pubsub.subscribe(self._streams.announce)
             self._streaming = bool(await client.hlen(self._streams.registry))
         except (RedisError, OSError) as exc:
-            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # redis < 8.2
             await client.aclose()
             raise BackendUnavailable(f"redis: cannot reach {self.address}: {exc}") from exc
         self._client = client

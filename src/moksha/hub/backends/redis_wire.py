@@ -4,7 +4,7 @@ Pub/sub (fan-out): the channel is the topic and the message is the payload
 itself (UTF-8 JSON, or the raw bytes), so a plain ``SUBSCRIBE`` client reads
 exactly the body.  What a plain channel cannot carry (id, timestamp, headers,
 a content type other than JSON) travels in a small JSON *meta* message
-published just before it, in the same ``MULTI`` transaction, on
+published just before it by the same Lua script (atomic), on
 ``<meta prefix><topic>``; a subscriber pairs each body with the meta message
 that came right before it on its connection.  A body without one (from a
 plain client) is still a message, with a new id.
