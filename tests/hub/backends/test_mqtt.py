@@ -249,3 +249,51 @@ def test_the_topic_mapping_examples_hold() -> None:
     from moksha.hub.backends import mqtt_wire
 
     assert doctest.testmod(mqtt_wire).failed == 0
+
+
+def test_received_properties_read_as_paho_reads_them() -> None:
+    """Moksha's quick reader gives paho's own result, or leaves the packet to paho."""
+    import doctest
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from moksha.hub.backends import mqtt_inbound
+
+    assert doctest.testmod(mqtt_inbound).failed == 0
+    sent = Properties(PacketTypes.PUBLISH)
+    sent.ContentType = "application/json"
+    sent.UserProperty = [("moksha-id", "x1"), ("h", "v ✓"), ("h", "twice")]
+    sent.SubscriptionIdentifier = 7
+    packed = sent.pack() + b'{"n": 1}'
+    paho_reads, paho_used = Properties(PacketTypes.PUBLISH).unpack(packed)
+    ours, used = mqtt_inbound.read_publish_properties(packed)
+    assert used == paho_used
+    for name in ("ContentType", "UserProperty", "SubscriptionIdentifier"):
+        assert getattr(ours, name) == getattr(paho_reads, name)
+    sent.ResponseTopic = "reply/here"  # not one of Moksha's: paho's parser reads it
+    with pytest.raises(mqtt_inbound._Unusual):
+        mqtt_inbound.read_publish_properties(sent.pack())
+
+
+async def test_a_device_messages_properties_become_headers_whatever_else_it_sends(
+    bus, plain, prefix
+):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    received = Received()
+    await bus.subscribe([f"{prefix}.#"], received)
+    topic = prefix.replace(".", "/")
+    for n, extra in enumerate((False, True)):
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.UserProperty = [("moksha-id", f"dev-{n}"), ("room", "kitchen ✓")]
+        if extra:
+            properties.ResponseTopic = "reply/here"
+            properties.MessageExpiryInterval = 60
+        plain.publish(f"{topic}/{n}", json.dumps({"n": n}), qos=n % 2, properties=properties)
+    messages = await received.wait(2)
+    assert sorted((m.id, m.topic, m.body, m.headers["room"]) for m in messages) == [
+        ("dev-0", f"{prefix}.0", {"n": 0}, "kitchen ✓"),
+        ("dev-1", f"{prefix}.1", {"n": 1}, "kitchen ✓"),
+    ]

@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from moksha.errors import BackendError, BackendUnavailable
+from moksha.hub.backends.mqtt_inbound import MokshaClient
 from moksha.hub.backends.mqtt_socket import PahoOnLoop
 from moksha.hub.backends.mqtt_wire import MQTTOptions
 
@@ -201,7 +202,7 @@ class MQTTConnection:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._first = self._loop.create_future()
-        client = paho.Client(
+        client = MokshaClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=paho.MQTTv5,
