@@ -59,6 +59,7 @@ __all__ = [
     "Backend",
     "Capabilities",
     "DurableQueue",
+    "FanOutSubscription",
     "Handler",
     "Subscription",
     "deliver",
@@ -160,6 +161,31 @@ class Subscription(abc.ABC):
         dashboard, ``/metrics`` and ``/ready``.  Backends with queues override it.
         """
         return None
+
+
+class FanOutSubscription(Subscription):
+    """A handler on patterns that the backend routes itself; ``drop`` forgets them on cancel.
+
+    Args:
+        patterns: what the handler receives.
+        handler: the handler.
+        drop: the backend's ``drop(patterns, handler)``: stop routing (and unsubscribe
+            what no other handler needs).
+    """
+
+    def __init__(
+        self,
+        patterns: Sequence[str],
+        handler: Handler,
+        drop: Callable[[Sequence[str], Handler], Awaitable[None]],
+    ) -> None:
+        self.patterns = tuple(patterns)
+        self._handler = handler
+        self._drop = drop
+
+    async def cancel(self) -> None:
+        patterns, self.patterns = self.patterns, ()
+        await self._drop(patterns, self._handler)
 
 
 class Backend(abc.ABC):

@@ -46,6 +46,7 @@ from moksha.hub.backends.base import (
     Backend,
     Capabilities,
     DurableQueue,
+    FanOutSubscription,
     Handler,
     Subscription,
     deliver,
@@ -78,17 +79,6 @@ _RETRY_SID = 2
 def _sids(message: paho.MQTTMessage) -> list[int]:
     found = getattr(message.properties, "SubscriptionIdentifier", None)
     return list(found) if found else []
-
-
-class _FanOutSubscription(Subscription):
-    def __init__(self, backend: MQTTBackend, patterns: Sequence[str], handler: Handler) -> None:
-        self.patterns = tuple(patterns)
-        self._backend = backend
-        self._handler = handler
-
-    async def cancel(self) -> None:
-        patterns, self.patterns = self.patterns, ()
-        await self._backend._drop(patterns, self._handler)
 
 
 class _GroupSubscription(Subscription):
@@ -286,7 +276,7 @@ class MQTTBackend(Backend):
             self._next_sid += 1
             self._filters[wanted] = (self._next_sid, 1)
             await connection.subscribe(wanted, self._next_sid)
-        return _FanOutSubscription(self, patterns, handler)
+        return FanOutSubscription(patterns, handler, self._drop)
 
     async def _drop(self, patterns: Sequence[str], handler: Handler) -> None:
         for pattern in patterns:

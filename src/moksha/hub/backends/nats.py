@@ -44,6 +44,7 @@ from moksha.hub.backends.base import (
     Backend,
     Capabilities,
     DurableQueue,
+    FanOutSubscription,
     Handler,
     Subscription,
     deliver,
@@ -71,17 +72,6 @@ CONNECT_TIMEOUT = 5.0
 # Replies, JetStream's API and acks, and groups' retries: what ">" also matches, but no
 # topic anyone published (a bridge subscribed to "#" must not forward them).
 _INTERNAL = ("_INBOX.", "$", "_moksha_retry.")
-
-
-class _FanOut(Subscription):
-    def __init__(self, backend: NATSBackend, patterns: Sequence[str], handler: Handler) -> None:
-        self.patterns = tuple(patterns)
-        self._backend = backend
-        self._handler = handler
-
-    async def cancel(self) -> None:
-        patterns, self.patterns = self.patterns, ()
-        await self._backend._drop(patterns, self._handler)
 
 
 class _QueueGroup(Subscription):
@@ -273,7 +263,7 @@ class NATSBackend(Backend):
                 if name not in self._subs:
                     self._subs[name] = await nc.subscribe(name, cb=self._arrived)
         await nc.flush()  # subscribed before the first publish that follows
-        return _FanOut(self, patterns, handler)
+        return FanOutSubscription(patterns, handler, self._drop)
 
     async def _drop(self, patterns: Sequence[str], handler: Handler) -> None:
         for pattern in patterns:
