@@ -20,9 +20,11 @@ An entry may name a single class or a list/tuple of classes.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, EntryPoints, entry_points
 from typing import Any
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "LISTED_GROUPS",
     "PRODUCER_GROUPS",
     "Plugin",
+    "installed",
     "iter_plugins",
 ]
 
@@ -71,6 +74,24 @@ class Plugin:
     error: str | None = None
 
 
+def installed(group: str) -> EntryPoints:
+    """The entry points of ``group``, read once for each ``sys.path``.
+
+    Reading entry points opens every installed distribution's metadata (~5 ms
+    with a hundred and fifty of them, per call): a hub starting reads several
+    groups, so they are read once.  A distribution installed while the process
+    runs is seen only on a new ``sys.path`` (as with any imported code).
+    """
+    return _all_entry_points(tuple(sys.path)).select(group=group)
+
+
+@functools.lru_cache(maxsize=8)
+def _all_entry_points(path: tuple[str, ...]) -> EntryPoints:
+    found = entry_points()  # Python 3.11: a dict of groups; from 3.12: EntryPoints
+    groups = found.values() if isinstance(found, dict) else [found]
+    return EntryPoints(ep for group in groups for ep in group)
+
+
 def _distribution(ep: EntryPoint) -> str | None:
     dist = getattr(ep, "dist", None)
     if dist is None:
@@ -84,7 +105,7 @@ def iter_plugins(groups: Iterable[str]) -> Iterator[Plugin]:
     Entry points that fail to import are yielded with ``error`` set, not raised.
     """
     for group in groups:
-        for ep in entry_points(group=group):
+        for ep in installed(group):
             dist = _distribution(ep)
             try:
                 loaded = ep.load()

@@ -28,11 +28,11 @@ for one (:func:`missing`), rather than silently running without it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
 
 from moksha.config import Config
 from moksha.errors import ConfigError
+from moksha.plugins import installed
 
 if TYPE_CHECKING:
     from moksha.hub.central import CentralMokshaHub
@@ -87,7 +87,7 @@ class Coordinator(Protocol):
 def installed_factories() -> dict[str, AttachmentFactory]:
     """The ``moksha.hub.attachment`` entry points, by name, loaded."""
     factories: dict[str, AttachmentFactory] = {}
-    for ep in entry_points(group=ATTACHMENT_GROUP):
+    for ep in installed(ATTACHMENT_GROUP):
         factories.setdefault(ep.name, ep.load())
     return factories
 

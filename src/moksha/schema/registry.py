@@ -23,11 +23,11 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 from moksha.errors import ValidationError
 from moksha.message import Message
+from moksha.plugins import installed
 from moksha.schema.validators import BodyCheck, compile_check, schema_problem
 from moksha.topics import TopicRouter
 
@@ -270,7 +270,7 @@ def installed_schemas() -> SchemaRegistry:
     """
     registry = SchemaRegistry()
     for group in SCHEMA_GROUPS:
-        for entry in sorted(entry_points(group=group), key=lambda e: e.name):
+        for entry in sorted(installed(group), key=lambda e: e.name):
             if entry.name == BASE_SCHEMA:
                 continue  # says only "a JSON object": Moksha bodies may be any JSON value
             package = entry.dist.name if entry.dist is not None else None

@@ -24,13 +24,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from moksha.plugins import installed
 from moksha.web.errors import error_page
 
 __all__ = [
@@ -153,7 +153,7 @@ def load_authorizers() -> list[Authorizer]:
         One authorizer per entry point.
     """
     found: list[Authorizer] = []
-    for ep in entry_points(group=AUTHORIZER_GROUP):
+    for ep in installed(AUTHORIZER_GROUP):
         try:
             value = ep.load()
             if isinstance(value, type):

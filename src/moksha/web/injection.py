@@ -22,12 +22,12 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from importlib.metadata import entry_points
 from typing import Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from moksha.plugins import installed
 from moksha.web.resources import CSSLink, JSLink, Resource, render_resources
 
 __all__ = [
@@ -66,7 +66,7 @@ def load_global_resources() -> list[Resource]:
         The resources, in the order found.
     """
     found: list[Resource] = []
-    for ep in entry_points(group=GLOBAL_GROUP):
+    for ep in installed(GLOBAL_GROUP):
         try:
             value = ep.load()
             if callable(value) and not isinstance(value, JSLink | CSSLink):

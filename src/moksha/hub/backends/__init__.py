@@ -14,7 +14,7 @@ for it (``amqp_broker`` set, ``zmq_enabled = true``, ...); else ``memory``.
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING
 
 from moksha.errors import ConfigError, PluginError
@@ -27,6 +27,7 @@ from moksha.hub.backends.base import (
     deliver,
 )
 from moksha.hub.backends.memory import MemoryBackend
+from moksha.plugins import installed
 
 if TYPE_CHECKING:
     from moksha.config import Config
@@ -52,12 +53,14 @@ ENTRY_POINT_GROUP = "moksha.backend"
 _BUILT_IN: dict[str, str] = {"memory": "moksha.hub.backends.memory:MemoryBackend"}
 
 
+def _registered() -> dict[str, EntryPoint]:
+    """The ``moksha.backend`` entry points by name (one scan: each costs ~5 ms)."""
+    return {ep.name: ep for ep in installed(ENTRY_POINT_GROUP)}
+
+
 def available_backends() -> dict[str, str]:
     """Registered backend names mapped to their ``module:Class`` references."""
-    found = dict(_BUILT_IN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.value
-    return found
+    return {**_BUILT_IN, **{name: ep.value for name, ep in _registered().items()}}
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -69,22 +72,27 @@ def backend_class(name: str) -> type[Backend]:
     """
     if name == MemoryBackend.name:
         return MemoryBackend
-    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        try:
-            cls = ep.load()
-        except Exception as exc:
-            raise PluginError(
-                f"backend {name!r} ({ep.value}) failed to load: {exc}. "
-                "Is the extra it needs installed?"
-            ) from exc
-        if not (isinstance(cls, type) and issubclass(cls, Backend)):
-            raise PluginError(f"backend {name!r} ({ep.value}) is not a moksha Backend subclass")
-        return cls
-    known = ", ".join(sorted(available_backends()))
-    raise ConfigError(
-        f"there is no backend named {name!r}; installed backends: {known}",
-        key="moksha.backends",
-    )
+    registered = _registered()
+    if name not in registered:
+        known = ", ".join(sorted({*_BUILT_IN, *registered}))
+        raise ConfigError(
+            f"there is no backend named {name!r}; installed backends: {known}",
+            key="moksha.backends",
+        )
+    return _load(registered[name])
+
+
+def _load(ep: EntryPoint) -> type[Backend]:
+    try:
+        cls = ep.load()
+    except Exception as exc:
+        raise PluginError(
+            f"backend {ep.name!r} ({ep.value}) failed to load: {exc}. "
+            "Is the extra it needs installed?"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise PluginError(f"backend {ep.name!r} ({ep.value}) is not a moksha Backend subclass")
+    return cls
 
 
 def select_backends(config: Config) -> list[type[Backend]]:
@@ -92,11 +100,12 @@ def select_backends(config: Config) -> list[type[Backend]]:
     if config.backends:
         return [backend_class(name) for name in config.backends]
     chosen: list[type[Backend]] = []
-    for name in sorted(available_backends()):  # a stable order: the first one receives
+    registered = _registered()
+    for name in sorted(registered):  # a stable order: the first one receives
         if name == MemoryBackend.name:
             continue
         try:
-            cls = backend_class(name)
+            cls = _load(registered[name])
         except PluginError as exc:
             log.debug("skipping backend %s: %s", name, exc)
             continue
