@@ -217,9 +217,7 @@ async def consume_faststream(n: int, broker: str, ready: Callable[[], None]) -> 
     from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 
     tally = Tally(n)
-    rabbit = RabbitBroker(
-        broker, default_channel=Channel(prefetch_count=PREFETCH), logger=None
-    )
+    rabbit = RabbitBroker(broker, default_channel=Channel(prefetch_count=PREFETCH), logger=None)
     exchange = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, declare=False)
     queue = RabbitQueue(QUEUES["faststream"], durable=True, routing_key=TOPIC)
 
@@ -242,7 +240,7 @@ def fedora_config(broker: str, directory: str) -> str:
         file.write(
             f'amqp_url = "{broker}"\npublish_exchange = "{EXCHANGE}"\n'
             f"[qos]\nprefetch_size = 0\nprefetch_count = {PREFETCH}\n"
-            '[log_config]\nversion = 1\ndisable_existing_loggers = false\n'
+            "[log_config]\nversion = 1\ndisable_existing_loggers = false\n"
             '[log_config.root]\nlevel = "WARNING"\nhandlers = []\n'
         )
     return path

@@ -184,6 +184,8 @@ def nats() -> dict[str, Any]:
         # The topics of the suites run on every backend, and of tests/hub/backends/test_nats.py.
         "nats_stream_subjects": "contract.> delivery.> ls.> nats.>",
     }
+
+
 def redis_bus() -> dict[str, Any]:
     require_service("Redis", 6379)
     return {

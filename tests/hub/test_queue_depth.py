@@ -74,12 +74,11 @@ async def test_a_growing_queue_shows_on_the_dashboard_metrics_and_ready() -> Non
     assert warning.startswith("consumer Sluggish has ")
     assert "moksha.queue_depth_limit is 5" in warning
     depth_line = next(
-        line for line in metrics.text.splitlines()
+        line
+        for line in metrics.text.splitlines()
         if line.startswith("moksha_consumer_queue_depth{") and 'consumer="Sluggish"' in line
     )
     assert float(depth_line.rsplit(" ", 1)[1]) > LIMIT
     [row] = status["consumers"]
     assert row["name"] == "Sluggish" and row["queue_depth"] > LIMIT
     assert drained.json()["status"] == "ready"
-
-

@@ -42,9 +42,20 @@ class Started:
     def send(self, topic: str, body: object) -> None:
         """``moksha send`` as a user types it, against the same broker."""
         done = subprocess.run(
-            [sys.executable, "-m", "moksha", "send", "-c", str(self.config), topic,
-             json.dumps(body)],
-            env=self.env, capture_output=True, text=True, timeout=START_TIMEOUT,
+            [
+                sys.executable,
+                "-m",
+                "moksha",
+                "send",
+                "-c",
+                str(self.config),
+                topic,
+                json.dumps(body),
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
         )
         assert done.returncode == 0, done.stderr
 
@@ -83,7 +94,11 @@ def started(tmp_path: Path, helloworld: Path) -> Iterator[Started]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(helloworld), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [sys.executable, "-m", "moksha", "start", "--port", str(port), "-c", str(config)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -96,8 +111,9 @@ def started(tmp_path: Path, helloworld: Path) -> Iterator[Started]:
                 time.sleep(0.05)
         if not answered:
             process.kill()
-            pytest.fail(f"moksha start did not answer within {START_TIMEOUT}s: "
-                        f"{process.communicate()}")
+            pytest.fail(
+                f"moksha start did not answer within {START_TIMEOUT}s: {process.communicate()}"
+            )
         yield Started(url, config, env)
     finally:
         process.terminate()
@@ -130,9 +146,7 @@ def watch(page: Page) -> tuple[list[str], list[str]]:
     return requested, errors
 
 
-def test_an_original_live_widget_shows_what_moksha_send_sends(
-    started: Started, page: Page
-) -> None:
+def test_an_original_live_widget_shows_what_moksha_send_sends(started: Started, page: Page) -> None:
     requested, errors = watch(page)
     page.goto(f"{started.url}/widgets/helloworld")
     page.locator("moksha-connection[data-state=open]").wait_for()

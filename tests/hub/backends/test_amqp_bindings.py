@@ -39,9 +39,7 @@ async def start_and_stop(patterns: list[str], group: str) -> None:
         await subscription.cancel()
 
 
-async def test_a_topic_changed_between_two_starts_is_no_longer_queued(
-    prefix, raw, durable_queues
-):
+async def test_a_topic_changed_between_two_starts_is_no_longer_queued(prefix, raw, durable_queues):
     group = f"{prefix}.moved"
     queue = f"moksha.{group}"
     durable_queues += [queue, dead_letter_queue(queue)]
@@ -179,9 +177,7 @@ async def test_a_stopped_consumer_keeps_its_bindings_for_the_next_start(
     assert await recorded_bindings(queue) == (f"{prefix}.k",)
 
 
-async def test_a_queue_older_than_the_record_is_reported_once(
-    prefix, raw, durable_queues, caplog
-):
+async def test_a_queue_older_than_the_record_is_reported_once(prefix, raw, durable_queues, caplog):
     fresh, old = f"{prefix}.fresh", f"{prefix}.older"
     durable_queues += [f"moksha.{fresh}", f"moksha.{old}"]
     queue = await raw.declare_queue(f"moksha.{old}", durable=True)  # made by hand, bound by hand

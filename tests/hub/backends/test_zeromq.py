@@ -145,12 +145,8 @@ async def test_by_default_our_message_is_the_originals_two_frames(open_backend, 
     assert json.loads(body) == {"n": 1, "text": "héllo"}
 
 
-async def test_with_zmq_metadata_frame_a_third_frame_carries_id_and_headers(
-    open_backend, context
-):
-    backend = await open_backend(
-        zmq_publish_endpoints=LOOPBACK_ANY_PORT, zmq_metadata_frame=True
-    )
+async def test_with_zmq_metadata_frame_a_third_frame_carries_id_and_headers(open_backend, context):
+    backend = await open_backend(zmq_publish_endpoints=LOOPBACK_ANY_PORT, zmq_metadata_frame=True)
     sent = Message("org.y.z", {"n": 1}, headers={"k": "v"})
     topic, body, meta = await first_frames_on_a_plain_sub(backend, context, sent)
     assert (topic, json.loads(body)) == (b"org.y.z", {"n": 1})

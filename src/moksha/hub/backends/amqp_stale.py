@@ -47,7 +47,6 @@ DEAD_LETTER_BOUND: dict[str, FieldValue] = {
 }
 
 
-
 class StaleFilter:
     """Tells the deliveries a subscription wants from the stale ones, and settles the latter.
 
