@@ -49,3 +49,15 @@ def test_list_table_has_widgets_and_apps(
         )
         for line in lines
     )
+
+
+def test_list_shows_the_hub_attachments_moksha_installs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["list", "--json"])
+    rows = {(row["kind"], row["name"]): row for row in json.loads(capsys.readouterr().out)}
+    live = rows[("attachment", "livesocket")]
+    assert live["object"] == "moksha.livesocket.attachment:LiveSocketAttachment.from_config"
+    assert live["distribution"].startswith("moksha ")
+    assert live["error"] is None
+    assert ("attachment", "cluster") in rows

@@ -27,7 +27,7 @@ __all__ = ["describe", "list_command"]
 @pass_state
 @click.pass_context
 def list_command(ctx: click.Context, state: CliState, as_json: bool) -> int:
-    """List the installed consumers, producers, widgets, apps and backends.
+    """List the installed consumers, producers, widgets, apps, backends and attachments.
 
     Plugins are found on the moksha.* entry-point groups.  One the hub could
     not run (it fails to import, has the wrong base class, no topic, no
@@ -65,7 +65,7 @@ def describe(plugin: Plugin) -> dict[str, Any]:
     else:
         target = plugin.value
     return {
-        "kind": plugin.group.removeprefix("moksha."),
+        "kind": plugin.group.removeprefix("moksha.").removeprefix("hub."),
         "group": plugin.group,
         "name": plugin.name,
         "object": target,
