@@ -24,8 +24,6 @@ or under ``chrt -f 10``::
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
 import json
 import os
 import platform
@@ -38,17 +36,22 @@ from importlib import metadata
 from typing import Any
 
 import paho.mqtt.client as paho
-from bus_bench import Tally, body_size, compare, report, run_timeout
+from bus_bench import (
+    Tally,
+    body_size,
+    compare,
+    consume_with_hub,
+    publish_with_hub,
+    report,
+    run_timeout,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from moksha.config import Config, load_config
-from moksha.hub import CentralMokshaHub, MokshaHub
-from moksha.hub.api import Consumer
 from moksha.hub.backends.mqtt import MQTTBackend
-from moksha.message import Message
 
 HOST, PORT = "127.0.0.1", 1883
 RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
@@ -145,42 +148,14 @@ def moksha_config() -> Config:
     return load_config(overrides=overrides, environ={}, search=False)
 
 
-def moksha_consumer_class(tally: Tally) -> type[Consumer]:
-    class MQTTBenchConsumer(Consumer):
-        __module__ = "bench_mqtt"
-        __qualname__ = f"MQTTBenchConsumer_{RUN}"
-        topic = MOKSHA_TOPIC
-
-        async def consume(self, message: Message) -> None:
-            tally.work(message.body)
-
-    return MQTTBenchConsumer
-
-
 async def consume_moksha(n: int, ready: Callable[[], None]) -> Tally:
-    done = asyncio.Event()
-    tally = Tally(n, done.set)
-    async with CentralMokshaHub(moksha_config(), [moksha_consumer_class(tally)], []) as hub:
-        if not hub.backends[0].connected or len(hub.consumers) != 1:
-            raise RuntimeError("the Moksha consumer did not connect or did not start")
-        ready()
-        async with asyncio.timeout(run_timeout(n)):
-            await done.wait()
-    return tally
+    name = ("bench_mqtt", f"MQTTBenchConsumer_{RUN}")
+    return await consume_with_hub(moksha_config(), MOKSHA_TOPIC, name, n, ready)
 
 
 async def publish_moksha(bodies: Sequence[dict[str, Any]], window: int) -> tuple[float, float]:
     """At most ``window`` publishes awaiting their PUBACK (sliding, as paho's max_inflight)."""
-    async with MokshaHub(moksha_config()) as hub:
-        pending: collections.deque[asyncio.Future[Any]] = collections.deque()
-        started = time.monotonic()
-        for body in bodies:
-            if len(pending) >= window:
-                await pending.popleft()
-            pending.append(asyncio.ensure_future(hub.publish(MOKSHA_TOPIC, body)))
-        for waiting in pending:
-            await waiting
-        return started, time.monotonic()
+    return await publish_with_hub(moksha_config(), MOKSHA_TOPIC, bodies, window)
 
 
 async def cleanup() -> None:

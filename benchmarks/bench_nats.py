@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import itertools
 import json
@@ -40,32 +39,25 @@ from importlib import metadata
 from typing import Any
 
 import nats
-from bus_bench import Tally, body_size, compare, report, run_timeout
+from bus_bench import (
+    Tally,
+    body_size,
+    compare,
+    consume_with_hub,
+    publish_with_hub,
+    report,
+    run_timeout,
+    sliding,
+)
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy
 
 from moksha.config import Config, load_config
-from moksha.hub import CentralMokshaHub, MokshaHub
-from moksha.hub.api import Consumer
-from moksha.message import Message
 
 URL = "nats://127.0.0.1:4222"
 RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
 STREAM = f"bench-nats-{RUN}"
 SPACE = f"bench.nats.{RUN}"
 BATCH = 100
-
-
-async def _sliding(
-    publish: Callable[[Any], Awaitable[Any]], bodies: Sequence[Any], window: int
-) -> None:
-    """Publish every body, at most ``window`` awaiting their ack at once."""
-    pending: collections.deque[asyncio.Future[Any]] = collections.deque()
-    for body in bodies:
-        if len(pending) >= window:
-            await pending.popleft()
-        pending.append(asyncio.ensure_future(publish(body)))
-    for waiting in pending:
-        await waiting
 
 
 # -- nats-py -----------------------------------------------------------------
@@ -116,7 +108,7 @@ async def publish_raw(bodies: Sequence[dict[str, Any]], window: int) -> tuple[fl
         return js.publish(f"{SPACE}.raw", json.dumps(body).encode(), headers=headers)
 
     started = time.monotonic()
-    await _sliding(send, bodies, window)
+    await sliding(send, bodies, window)
     finished = time.monotonic()
     await nc.close()
     return started, finished
@@ -136,35 +128,13 @@ def moksha_config() -> Config:
     return load_config(overrides=overrides, environ={}, search=False)
 
 
-def moksha_consumer_class(tally: Tally) -> type[Consumer]:
-    class NATSBenchConsumer(Consumer):
-        __module__ = "bench_nats"
-        __qualname__ = f"NATSBenchConsumer_{RUN}"
-        topic = f"{SPACE}.moksha"
-
-        async def consume(self, message: Message) -> None:
-            tally.work(message.body)
-
-    return NATSBenchConsumer
-
-
 async def consume_moksha(n: int, ready: Callable[[], None]) -> Tally:
-    done = asyncio.Event()
-    tally = Tally(n, done.set)
-    async with CentralMokshaHub(moksha_config(), [moksha_consumer_class(tally)], []) as hub:
-        if not hub.backends[0].connected or len(hub.consumers) != 1:
-            raise RuntimeError("the Moksha consumer did not connect or did not start")
-        ready()
-        async with asyncio.timeout(run_timeout(n)):
-            await done.wait()
-    return tally
+    name = ("bench_nats", f"NATSBenchConsumer_{RUN}")
+    return await consume_with_hub(moksha_config(), f"{SPACE}.moksha", name, n, ready)
 
 
 async def publish_moksha(bodies: Sequence[dict[str, Any]], window: int) -> tuple[float, float]:
-    async with MokshaHub(moksha_config()) as hub:
-        started = time.monotonic()
-        await _sliding(lambda b: hub.publish(f"{SPACE}.moksha", b), bodies, window)
-        return started, time.monotonic()
+    return await publish_with_hub(moksha_config(), f"{SPACE}.moksha", bodies, window)
 
 
 # -- FastStream --------------------------------------------------------------
@@ -201,7 +171,7 @@ async def publish_faststream(bodies: Sequence[dict[str, Any]], window: int) -> t
     async with NatsBroker(URL, logger=None) as broker:
         subject = f"{SPACE}.faststream"
         started = time.monotonic()
-        await _sliding(lambda b: broker.publish(b, subject, stream=STREAM), bodies, window)
+        await sliding(lambda b: broker.publish(b, subject, stream=STREAM), bodies, window)
         return started, time.monotonic()
 
 

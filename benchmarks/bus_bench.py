@@ -1,5 +1,8 @@
 """The harness of ``bench_mqtt.py`` and ``bench_nats.py``: sides in two processes, timed alike.
 
+Also Moksha's side of them (:func:`consume_with_hub`, :func:`publish_with_hub`), so
+that each backend's benchmark measures the hub doing the same work.
+
 Each side has a *consumer* (``consume(n, ready)``: subscribes, calls
 ``ready()``, returns a :class:`Tally` once the N-th distinct message was
 worked on) and a *publisher* (``publish(bodies, window)``: returns its start
@@ -17,6 +20,7 @@ going first in each repeat:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import multiprocessing
@@ -25,6 +29,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
+
+from moksha.config import Config
+from moksha.hub import CentralMokshaHub, MokshaHub
+from moksha.hub.api import Consumer
+from moksha.message import Message
 
 Consume = Callable[[int, Callable[[], None]], Any]  # returns a Tally (or a coroutine of one)
 Publish = Callable[[Sequence[dict[str, Any]], int], Any]  # returns (started, finished)
@@ -74,6 +83,56 @@ class Tally:
         if self.distinct == self.n:
             self.finished_at = time.monotonic()
             self._on_done()
+
+
+async def sliding(
+    publish: Callable[[Any], Awaitable[Any]], bodies: Sequence[Any], window: int
+) -> None:
+    """Publish every body, at most ``window`` awaiting their ack at once."""
+    pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+    for body in bodies:
+        if len(pending) >= window:
+            await pending.popleft()
+        pending.append(asyncio.ensure_future(publish(body)))
+    for waiting in pending:
+        await waiting
+
+
+async def consume_with_hub(
+    config: Config, topic: str, name: tuple[str, str], n: int, ready: Callable[[], None]
+) -> Tally:
+    """Moksha's consumer: a central hub running one ``async def consume`` class on ``topic``.
+
+    ``name`` is the class's module and qualified name: what its durable queue is
+    named after, so a drain's second hub reads what the first one left.
+    """
+    done = asyncio.Event()
+    tally = Tally(n, done.set)
+
+    class BenchConsumer(Consumer):
+        __module__, __qualname__ = name
+
+        async def consume(self, message: Message) -> None:
+            tally.work(message.body)
+
+    BenchConsumer.topic = topic
+    async with CentralMokshaHub(config, [BenchConsumer], []) as hub:
+        if not hub.backends[0].connected or len(hub.consumers) != 1:
+            raise RuntimeError("the Moksha consumer did not connect or did not start")
+        ready()
+        async with asyncio.timeout(run_timeout(n)):
+            await done.wait()
+    return tally
+
+
+async def publish_with_hub(
+    config: Config, topic: str, bodies: Sequence[dict[str, Any]], window: int
+) -> tuple[float, float]:
+    """Moksha's publisher: ``MokshaHub.publish`` with at most ``window`` awaiting the broker."""
+    async with MokshaHub(config) as hub:
+        started = time.monotonic()
+        await sliding(lambda body: hub.publish(topic, body), bodies, window)
+        return started, time.monotonic()
 
 
 def _run(outcome: Any) -> Any:
