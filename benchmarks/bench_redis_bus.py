@@ -23,27 +23,37 @@ over ``--repeat`` runs and Moksha's ratio to each (target: >= 0.8 of plain,
 after.  Run from the repository root::
 
     chrt -f 10 python benchmarks/bench_redis_bus.py [--messages N] [--repeat R]
+
+The two processes and the timing are ``bus_bench``'s, as for MQTT and NATS.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
-import multiprocessing
 import os
-import statistics
+import platform
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
-from multiprocessing.connection import Connection
 from typing import Any
 
 import redis.asyncio as aioredis
+from bus_bench import (
+    Tally,
+    compare,
+    consume_with_hub,
+    publish_with_hub,
+    report,
+    run_timeout,
+    sliding,
+)
 
-from moksha.hub import CentralMokshaHub, MokshaHub
-from moksha.hub.api import Consumer
+from moksha.config import Config, load_config
+from moksha.hub import MokshaHub
 
 URL = "redis://127.0.0.1:6379/0"
 RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
@@ -51,147 +61,131 @@ PREFIX = f"bench.redis.{RUN}"
 TOPIC = f"{PREFIX}.event"
 STREAM = f"{PREFIX}:faststream"  # the plain and FastStream sides' stream
 GROUP = "bench"
-SIDES = ("plain", "moksha", "faststream")
 
 
-def bodies(n: int) -> list[dict[str, Any]]:
-    text = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 2
-    return [
-        {"seq": i, "user": f"user{i % 97}", "kind": "bench.sample", "ok": True,
-         "value": i * 0.5, "text": text[:100]}
-        for i in range(n)
-    ]  # fmt: skip
+# -- plain redis-py -----------------------------------------------------------------
 
 
-class Tally:
-    """Count each ``seq`` once; note the time of the N-th."""
+async def consume_plain(scenario: str, n: int, ready: Callable[[], None]) -> Tally:
+    done = asyncio.Event()
+    tally = Tally(n, done.set)
+    client = aioredis.Redis.from_url(URL)
+    if scenario == "pubsub":
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(TOPIC)
+        await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
 
-    def __init__(self, n: int, done: Callable[[], None]) -> None:
-        self.n, self.seen, self.distinct, self.finished = n, bytearray(n), 0, 0.0
-        self._done = done
+        async def read() -> None:
+            while not done.is_set():
+                item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if item is not None:
+                    tally.work(json.loads(item["data"]))
 
-    def work(self, body: dict[str, Any]) -> None:
-        if not self.seen[body["seq"]]:
-            self.seen[body["seq"]] = 1
-            self.distinct += 1
-            if self.distinct == self.n:
-                self.finished = time.monotonic()  # CLOCK_MONOTONIC: same in both processes
-                self._done()
+    else:
+        await client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+
+        async def read() -> None:
+            while not done.is_set():
+                replies = await client.xreadgroup(GROUP, "c", {STREAM: ">"}, 100, 1000)
+                for _, entries in replies or []:
+                    for entry_id, fields in entries:
+                        tally.work(json.loads(fields[b"body"]))
+                        await client.xack(STREAM, GROUP, entry_id)
+
+    ready()
+    await asyncio.wait_for(read(), run_timeout(n))
+    await client.aclose()
+    return tally
 
 
-def moksha_config(scenario: str) -> dict[str, Any]:
-    return {
+async def publish_plain(
+    scenario: str, bodies: Sequence[dict[str, Any]], window: int
+) -> tuple[float, float]:
+    client = aioredis.Redis.from_url(URL)
+    await client.ping()
+
+    def send(body: dict[str, Any]) -> Any:
+        if scenario == "pubsub":
+            return client.publish(TOPIC, json.dumps(body))
+        return client.xadd(STREAM, {"topic": TOPIC, "body": json.dumps(body)})
+
+    started = time.monotonic()
+    await sliding(send, bodies, window)
+    finished = time.monotonic()
+    await client.aclose()
+    return started, finished
+
+
+# -- Moksha ---------------------------------------------------------------------------
+
+
+def moksha_config(scenario: str) -> Config:
+    overrides = {
         "moksha.backends": "redis",
         "redis_bus_url": URL,
         "redis_bus_prefix": f"{PREFIX}:{scenario}:",
     }
+    return load_config(overrides=overrides, environ={}, search=False)
 
 
-# -- consumers (in their own process) -------------------------------------------
-
-
-async def consume(side: str, scenario: str, n: int, ready: Callable[[], None]) -> float:
+async def consume_moksha(scenario: str, n: int, ready: Callable[[], None]) -> Tally:
+    if scenario == "streams":  # a consumer class: its Streams group, acked after consume
+        name = ("bench_redis_bus", f"RedisBenchConsumer_{RUN}")
+        return await consume_with_hub(moksha_config(scenario), TOPIC, name, n, ready)
     done = asyncio.Event()
     tally = Tally(n, done.set)
-    if side == "plain":
-        client = aioredis.Redis.from_url(URL)
-        if scenario == "pubsub":
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            await pubsub.subscribe(TOPIC)
-            await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
-
-            async def read() -> None:
-                while not done.is_set():
-                    item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if item is not None:
-                        tally.work(json.loads(item["data"]))
-
-        else:
-            await client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
-
-            async def read() -> None:
-                while not done.is_set():
-                    replies = await client.xreadgroup(GROUP, "c", {STREAM: ">"}, 100, 1000)
-                    for _, entries in replies or []:
-                        for entry_id, fields in entries:
-                            tally.work(json.loads(fields[b"body"]))
-                            await client.xack(STREAM, GROUP, entry_id)
-
+    async with MokshaHub(moksha_config(scenario)) as hub:
+        await hub.asubscribe(TOPIC, lambda message: tally.work(message.body))
         ready()
-        await asyncio.wait_for(read(), 600)
-        await client.aclose()
-    elif side == "moksha":
-        config = moksha_config(scenario)
-        if scenario == "pubsub":
-            async with MokshaHub(config) as hub:
-                await hub.asubscribe(TOPIC, lambda m: tally.work(m.body))
-                ready()
-                await asyncio.wait_for(done.wait(), 600)
-        else:
+        await asyncio.wait_for(done.wait(), run_timeout(n))
+    return tally
 
-            class Counter(Consumer):
-                topic = TOPIC
 
-                async def consume(self, message: Any) -> None:
-                    tally.work(message.body)
+async def publish_moksha(
+    scenario: str, bodies: Sequence[dict[str, Any]], window: int
+) -> tuple[float, float]:
+    return await publish_with_hub(moksha_config(scenario), TOPIC, bodies, window)
 
-            async with CentralMokshaHub(config, [Counter], []):
-                ready()
-                await asyncio.wait_for(done.wait(), 600)
+
+# -- FastStream -------------------------------------------------------------------------
+
+
+async def consume_faststream(scenario: str, n: int, ready: Callable[[], None]) -> Tally:
+    from faststream.redis import RedisBroker, StreamSub
+
+    done = asyncio.Event()
+    tally = Tally(n, done.set)
+    broker = RedisBroker(URL, logger=None)
+    if scenario == "pubsub":
+        broker.subscriber(TOPIC)(lambda body: tally.work(body))
     else:
-        from faststream.redis import RedisBroker, StreamSub
-
-        broker = RedisBroker(URL, logger=None)
-        if scenario == "pubsub":
-            broker.subscriber(TOPIC)(lambda body: tally.work(body))
-        else:
-            sub = StreamSub(STREAM, group=GROUP, consumer="c")
-            broker.subscriber(stream=sub)(lambda body: tally.work(body))
-        await broker.start()
-        ready()
-        await asyncio.wait_for(done.wait(), 600)
-        await broker.stop()
-    return tally.finished
+        sub = StreamSub(STREAM, group=GROUP, consumer="c")
+        broker.subscriber(stream=sub)(lambda body: tally.work(body))
+    await broker.start()
+    ready()
+    await asyncio.wait_for(done.wait(), run_timeout(n))
+    await broker.stop()
+    return tally
 
 
-def consumer_process(side: str, scenario: str, n: int, pipe: Connection) -> None:
-    finished = asyncio.run(consume(side, scenario, n, lambda: pipe.send("ready")))
-    pipe.send(finished)
-
-
-# -- publishers (in this process) -------------------------------------------------
-
-
-async def publish(side: str, scenario: str, batch: list[dict[str, Any]]) -> float:
-    if side == "plain":
-        client = aioredis.Redis.from_url(URL)
-        await client.ping()
-        start = time.monotonic()
-        for body in batch:
-            if scenario == "pubsub":
-                await client.publish(TOPIC, json.dumps(body))
-            else:
-                await client.xadd(STREAM, {"topic": TOPIC, "body": json.dumps(body)})
-        await client.aclose()
-        return start
-    if side == "moksha":
-        async with MokshaHub(moksha_config(scenario)) as hub:
-            start = time.monotonic()
-            for body in batch:
-                await hub.publish(TOPIC, body)
-        return start
+async def publish_faststream(
+    scenario: str, bodies: Sequence[dict[str, Any]], window: int
+) -> tuple[float, float]:
     from faststream.redis import RedisBroker
 
     broker = RedisBroker(URL, logger=None)
     await broker.connect()
-    start = time.monotonic()
-    for body in batch:
+
+    def send(body: dict[str, Any]) -> Any:
         if scenario == "pubsub":
-            await broker.publish(body, channel=TOPIC)
-        else:
-            await broker.publish(body, stream=STREAM)
+            return broker.publish(body, channel=TOPIC)
+        return broker.publish(body, stream=STREAM)
+
+    started = time.monotonic()
+    await sliding(send, bodies, window)
+    finished = time.monotonic()
     await broker.stop()
-    return start
+    return started, finished
 
 
 async def clean() -> None:
@@ -202,45 +196,39 @@ async def clean() -> None:
     await client.aclose()
 
 
-def one_run(side: str, scenario: str, n: int) -> float:
-    asyncio.run(clean())
-    ours, theirs = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(
-        target=consumer_process, args=(side, scenario, n, theirs)
-    )
-    process.start()
-    if not ours.poll(60) or ours.recv() != "ready":
-        raise RuntimeError(f"{side} consumer did not start")
-    start = asyncio.run(publish(side, scenario, bodies(n)))
-    if not ours.poll(600):
-        raise RuntimeError(f"{side} consumer did not finish")
-    finished = ours.recv()
-    process.join(30)
-    asyncio.run(clean())
-    return finished - start
+def sides(scenario: str) -> dict[str, Any]:
+    return {
+        name: (functools.partial(consume, scenario), functools.partial(publish, scenario))
+        for name, consume, publish in (
+            ("Moksha", consume_moksha, publish_moksha),
+            ("redis-py", consume_plain, publish_plain),
+            ("FastStream", consume_faststream, publish_faststream),
+        )
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--window", type=int, default=1, help="publishes awaited at once")
     parser.add_argument("--scenarios", default="pubsub,streams")
     args = parser.parse_args()
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("redis", "faststream"))
-    print(f"{args.messages} messages, median of {args.repeat}; {versions}")
+    print(
+        f"python {platform.python_version()}, {versions}; {args.messages} messages, "
+        f"window {args.window}, median of {args.repeat}"
+    )
     for scenario in args.scenarios.split(","):
-        times: dict[str, list[float]] = {side: [] for side in SIDES}
-        for _ in range(args.repeat):
-            for side in SIDES:  # the sides take turns, so drift in load hits each alike
-                times[side].append(one_run(side, scenario, args.messages))
-        median = {side: statistics.median(values) for side, values in times.items()}
-        print(f"\n{scenario}:")
-        print("| side | median s | msgs/s | Moksha / side |")
-        print("|---|---:|---:|---:|")
-        for side in SIDES:
-            rate = args.messages / median[side]
-            ratio = median[side] / median["moksha"]
-            print(f"| {side} | {median[side]:.3f} | {rate:,.0f} | {ratio:.2f}x |")
+        runs = compare(
+            sides(scenario),
+            n=args.messages,
+            window=args.window,
+            repeat=args.repeat,
+            drain=False,
+            cleanup=clean,
+        )
+        report(scenario, runs, "Moksha", {"redis-py": 0.8, "FastStream": 1.5})
 
 
 if __name__ == "__main__":
