@@ -89,9 +89,8 @@ def installed(group: str) -> EntryPoints:
 
 @functools.lru_cache(maxsize=8)
 def _all_entry_points(path: tuple[str, ...]) -> EntryPoints:
-    found = entry_points()  # Python 3.11: a dict of groups; from 3.12: EntryPoints
-    groups = found.values() if isinstance(found, dict) else [found]
-    return EntryPoints(ep for group in groups for ep in group)
+    found = entry_points()  # Python 3.11: SelectableGroups; from 3.12: EntryPoints
+    return EntryPoints(ep for group in found.groups for ep in found.select(group=group))
 
 
 def _distribution(ep: EntryPoint) -> str | None:

@@ -91,6 +91,9 @@ class ArchiveBackedHistory(History):
         self._seq_of[message_id] = seq
         self._id_of[seq] = message_id
 
+    async def position(self) -> str | None:
+        return await self.inner.position()
+
     async def recent(self, pattern: str, count: int, max_age: float | None = None) -> list[Event]:
         return await self.inner.recent(pattern, count, max_age)
 

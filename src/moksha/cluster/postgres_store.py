@@ -190,6 +190,11 @@ class PostgresStore(ClusterStore):
         )
         return int(offset)
 
+    async def offset(self) -> int:
+        """The newest offset given so far (see :meth:`ClusterStore.offset`)."""
+        ((last, called),) = await self._run("SELECT last_value, is_called FROM {p}_offset")
+        return int(last) if called else 0
+
     async def mark_gap(self) -> None:
         """Record the offset counter as the store-wide marker (see ``ClusterStore.mark_gap``)."""
         await self._run(

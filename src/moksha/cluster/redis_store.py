@@ -170,6 +170,10 @@ class RedisStore(ClusterStore):
             offset = int(await self._call(self._append(keys=keys, args=args)))
         return offset
 
+    async def offset(self) -> int:
+        """The newest offset given so far (see :meth:`ClusterStore.offset`)."""
+        return int(await self._call(self._redis.get(self._p + "offset")) or 0)
+
     async def mark_gap(self) -> None:
         """Raise the store-wide marker to the offset counter (see :meth:`ClusterStore.mark_gap`)."""
         await self._call(self._mark_gap(keys=[self._p + "offset", self._p + "dropped"]))

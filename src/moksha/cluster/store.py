@@ -94,6 +94,10 @@ class ClusterStore(ABC):
         """
 
     @abstractmethod
+    async def offset(self) -> int:
+        """The newest offset given so far (0 before the first)."""
+
+    @abstractmethod
     async def mark_gap(self) -> None:
         """Say that messages up to now may have gone unrecorded.
 

@@ -31,6 +31,8 @@ from moksha.livesocket.protocol import (
     LiveSocketPolicy,
     Session,
     encode_event,
+    position_frame,
+    recovered_frame,
 )
 from moksha.message import JSON, Message
 from moksha.topics import TopicRouter
@@ -43,7 +45,6 @@ __all__ = ["Client", "LiveSocket"]
 
 log = logging.getLogger("moksha.livesocket")
 
-RECOVERED = "__recovered__"
 SLOW_REASON = "client too slow: queue full"
 RECORDER_LOCK = "livesocket:history"  # the node that records every message, with bind on demand
 CLOSE_RESTART = 1012  # RFC 6455 "service restart": the JS client reconnects (elsewhere)
@@ -267,13 +268,32 @@ class LiveSocket:
         self.slow_disconnects += client.close_code == CLOSE_SLOW
         self._changed.set()
 
-    async def subscribe(self, client: Client, pattern: str, since: str | None = None) -> None:
-        """Start sending ``client`` what matches ``pattern``; replay what it missed first."""
+    async def subscribe(
+        self, client: Client, pattern: str, since: str | None = None, position: bool = False
+    ) -> None:
+        """Start sending ``client`` what matches ``pattern``; replay what it missed first.
+
+        With ``position``, then tell it where the history stands: a client that
+        has seen no event yet resumes from there after a reconnection.
+        """
         if self._bindings is not None:  # bound on the broker before the client counts on it
             await self._bindings.add(pattern)
+        # Read before routing: a resume from it misses nothing this subscription could see.
+        at = await self._position() if position else None
         self._router.add(pattern, client)
-        if since is None:
-            return
+        if since is not None:
+            await self._replay(client, pattern, since)
+        if at is not None:
+            client.control(position_frame(pattern, at))
+
+    async def _position(self) -> str | None:
+        try:
+            return await self.history.position()
+        except MokshaError as exc:  # a cluster store away: the client resumes as before
+            log.debug("no history position for a new subscription: %s", exc)
+            return None
+
+    async def _replay(self, client: Client, pattern: str, since: str) -> None:
         # Live frames wait while the history is read, so nothing comes twice or out of order.
         client._held = []
         try:
@@ -283,8 +303,7 @@ class LiveSocket:
                     summary = self._summary(Message(event.topic, payload=event.payload))
                     client.control(encode_event(event.topic, event.payload, event.id, summary))
                 client._replayed[event.topic] = sequence_of(event.id)
-            recovered = {"topic": RECOVERED, "body": {"pattern": pattern, "recovered": complete}}
-            client.control(json.dumps(recovered))
+            client.control(recovered_frame(pattern, complete))
         finally:
             held, client._held = client._held, None
         # What was held goes out unless the replay sent it (per topic: a held frame of

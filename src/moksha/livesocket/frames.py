@@ -4,7 +4,8 @@ Every frame is a JSON text object ``{"topic": str, "body": any}``, as in the
 original Moksha WebSocket server; :mod:`moksha.livesocket.protocol` describes
 the conversation.  The frames the server builds are here: :func:`encode_event`
 for each message (on the hot path: once per message per client),
-:func:`error_frame` and :func:`recovered_frame` for control frames.  The
+:func:`error_frame`, :func:`recovered_frame` and :func:`position_frame` for
+control frames.  The
 :data:`Action` values are what a :class:`~moksha.livesocket.protocol.Session`
 asks the server to do.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "CLOSE_UNAUTHORIZED",
     "ECHO_CHARS",
     "ERROR",
+    "POSITION",
     "RECOVERED",
     "SUBSCRIBE",
     "UNSUBSCRIBE",
@@ -36,6 +38,7 @@ __all__ = [
     "Unsubscribe",
     "encode_event",
     "error_frame",
+    "position_frame",
     "recovered_frame",
 ]
 
@@ -51,6 +54,7 @@ UNSUBSCRIBE = "__topic_unsubscribe__"
 AUTH = "__auth__"
 ERROR = "__error__"
 RECOVERED = "__recovered__"
+POSITION = "__position__"
 
 # How much of a bad frame an error frame quotes back.
 ECHO_CHARS = 200
@@ -64,10 +68,13 @@ class Subscribe:
 
     ``since`` is the id of the last event the client saw: replay what matches
     after it from history first, then send a ``__recovered__`` frame.
+    ``position``: the client asked for a ``__position__`` frame (the id to
+    resume from while it has seen no event).
     """
 
     pattern: str
     since: str | None = None
+    position: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +156,18 @@ def recovered_frame(pattern: str, recovered: bool) -> str:
             missed messages and should reload.
     """
     return json.dumps({"topic": RECOVERED, "body": {"pattern": pattern, "recovered": recovered}})
+
+
+def position_frame(pattern: str, event_id: str) -> str:
+    """The ``__position__`` frame: where the history stood when ``pattern``'s subscription began.
+
+    A client that has seen no event yet resumes from this id after a
+    reconnection (``since``), so what was published meanwhile is replayed.
+    The id ends the frame, as a message's does, so Server-Sent Events carry
+    it as the stream's ``id:`` (the browser's ``Last-Event-ID``).
+
+    >>> position_frame("org.#", "e1-7")
+    '{"topic":"__position__","body":{"pattern":"org.#"},"id":"e1-7"}'
+    """
+    body = '{"pattern":' + _quote(pattern) + "}"
+    return '{"topic":"' + POSITION + '","body":' + body + ',"id":' + _quote(event_id) + "}"

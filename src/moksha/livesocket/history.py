@@ -136,6 +136,14 @@ class History(ABC):
             event after it was evicted, so the client must reload.
         """
 
+    async def position(self) -> str | None:
+        """The id of the newest event issued so far, or None for a store that keeps none.
+
+        A subscription's starting point: a client that has seen no event yet
+        resumes from it (:meth:`since`) after a reconnection.
+        """
+        return None
+
     async def recent(self, pattern: str, count: int, max_age: float | None = None) -> list[Event]:
         """The newest events on ``pattern``, for a page that starts with the recent past.
 
@@ -246,6 +254,10 @@ class MemoryHistory(History):
         if next(iter(topics.values())).entries[-1][1] < now - self._max_age:
             self._expire(now - self._max_age)
         return event_id
+
+    async def position(self) -> str:
+        """The newest event id issued (see :meth:`History.position`)."""
+        return f"{self._epoch}-{self._seq}"
 
     async def since(self, pattern: str, last_id: str) -> tuple[list[Event], bool]:
         """The events after ``last_id`` on ``pattern`` (see :meth:`History.since`)."""

@@ -43,6 +43,11 @@ class ClusterHistory(History):
         """Say that messages up to now may have gone unrecorded (see ``ClusterStore.mark_gap``)."""
         await self.store.mark_gap()
 
+    async def position(self) -> str:
+        """The cluster's newest event id (see :meth:`History.position`)."""
+        offset = await self.store.offset()
+        return f"{await self.store.epoch()}-{offset}"
+
     async def since(self, pattern: str, last_id: str) -> tuple[list[Event], bool]:
         """The events after ``last_id`` on ``pattern`` (see :meth:`History.since`)."""
         parsed = split_event_id(last_id)

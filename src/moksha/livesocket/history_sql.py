@@ -171,6 +171,12 @@ class SqlHistory(History):
                 self._drop_oldest_pending()
         return f"{self._epoch}-{seq}"
 
+    async def position(self) -> str:
+        """The newest event id issued (see :meth:`History.position`)."""
+        if self._writer is None:
+            await self._open()
+        return f"{self._epoch}-{self._seq}"
+
     async def since(self, pattern: str, last_id: str) -> tuple[list[Event], bool]:
         """The events after ``last_id`` on ``pattern`` (see :meth:`History.since`)."""
         if self._writer is None:

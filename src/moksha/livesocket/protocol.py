@@ -5,7 +5,8 @@ original Moksha WebSocket server.  A client sends
 
 * ``{"topic": "__topic_subscribe__", "body": "<pattern>"}``, or with a body
   ``{"pattern": "<pattern>", "since": "<last event id seen>"}`` to recover
-  what it missed while disconnected;
+  what it missed while disconnected (``"position": true`` as well asks for
+  a ``__position__`` frame: where to resume from while it has seen nothing);
 * ``{"topic": "__topic_unsubscribe__", "body": "<pattern>"}``;
 * ``{"topic": "__auth__", "body": "<token>"}`` (see :mod:`.tokens`);
 * any other topic: a publish, refused unless ``moksha.livesocket.publish_allow``
@@ -13,7 +14,9 @@ original Moksha WebSocket server.  A client sends
 
 The server sends ``{"topic": T, "body": B, "id": "<event id>"}`` for each
 matching message (:func:`encode_event`; original clients ignore ``id``),
-``__recovered__`` after replaying history (:func:`recovered_frame`), and
+``__recovered__`` after replaying history (:func:`recovered_frame`),
+``__position__`` when a subscription that asked for it begins
+(:func:`position_frame`), and
 ``__error__`` for a bad frame that does not warrant closing
 (:func:`error_frame`).  A frame that does warrant it gets a close code:
 :data:`CLOSE_POLICY_VIOLATION`, :data:`CLOSE_MESSAGE_TOO_BIG`,
@@ -25,7 +28,7 @@ it returns, in order.  The policy it enforces is :class:`.LiveSocketPolicy`.
 
 >>> session = Session(LiveSocketPolicy())
 >>> session.receive('{"topic": "__topic_subscribe__", "body": "org.example.#"}')
-[Subscribe(pattern='org.example.#', since=None)]
+[Subscribe(pattern='org.example.#', since=None, position=False)]
 >>> encode_event("org.example.event", '{"n":1}', "e1-7")
 '{"topic":"org.example.event","body":{"n":1},"id":"e1-7"}'
 """
@@ -45,6 +48,7 @@ from moksha.livesocket.frames import (
     CLOSE_SLOW,
     CLOSE_UNAUTHORIZED,
     ERROR,
+    POSITION,
     RECOVERED,
     SUBSCRIBE,
     UNSUBSCRIBE,
@@ -56,6 +60,7 @@ from moksha.livesocket.frames import (
     Unsubscribe,
     encode_event,
     error_frame,
+    position_frame,
     recovered_frame,
 )
 from moksha.livesocket.policy import LiveSocketPolicy, origin_allowed, token_grants
@@ -70,6 +75,7 @@ __all__ = [
     "CLOSE_SLOW",
     "CLOSE_UNAUTHORIZED",
     "ERROR",
+    "POSITION",
     "RECOVERED",
     "SUBSCRIBE",
     "UNSUBSCRIBE",
@@ -86,6 +92,7 @@ __all__ = [
     "error_frame",
     "make_token",
     "origin_allowed",
+    "position_frame",
     "recovered_frame",
     "token_grants",
 ]
@@ -287,9 +294,11 @@ class Session:
         return self._publish(topic, body, data)
 
     def _subscribe(self, body: Any, data: str) -> list[Action]:
-        since = None
+        since, position = None, None
         if isinstance(body, dict):
-            pattern, since = body.get("pattern"), body.get("since")
+            pattern, since, position = body.get("pattern"), body.get("since"), body.get("position")
+            if position not in (None, True, False):
+                return self._error('"position" must be true or false', data)
             if since is not None and not isinstance(since, str):
                 return self._error('"since" must be the id of the last event seen, a string', data)
             since = since or None  # "" is how some clients say "nothing seen yet"
@@ -320,7 +329,7 @@ class Session:
                     data,
                 )
         self._subscriptions[pattern] = None
-        return [Subscribe(pattern, since)]
+        return [Subscribe(pattern, since, bool(position))]
 
     def _unsubscribe(self, body: Any, data: str) -> list[Action]:
         pattern = body.get("pattern") if isinstance(body, dict) else body

@@ -129,7 +129,7 @@ async def _apply(live: LiveSocket, client: Client, actions: list[Any]) -> Close 
     """Carry out what the protocol session decided; return a Close when the client must go."""
     for action in actions:
         if isinstance(action, Subscribe):
-            await live.subscribe(client, action.pattern, action.since)
+            await live.subscribe(client, action.pattern, action.since, action.position)
         elif isinstance(action, Unsubscribe):
             live.unsubscribe(client, action.pattern)
         elif isinstance(action, Publish):
@@ -225,14 +225,15 @@ async def _sse(request: Request) -> Response:
         return JSONResponse({"error": "name at least one ?topic=PATTERN"}, status_code=400)
     session = Session(live.policy, token=request.query_params.get("token"))
     since = request.headers.get("last-event-id") or request.query_params.get("since")
+    position = request.query_params.get("position") == "1"  # moksha.js asks: see position_frame
     client = live.connect(session, kind="sse")
     refused = [action.reason for action in session.start() if isinstance(action, Close)]
     for pattern in patterns:
-        body: Any = {"pattern": pattern, "since": since} if since else pattern
+        body: Any = {"pattern": pattern, "since": since, "position": position}
         frame = json.dumps({"topic": SUBSCRIBE, "body": body})
         for action in session.receive(frame):
             if isinstance(action, Subscribe):
-                await live.subscribe(client, action.pattern, action.since)
+                await live.subscribe(client, action.pattern, action.since, action.position)
             elif isinstance(action, Reply):
                 refused.append(json.loads(action.frame)["body"]["error"])
             elif isinstance(action, Close):
