@@ -1,10 +1,13 @@
 """The central hub: a client of the bus that also runs consumers and producers.
 
 :class:`CentralMokshaHub` is what ``moksha hub`` starts.  Besides the client's
-work it starts, in order, the bridges between backends, the consumers, the
-producers and its attachments (:mod:`moksha.hub.attachment`: the live socket,
-the cluster, when configured); and it shuts down cleanly: the live socket's
-clients first, then producers, then consumers drain their backlog for at most
+work it starts, in order, the bridges between backends
+(:mod:`moksha.hub.bridges`), the consumers (each behind a
+:class:`~moksha.hub.runners.ConsumerRunner`, its failures ending as dead
+letters: :mod:`moksha.hub.dead_letters`), the producers and its attachments
+(:mod:`moksha.hub.attachment`: the live socket, the cluster, the archive, when
+configured); and it shuts down cleanly: the live socket's clients first, then
+producers, then consumers drain their backlog for at most
 ``moksha.shutdown_timeout`` seconds, then the backends close.
 """
 
@@ -80,7 +83,8 @@ class CentralMokshaHub(MokshaHub):
             ``messages = [...]``.
         attachments: factories of what runs with the hub (see
             :mod:`moksha.hub.attachment`), by name; None loads the
-            ``moksha.hub.attachment`` entry points (the live socket, the cluster).
+            ``moksha.hub.attachment`` entry points (the live socket, the cluster,
+            the archive).
 
     Raises:
         PluginError: a class in ``consumers`` or ``producers`` cannot run (wrong
