@@ -1,4 +1,4 @@
-"""The live socket and the cluster attach to a hub; the hub core imports neither."""
+"""The live socket, the cluster and the archive attach to a hub; the hub core imports none."""
 
 from __future__ import annotations
 
@@ -32,19 +32,23 @@ HUB_CORE = [
     "moksha.hub",
     "moksha.hub.central",
     "moksha.hub.client",
+    "moksha.hub.core",
+    "moksha.hub.bridges",
+    "moksha.hub.dead_letters",
+    "moksha.hub.polling",
     "moksha.hub.attachment",
     "moksha.hub.runners",
     "moksha.hub.api",
 ]
 
 
-def test_the_hub_core_imports_neither_the_live_socket_nor_the_cluster() -> None:
+def test_the_hub_core_imports_none_of_the_live_socket_the_cluster_and_the_archive() -> None:
     # A fresh interpreter: this one has imported everything already.
     imports = "; ".join(f"import {module}" for module in HUB_CORE)
     check = (
         "import sys; "
         "found = sorted(m for m in sys.modules "
-        "if m.startswith(('moksha.livesocket', 'moksha.cluster'))); "
+        "if m.startswith(('moksha.livesocket', 'moksha.cluster', 'moksha.archive'))); "
         "print(found); assert not found"
     )
     run = subprocess.run(
@@ -58,7 +62,7 @@ def test_the_hub_core_imports_neither_the_live_socket_nor_the_cluster() -> None:
 
 def test_moksha_declares_its_attachments_on_entry_points() -> None:
     # What a reinstalled Moksha offers the hub (pip install -e . after they were added).
-    assert {"livesocket", "cluster"} <= set(installed_factories())
+    assert {"livesocket", "cluster", "archive"} <= set(installed_factories())
 
 
 @pytest.mark.parametrize(
@@ -66,6 +70,7 @@ def test_moksha_declares_its_attachments_on_entry_points() -> None:
     [
         ("moksha.livesocket.backend", "websocket", "livesocket"),
         ("moksha.cluster.url", "redis://127.0.0.1:6379/0", "cluster"),
+        ("moksha.archive", "true", "archive"),
     ],
 )
 async def test_a_hub_asked_for_an_attachment_nothing_provides_refuses_to_start(

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from moksha.web import MokshaMiddleware
-from moksha.web.middleware import NO_LIVESOCKET
+from moksha.web.liveclient import NO_LIVESOCKET
 from moksha.widgets import LiveWidget
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 DEAD_LETTER_HEADER = "moksha-dead-letter"
-"""Set by the hub on a dead letter: the topic it failed on (same as ``moksha.hub.central``)."""
+"""Set by the hub on a dead letter: the topic it failed on (same as ``moksha.hub.dead_letters``)."""
 REPLAYED_HEADER = "moksha-replayed"
 """Set on a message ``moksha replay`` republished: the archived message's id."""
 REQUEUED_HEADER = "moksha-requeued"

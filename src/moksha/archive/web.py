@@ -47,8 +47,8 @@ from moksha.archive.volume import volume_chart
 from moksha.config import Config
 from moksha.hub.republish import publish_message
 from moksha.message import Message
+from moksha.web.context import web_context
 from moksha.web.errors import error_page, not_found
-from moksha.web.middleware import web_context
 from moksha.web.resources import STATIC_PREFIX
 from moksha.web.security import page_headers
 from moksha.widgets.page import render_page

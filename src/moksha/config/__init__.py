@@ -19,6 +19,7 @@ came from: the file path, ``environment MOKSHA_X`` or ``code``.
 """
 
 from moksha.config.keys import KEYS, Key, reference_table
-from moksha.config.loader import Config, find_config_file, load_config
+from moksha.config.loader import Config, load_config
+from moksha.config.sources import find_config_file
 
 __all__ = ["KEYS", "Config", "Key", "find_config_file", "load_config", "reference_table"]

@@ -1,8 +1,11 @@
-"""Reading the configuration: defaults, INI file, environment and code, into a :class:`Config`."""
+"""The :class:`Config`, and :func:`load_config` making one: defaults, file, environment, code.
+
+Where the file and the environment's settings are read is
+:mod:`moksha.config.sources`; the keys themselves are :mod:`moksha.config.keys`.
+"""
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 import logging
 import os
@@ -14,50 +17,25 @@ from types import MappingProxyType
 from typing import Any
 
 from moksha.config.keys import KEY_ALIASES, KEYS, KEYS_BY_NAME, BadValue
-from moksha.config.spelling import likely_key, likely_variable
+from moksha.config.sources import (
+    CONFIG_VARIABLE,
+    Entry,
+    entries,
+    environment_entries,
+    find_config_file,
+    read_ini,
+)
+from moksha.config.spelling import ENVIRONMENT, Misspelling, likely_key, likely_variable
 from moksha.errors import ConfigError
 
 __all__ = ["Config", "Misspelling", "find_config_file", "load_config"]
 
 log = logging.getLogger("moksha.config")
 
-_CONFIG_VARIABLE = "MOKSHA_CONFIG"
-_ENVIRONMENT = "the environment"
-KNOWN_VARIABLES = frozenset({_CONFIG_VARIABLE, *(key.env_var for key in KEYS)})
-_SEARCH_NAMES = ("development.ini", "production.ini")
-_SYSTEM_FILES = (Path("/etc/moksha/production.ini"), Path("/etc/moksha/development.ini"))
-_SECTIONS = ("app:main", "moksha")
-_INI_DEFAULTS = ("here", "__file__")  # set by us for interpolation, not settings
+KNOWN_VARIABLES = frozenset({CONFIG_VARIABLE, *(key.env_var for key in KEYS)})
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
 _SLASH_PASSWORD = re.compile(r"^([^/@:\s]+/)[^@\s]*@")  # the original user/password@host
 _SECRET_WORDS = ("pass", "secret", "token")  # extras whose names suggest a secret
-_INI_DELIMITERS = ("=", ":")
-
-
-@dataclass(frozen=True, slots=True)
-class Misspelling:
-    """An unknown key that looks like a known one (see :mod:`moksha.config.spelling`).
-
-    Attributes:
-        key: the key as written.
-        source: where it was set (a file path, ``code``).
-        meant: the known key it probably should be.
-    """
-
-    key: str
-    source: str
-    meant: str
-
-    def __str__(self) -> str:
-        if self.source == _ENVIRONMENT:
-            return (
-                f"unknown environment variable {self.key}: did you mean {self.meant}? "
-                "Moksha ignores it; rename it"
-            )
-        return (
-            f"unknown key {self.key!r} in {self.source}: did you mean {self.meant!r}? "
-            "Moksha ignores it (it is kept for plugins); rename it if it is Moksha's"
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -280,7 +258,7 @@ class Config(Mapping[str, Any]):
         Raises:
             ConfigError: a value is not valid for its key.
         """
-        return _assemble([_entries(overrides, "code")], start=self)
+        return _assemble([entries(overrides, "code")], start=self)
 
     @classmethod
     def coerce(cls, obj: Config | Mapping[str, Any] | None) -> Config:
@@ -316,29 +294,7 @@ def _mask(name: str, value: Any, secret: bool) -> Any:
     return value
 
 
-_Entry = tuple[str, Any, str]  # (key name, raw value, source)
-
-
-def _entries(values: Mapping[str, Any], source: str) -> list[_Entry]:
-    """Entries of one file or code mapping, with old spellings renamed."""
-    entries = []
-    for name, value in values.items():
-        canonical = KEY_ALIASES.get(name, name)
-        if canonical != name and canonical in values:
-            continue  # the current spelling wins over the old one
-        entries.append((canonical, value, source))
-    return entries
-
-
-def _environment_entries(environ: Mapping[str, str]) -> list[_Entry]:
-    return [
-        (key.name, environ[key.env_var], f"environment {key.env_var}")
-        for key in KEYS
-        if key.env_var in environ
-    ]
-
-
-def _assemble(layers: Iterable[list[_Entry]], *, start: Config | None = None) -> Config:
+def _assemble(layers: Iterable[list[Entry]], *, start: Config | None = None) -> Config:
     """Apply layers of entries, lowest precedence first, over defaults or ``start``."""
     values = {key.attr: key.default if start is None else getattr(start, key.attr) for key in KEYS}
     sources = {key.name: "default" for key in KEYS} | dict(start._sources if start else {})
@@ -356,118 +312,6 @@ def _assemble(layers: Iterable[list[_Entry]], *, start: Config | None = None) ->
                 got = "a hidden value" if key.secret else repr(raw)
                 raise ConfigError(f"expected {exc}, got {got}.", key=name, source=source) from None
     return Config(**values, extras=MappingProxyType(extras), _sources=MappingProxyType(sources))
-
-
-class _PasteParser(configparser.ConfigParser):
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr  # keep keys' case, as Paste does
-
-
-def _read_ini(path: Path, named_by: str) -> list[_Entry]:
-    """Read the settings section of an INI file as entries whose source is its path."""
-    where = os.path.abspath(path)
-    if not os.path.exists(where):
-        named = "" if named_by == "code" else f" (named by {named_by})"
-        raise ConfigError(
-            f"the config file {where}{named} does not exist; give the path of an INI "
-            "file, or leave it out to use the built-in defaults.",
-            source=named_by,
-        )
-    parser = _PasteParser(defaults={"here": os.path.dirname(where), "__file__": where})
-    try:
-        with open(where, encoding="utf-8") as file:
-            text = file.read()
-        _check_separators(where, text)
-        parser.read_string(text, source=where)
-        section = next(
-            (name for name in _SECTIONS if parser.has_section(name)), configparser.DEFAULTSECT
-        )
-        values = _app_db_urls(parser) | dict(parser.items(section))
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"config file {where} cannot be parsed: {exc}. Fix the file; write %% for a literal %.",
-            source=where,
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"config file {where} cannot be read: {exc.strerror}.", source=where
-        ) from None
-    return _entries({k: v for k, v in values.items() if k not in _INI_DEFAULTS}, where)
-
-
-def _check_separators(where: str, text: str) -> None:
-    """Refuse a settings line without ``=`` (or ``:``) between its key and value.
-
-    configparser would read ``amqp_broker amqp://host`` as the key
-    ``amqp_broker amqp`` (split at the URL's colon) and a line with neither as
-    a parse error without the fix; this names the line and says what to write.
-
-    Raises:
-        ConfigError: naming the file, the line number and the line.
-    """
-    section = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;" or line[0].isspace():
-            continue  # blank, comment, or the continuation of a value
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped[1:-1]
-            continue
-        if section not in (*_SECTIONS, configparser.DEFAULTSECT):
-            continue  # other programs' sections (Paste's [server:main], logging) are theirs
-        cuts = [stripped.find(mark) for mark in _INI_DELIMITERS if mark in stripped]
-        key = stripped[: min(cuts)].strip() if cuts else stripped
-        if cuts and key and not any(char.isspace() for char in key):
-            continue
-        words = stripped.split(None, 1)
-        example = f"{words[0]} = {words[1]}" if len(words) == 2 else f"{stripped} = VALUE"
-        raise ConfigError(
-            f"config file {where}, line {number}: {stripped!r} has no '=' between the key "
-            f"and the value; write {example!r}",
-            source=where,
-        )
-
-
-def _app_db_urls(parser: configparser.ConfigParser) -> dict[str, str]:
-    """``sqlalchemy.url`` of ``[app:<name>]`` sections, as ``moksha.app_db.<name>.url``.
-
-    Paste-era apps kept their database there; :mod:`moksha.app_db` reads the key.
-    The settings section's own ``moksha.app_db.<name>.url`` wins over it.
-    """
-    urls = {}
-    for section in parser.sections():
-        kind, _, name = section.partition(":")
-        if kind == "app" and name and f"{kind}:{name}" not in _SECTIONS:
-            url = parser.get(section, "sqlalchemy.url", fallback=None)
-            if url is not None:
-                urls[f"moksha.app_db.{name}.url"] = url
-    return urls
-
-
-def find_config_file(
-    cwd: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
-) -> Path | None:
-    """Find the INI file to use when none is given.
-
-    ``MOKSHA_CONFIG`` in the environment wins and is returned even if the file
-    is missing, so that :func:`load_config` reports the mistake instead of
-    quietly using defaults.  Otherwise the first that exists of, in order:
-    ``<cwd>/development.ini``, ``<cwd>/production.ini``,
-    ``/etc/moksha/production.ini``, ``/etc/moksha/development.ini``.
-
-    Args:
-        cwd: the directory to look in first (default: the current directory).
-        environ: the environment (default: ``os.environ``).
-
-    Returns:
-        The path, or None when there is no file (which is not an error).
-    """
-    environ = os.environ if environ is None else environ
-    base = Path.cwd() if cwd is None else Path(cwd)
-    if environ.get(_CONFIG_VARIABLE):
-        return base / environ[_CONFIG_VARIABLE]  # an absolute path replaces base
-    candidates = [base / name for name in _SEARCH_NAMES] + list(_SYSTEM_FILES)
-    return next((path for path in candidates if path.is_file()), None)
 
 
 def load_config(
@@ -505,13 +349,13 @@ def load_config(
     named_by = "code"
     if path is None and search:
         path = find_config_file(environ=environ)
-        named_by = f"environment {_CONFIG_VARIABLE}" if environ.get(_CONFIG_VARIABLE) else "search"
-    layers = [_read_ini(Path(path), named_by)] if path is not None else []
-    layers.append(_environment_entries(environ))
-    layers.append(_entries(overrides or {}, "code"))
+        named_by = f"environment {CONFIG_VARIABLE}" if environ.get(CONFIG_VARIABLE) else "search"
+    layers = [read_ini(Path(path), named_by)] if path is not None else []
+    layers.append(environment_entries(environ))
+    layers.append(entries(overrides or {}, "code"))
     config = _assemble(layers)
     misspelt = tuple(
-        Misspelling(variable, _ENVIRONMENT, meant)
+        Misspelling(variable, ENVIRONMENT, meant)
         for variable in sorted(environ)
         if variable not in KNOWN_VARIABLES and (meant := likely_variable(variable)) is not None
     )

@@ -34,14 +34,18 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from moksha.config.keys import KEY_ALIASES, KEYS
 
-__all__ = ["edit_distance", "likely_key", "likely_variable"]
+__all__ = ["ENVIRONMENT", "Misspelling", "edit_distance", "likely_key", "likely_variable"]
 
 _MAX_EDITS = 2
 _MIN_LENGTH = 6  # shorter names are two edits away from too many words
 _LAST_PART_SIMILARITY = 0.7  # difflib ratio of the last dotted parts
+
+ENVIRONMENT = "the environment"
+"""The source of a misspelt ``MOKSHA_*`` variable (it sets no key, so it has none of its own)."""
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -108,3 +112,29 @@ def likely_variable(variable: str) -> str | None:
         return None
     distance, meant = min((edit_distance(variable, key.env_var), key.env_var) for key in KEYS)
     return meant if distance <= _MAX_EDITS else None
+
+
+@dataclass(frozen=True, slots=True)
+class Misspelling:
+    """An unknown key that looks like a known one (see the module docstring).
+
+    Attributes:
+        key: the key as written.
+        source: where it was set (a file path, ``code``).
+        meant: the known key it probably should be.
+    """
+
+    key: str
+    source: str
+    meant: str
+
+    def __str__(self) -> str:
+        if self.source == ENVIRONMENT:
+            return (
+                f"unknown environment variable {self.key}: did you mean {self.meant}? "
+                "Moksha ignores it; rename it"
+            )
+        return (
+            f"unknown key {self.key!r} in {self.source}: did you mean {self.meant!r}? "
+            "Moksha ignores it (it is kept for plugins); rename it if it is Moksha's"
+        )

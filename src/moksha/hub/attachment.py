@@ -1,8 +1,9 @@
-"""What attaches to a central hub and runs with it: the live socket, the cluster.
+"""What attaches to a central hub and runs with it: the live socket, the cluster, the archive.
 
-The hub core knows neither: each attaches as any subscriber does, through this
-small contract, found on the ``moksha.hub.attachment`` entry points (Moksha's own
-``livesocket`` and ``cluster`` are declared in its ``pyproject.toml``).  An entry
+The hub core knows none of them: each attaches as any subscriber does, through
+this small contract, found on the ``moksha.hub.attachment`` entry points
+(Moksha's own ``livesocket``, ``cluster`` and ``archive`` are declared in its
+``pyproject.toml``).  An entry
 point names a factory, ``factory(config) -> Attachment | None``: None when the
 configuration does not ask for it.
 
@@ -19,6 +20,10 @@ An attachment may contribute, as attributes:
 ``coordinator``
     a :class:`Coordinator`: polling producers then run while it says this
     process leads them (one node of a cluster), not everywhere.
+``consumers``
+    consumer classes the hub runs after its plugins' (the archive's recorder),
+    checked as classes passed in code are.  Only a non-serving attachment
+    starts before the consumers, so only its ``consumers`` are run.
 
 A venv where Moksha was not reinstalled after these entry points were added
 has none of them; the hub then refuses to start when the configuration asks
@@ -52,6 +57,7 @@ ATTACHMENT_GROUP = "moksha.hub.attachment"
 _ASKED_FOR: dict[str, tuple[str, Callable[[Config], bool]]] = {
     "livesocket": ("moksha.livesocket.backend", lambda c: c.livesocket_backend is not None),
     "cluster": ("moksha.cluster.url", lambda c: bool(c.cluster_url)),
+    "archive": ("moksha.archive", lambda c: c.archive),
 }
 
 

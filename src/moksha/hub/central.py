@@ -1,10 +1,13 @@
 """The central hub: a client of the bus that also runs consumers and producers.
 
 :class:`CentralMokshaHub` is what ``moksha hub`` starts.  Besides the client's
-work it starts, in order, the bridges between backends, the consumers, the
-producers and its attachments (:mod:`moksha.hub.attachment`: the live socket,
-the cluster, when configured); and it shuts down cleanly: the live socket's
-clients first, then producers, then consumers drain their backlog for at most
+work it starts, in order, the bridges between backends
+(:mod:`moksha.hub.bridges`), the consumers (each behind a
+:class:`~moksha.hub.runners.ConsumerRunner`, its failures ending as dead
+letters: :mod:`moksha.hub.dead_letters`), the producers and its attachments
+(:mod:`moksha.hub.attachment`: the live socket, the cluster, the archive, when
+configured); and it shuts down cleanly: the live socket's clients first, then
+producers, then consumers drain their backlog for at most
 ``moksha.shutdown_timeout`` seconds, then the backends close.
 """
 
@@ -30,10 +33,13 @@ from moksha.hub.attachment import (
     missing,
 )
 from moksha.hub.backends import Backend, Handler, Subscription
-from moksha.hub.client import ORIGIN_HEADER, HubState, MokshaHub
-from moksha.hub.handling import ATTEMPT_HEADER
+from moksha.hub.bridges import start_bridges
+from moksha.hub.client import MokshaHub
+from moksha.hub.core import HubState
+from moksha.hub.dead_letters import DEAD_LETTER_HEADER, dead_letter
+from moksha.hub.polling import run_polling_producer
 from moksha.hub.queue_depth import watch_queue_depths
-from moksha.hub.runners import ConsumerRunner, run_polling_producer
+from moksha.hub.runners import ConsumerRunner
 from moksha.hub.validation import (
     Origin,
     checked_plugins,
@@ -49,12 +55,10 @@ from moksha.plugins import CONSUMER_GROUPS, PRODUCER_GROUPS
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
+# DEAD_LETTER_HEADER lives in moksha.hub.dead_letters; still importable from here.
 __all__ = ["DEAD_LETTER_HEADER", "CentralMokshaHub", "group_name"]
 
 log = logging.getLogger("moksha.hub")
-
-DEAD_LETTER_HEADER = "moksha-dead-letter"
-"""Set on a dead letter: the topic it failed on."""
 
 
 def group_name(cls: type) -> str:
@@ -79,7 +83,8 @@ class CentralMokshaHub(MokshaHub):
             ``messages = [...]``.
         attachments: factories of what runs with the hub (see
             :mod:`moksha.hub.attachment`), by name; None loads the
-            ``moksha.hub.attachment`` entry points (the live socket, the cluster).
+            ``moksha.hub.attachment`` entry points (the live socket, the cluster,
+            the archive).
 
     Raises:
         PluginError: a class in ``consumers`` or ``producers`` cannot run (wrong
@@ -181,7 +186,8 @@ class CentralMokshaHub(MokshaHub):
         attached = [a for f in factories.values() if (a := f(self.config)) is not None]
         await self._attach([a for a in attached if not a.serves])
         try:
-            await self._start_bridges()
+            if self._bridging:
+                self._bridges = await start_bridges(self.backends, self.hub_id)
             try:
                 await self._start_consumers()
                 await self._start_producers()
@@ -213,45 +219,6 @@ class CentralMokshaHub(MokshaHub):
                 self._detached.add(name)
                 await attachment.aclose()
 
-    async def _start_bridges(self) -> None:
-        """Forward what others publish on one backend to every other backend.
-
-        Messages published by a hub carry its id in the ``moksha-origin``
-        header and went to all its backends already: they are not forwarded,
-        so nothing echoes between brokers.
-        """
-        if not self._bridging:
-            return
-        for backend in self.backends:
-            if not backend.capabilities.headers:
-                log.warning(
-                    "bridging %s as configured carries no message ids or headers, so a hub "
-                    "cannot recognise its own messages coming back and forwards them again; "
-                    "turn its metadata on (zeromq: zmq_metadata_frame = true)",
-                    backend.name,
-                )
-        for source in self.backends:
-            if not source.capabilities.cross_process:
-                continue  # only this hub publishes there
-            targets = [backend for backend in self.backends if backend is not source]
-            subscription = await source.subscribe(["#"], partial(self._bridge, targets))
-            self._bridges.append(subscription)
-            log.info("bridging %s to %s", source.name, ", ".join(t.name for t in targets))
-
-    async def _bridge(self, targets: list[Backend], message: Message) -> None:
-        if ORIGIN_HEADER in message.headers:
-            return
-        forwarded = Message(
-            message.topic,
-            headers={**message.headers, ORIGIN_HEADER: self.hub_id},
-            id=message.id,
-            timestamp=message.timestamp_s,
-            payload=message.payload,
-            content_type=message.content_type,
-        )
-        for target in targets:
-            await target.publish(forwarded)
-
     def _declared_schemas(self, origin: Origin, kind: str, cls: type[Any]) -> bool:
         """Add the schema classes a plugin declares (``messages``); False when one is not."""
         try:
@@ -269,29 +236,12 @@ class CentralMokshaHub(MokshaHub):
         self, message: Message, error: BaseException, attempts: int, consumer: str
     ) -> None:
         """Publish a message that failed for good on its dead-letter topic."""
-        fields = {"topic": message.topic, "consumer": consumer, "message_id": message.id}
-        if DEAD_LETTER_HEADER in message.headers:
-            log.error(
-                "%s: dead letter %s failed as well; dropped", consumer, message.id, extra=fields
-            )
+        letter = dead_letter(message, error, attempts, consumer, self.config.dead_letter_topic)
+        if letter is None:
             return
-        description = f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
-        headers = {
-            **message.headers,
-            DEAD_LETTER_HEADER: message.topic,
-            "moksha-original-id": message.id,
-            "moksha-error": description,
-            "moksha-attempts": str(attempts),
-            "moksha-consumer": consumer,
-        }
-        headers.pop(ATTEMPT_HEADER, None)
-        topic = self.config.dead_letter_topic.format(topic=message.topic)
-        await self._send(
-            Message(
-                topic, headers=headers, payload=message.payload, content_type=message.content_type
-            )
-        )
-        log.warning("%s: message %s sent to %s", consumer, message.id, topic, extra=fields)
+        await self._send(letter)
+        fields = {"topic": message.topic, "consumer": consumer, "message_id": message.id}
+        log.warning("%s: message %s sent to %s", consumer, message.id, letter.topic, extra=fields)
 
     @staticmethod
     def _plugin_classes(
@@ -330,11 +280,9 @@ class CentralMokshaHub(MokshaHub):
     async def _start_consumers(self) -> None:
         assert self._loop is not None and self._tasks is not None
         classes = self._plugin_classes(self._consumer_classes, CONSUMER_GROUPS)
-        if self.config.archive:
-            # Built in, not an entry point: the archive's recorder (moksha.archive = true).
-            from moksha.archive.recorder import ArchiveRecorder
-
-            classes.append((ArchiveRecorder, Origin()))
+        for attachment in self.attachments.values():
+            # Consumers an attachment brings (the archive's recorder): checked as code's are.
+            classes += [(cls, Origin()) for cls in getattr(attachment, "consumers", ())]
         for cls, origin in classes:
             if not self._declared_schemas(origin, "consumer", cls):
                 continue

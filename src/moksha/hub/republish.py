@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from moksha.errors import HubClosed
-from moksha.hub.client import HubState
+from moksha.hub.core import HubState
 from moksha.message import Message
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
-"""Running plugins: each consumer behind a bounded backlog, each polling producer on a timer.
+"""Running consumers: each consumer instance behind a bounded backlog, fed to its workers.
 
 What happens to each message inside a consumer (hooks, retries, dead
-letters) is :mod:`moksha.hub.handling`.
+letters) is :mod:`moksha.hub.handling`; polling producers run on their timer
+in :mod:`moksha.hub.polling`.
 
 Consumer backlog policy: a backlog holds at most ``moksha.consumer_backlog``
 messages.  When it is full, delivery *waits* for room, which slows the
@@ -37,13 +38,14 @@ from typing import Any
 from moksha.config import Config
 from moksha.errors import HubClosed
 from moksha.hub.api.consumer import Consumer
-from moksha.hub.api.producer import PollingProducer
 from moksha.hub.backlog import Backlog
 from moksha.hub.handling import RETRY_AT_HEADER, DeadLetter, MessageHandler, Outcome
 from moksha.hub.outgoing import Outgoing, loop_publisher
+from moksha.hub.polling import run_polling_producer
 from moksha.hub.retries import RetryPen
 from moksha.message import Message
 
+# run_polling_producer lives in moksha.hub.polling; still importable from here.
 __all__ = ["ConsumerRunner", "run_polling_producer"]
 
 log = logging.getLogger("moksha.hub")
@@ -483,42 +485,3 @@ class ConsumerRunner:
                     published = mine[0]
                 await slots.acquire()
                 running.create_task(one(item))
-
-
-async def run_polling_producer(producer: PollingProducer) -> None:
-    """Call ``producer.poll()`` every ``producer.frequency`` until cancelled or stopped.
-
-    Ticks are kept on a fixed schedule; a poll that overruns its interval
-    delays the next one rather than making polls pile up.  A plain ``poll``
-    runs in a worker thread.  Exceptions are logged and counted.
-    """
-    loop = asyncio.get_running_loop()
-    is_async = inspect.iscoroutinefunction(producer.poll)
-    interval = producer.interval
-    name = type(producer).__name__
-
-    async def poll_once() -> None:
-        producer._last_ran = time.time()
-        try:
-            if is_async:
-                await producer.poll()
-            else:
-                await asyncio.to_thread(producer.poll)
-        except Exception:
-            producer._exception_count += 1
-            log.exception("%s.poll failed", name)
-        else:
-            producer._exception_count = 0
-
-    if producer.now and not producer.die:
-        await poll_once()
-    next_at = loop.time()
-    while not producer.die:
-        next_at += interval
-        delay = next_at - loop.time()
-        if delay < 0:
-            next_at = loop.time()
-            delay = 0
-        await asyncio.sleep(delay)
-        if not producer.die:
-            await poll_once()

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from moksha.hub.client import HubState
+from moksha.hub.core import HubState
 
 if TYPE_CHECKING:
     from moksha.hub.hub import MokshaHub

@@ -3,6 +3,11 @@
 ====================  ==================================================================
 :mod:`.middleware`    ``MokshaMiddleware``: apps, widgets, static files, the live socket,
                       sessions, error pages, resource injection around an ASGI app
+:mod:`.context`       ``web_context(request)``: the cache, guard and hub of a request
+:mod:`.dispatch`      Moksha's routes first, then the wrapped app
+:mod:`.widget_page`   ``/widgets/<name>``: a widget on a page of its own
+:mod:`.static`        Moksha's static files, cached for an hour
+:mod:`.liveclient`    ``/livesocket/moksha.js`` when the live socket is elsewhere, or nowhere
 :mod:`.wsgi`          ``MokshaWSGIMiddleware``: the same around a WSGI app, as WSGI
 :mod:`.embedded`      ``EmbeddedMoksha``: an ASGI app with a hub and its live socket in-process
 :mod:`.app`           ``create_app(hub, config)``: the dashboard and all of the above
@@ -19,8 +24,9 @@
 from moksha.web.app import create_app
 from moksha.web.auth import ANONYMOUS, AllowList, Authorizer, Guard, Identity
 from moksha.web.cache import Cache, CacheError, MemoryCache, RedisCache, cache_from_config
+from moksha.web.context import WebContext, web_context
 from moksha.web.embedded import EmbeddedMoksha
-from moksha.web.middleware import MokshaMiddleware, WebContext, web_context
+from moksha.web.middleware import MokshaMiddleware
 from moksha.web.resources import STATIC_PREFIX, CSSLink, JSLink, Resource, render_resources
 from moksha.web.settings import WebSettings
 from moksha.web.wsgi import MokshaWSGIMiddleware

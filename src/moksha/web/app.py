@@ -28,8 +28,9 @@ from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from moksha.config import Config
+from moksha.web.context import web_context
 from moksha.web.errors import not_found
-from moksha.web.middleware import MokshaMiddleware, web_context
+from moksha.web.middleware import MokshaMiddleware
 from moksha.web.mounts import installed_root
 
 if TYPE_CHECKING:

@@ -40,24 +40,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moksha.app_db import AppDatabases
 from moksha.config import Config
-from moksha.errors import MokshaError
 from moksha.web.auth import (
     AllowList,
     Authorizer,
@@ -69,19 +62,27 @@ from moksha.web.auth import (
     session_identity,
 )
 from moksha.web.cache import Cache, cache_from_config
-from moksha.web.errors import ErrorMiddleware, error_page, not_found
+from moksha.web.context import CONTEXT_KEY, WebContext, web_context
+from moksha.web.dispatch import LIVESOCKET_PREFIX, Dispatcher, route_path
+from moksha.web.errors import ErrorMiddleware, not_found
 from moksha.web.injection import Collecting, ResourceInjector, load_global_resources
+from moksha.web.liveclient import NO_LIVESOCKET, LiveSocketScripts
 from moksha.web.mounts import APPS_PREFIX, installed_apps, installed_root
 from moksha.web.resources import STATIC_PREFIX
-from moksha.web.security import SecurityHeaders, page_headers
+from moksha.web.security import SecurityHeaders
 from moksha.web.settings import WebSettings
+from moksha.web.static import static_files
+from moksha.web.widget_page import WidgetPages
 
 if TYPE_CHECKING:
     from moksha.hub.hub import MokshaHub
     from moksha.livesocket import LiveSocket
 
+# WebContext, web_context, LIVESOCKET_PREFIX and NO_LIVESOCKET have modules of their
+# own (context, dispatch, liveclient); they stay importable from here.
 __all__ = [
     "LIVESOCKET_PREFIX",
+    "NO_LIVESOCKET",
     "SESSION_COOKIE",
     "MokshaMiddleware",
     "WebContext",
@@ -91,77 +92,7 @@ __all__ = [
 
 log = logging.getLogger("moksha.web")
 
-LIVESOCKET_PREFIX = "/livesocket"
 SESSION_COOKIE = "moksha_session"
-STATIC_CACHE_CONTROL = b"public, max-age=3600"
-_CONTEXT_KEY = "moksha.web"
-
-NO_LIVESOCKET = (
-    "this page has live widgets but no live socket serves them. Run a hub in this "
-    "process (moksha.web.EmbeddedMoksha for an ASGI app; for a WSGI app a "
-    "CentralMokshaHub with moksha.livesocket.backend = websocket, passed as hub=), "
-    "or start one (moksha start, or moksha hub with moksha.livesocket.backend = "
-    "websocket) and set moksha.livesocket.url to its address."
-)
-"""What pages with live widgets say when the middleware knows of no live socket."""
-
-# The client's API, doing nothing (so widgets load without errors of their own),
-# and the message: in the console and at the top of the page.
-_NO_LIVESOCKET_CLIENT = """(function (global) {
-  var message = MESSAGE;
-  var moksha = {
-    state: "unavailable", transport: null, url: null,
-    subscribe: function () { return function () {}; },
-    unsubscribe: function () {}, send_message: function () {},
-    connect: function () {}, close: function () {},
-    on: function () { return moksha; }, off: function () { return moksha; },
-  };
-  global.moksha = moksha;
-  console.error(message);
-  function show() {
-    var note = document.createElement("p");
-    note.className = "moksha-no-livesocket";
-    note.setAttribute("role", "alert");
-    note.textContent = message;
-    document.body.insertBefore(note, document.body.firstChild);
-  }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", show);
-  else show();
-})(window);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class WebContext:
-    """What Moksha's middleware offers the code serving a request.
-
-    Attributes:
-        settings: the web configuration.
-        cache: the cache (memory or Redis).
-        guard: identities and the authorization hook.
-        hub: the hub, when the middleware was given one.
-    """
-
-    settings: WebSettings
-    cache: Cache
-    guard: Guard
-    hub: MokshaHub | None
-
-
-def web_context(connection: Scope | HTTPConnection) -> WebContext:
-    """The :class:`WebContext` of a request served under :class:`MokshaMiddleware`.
-
-    Args:
-        connection: a Starlette ``Request``/``WebSocket``, or an ASGI scope.
-
-    Raises:
-        MokshaError: the request did not come through the middleware.
-    """
-    scope = connection.scope if isinstance(connection, HTTPConnection) else connection
-    context = scope.get(_CONTEXT_KEY)
-    if not isinstance(context, WebContext):
-        raise MokshaError("this request did not come through MokshaMiddleware")
-    return context
 
 
 @functools.cache
@@ -236,7 +167,7 @@ class MokshaMiddleware:
         # Installed apps' app_db: the hub's engines, else the middleware's own.
         self._owns_databases = hub is None
         self.databases = hub.app_databases if hub is not None else AppDatabases(self.config)
-        self._warned_no_livesocket = False
+        self._scripts = LiveSocketScripts(self.config, self.settings, hub)
         if app is not None:
             self.databases.attach(app)  # the wrapped app may declare app_db too
         self._live_stack: ASGIApp | None = None
@@ -247,8 +178,8 @@ class MokshaMiddleware:
 
     def _build(self, collecting: Collecting | None) -> ASGIApp:
         routes: list[BaseRoute] = [
-            Mount(STATIC_PREFIX, app=_CachedStatic(StaticFiles(packages=[("moksha", "static")]))),
-            Route("/widgets/{name}", self._widget_page, methods=["GET"]),
+            Mount(STATIC_PREFIX, app=static_files()),
+            Route("/widgets/{name}", WidgetPages(self.guard, self.config).page, methods=["GET"]),
         ]
         compat = _tw2_compat()
         if compat is not None:
@@ -273,11 +204,11 @@ class MokshaMiddleware:
 
             live_app = livesocket_app(self.live)
         elif self.settings.livesocket_url or self.config.livesocket_backend == "websocket":
-            routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._remote_client_script))
+            routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._scripts.remote))
         else:
             # Live widgets would wait forever for a socket nobody serves: say so instead.
-            routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._no_livesocket_script))
-        dispatcher = _Dispatcher(routes, fallback, live_app)
+            routes.append(Route(f"{LIVESOCKET_PREFIX}/moksha.js", self._scripts.missing))
+        dispatcher = Dispatcher(routes, fallback, live_app)
         injector = ResourceInjector(dispatcher, load_global_resources(), collecting=collecting)
         secret = self.settings.session_secret
         if secret is None:
@@ -299,9 +230,9 @@ class MokshaMiddleware:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        scope[_CONTEXT_KEY] = self.context
+        scope[CONTEXT_KEY] = self.context
         if self._live_stack is not None and scope["type"] == "http":
-            path = _route_path(scope)
+            path = route_path(scope)
             if path == LIVESOCKET_PREFIX or path.startswith(LIVESOCKET_PREFIX + "/"):
                 await self._live_stack(scope, receive, send)
                 return
@@ -334,84 +265,6 @@ class MokshaMiddleware:
 
         await self.app(scope, receive, closing_send)
 
-    async def _remote_client_script(self, request: Request) -> Response:
-        """The JS client, told to connect to the live socket another process serves.
-
-        Pages link ``/livesocket/moksha.js`` on their own origin; when the live
-        socket is a hub's own port (``moksha.livesocket.backend = websocket``, or
-        ``moksha.livesocket.url``), the client still comes from here and connects there.
-        """
-        from moksha.livesocket import client_script
-
-        port = self.config.livesocket_websocket_port
-        hub_url = getattr(self.hub, "livesocket_url", None)
-        if hub_url:  # the port the hub really listens on (the configured one may be 0)
-            port = urlsplit(hub_url).port or port
-        if port == 0 and not self.settings.livesocket_url:
-            # Port 0 means "any free one": which one is known only once the hub started.
-            return await self._no_livesocket_script(request)
-        base = self.settings.livesocket_url or str(
-            request.url.replace(port=port, path="", query="")
-        )
-        script = f"{client_script()}\nmoksha.connect({{url: {json.dumps(base.rstrip('/'))}}});\n"
-        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
-
-    async def _no_livesocket_script(self, request: Request) -> Response:
-        """The JS client's stand-in when no live socket is served: it says what to start.
-
-        The page's live widgets cannot receive anything; rather than leave them
-        silently empty, the page shows (and the console and the log say) how to
-        give them a live socket.
-        """
-        if not self._warned_no_livesocket:
-            self._warned_no_livesocket = True
-            log.warning(
-                "a page at %s has live widgets but no live socket: %s",
-                request.url.path,
-                NO_LIVESOCKET,
-            )
-        message = json.dumps("Moksha: " + NO_LIVESOCKET)
-        script = _NO_LIVESOCKET_CLIENT.replace("MESSAGE", message)
-        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
-
-    async def _widget_page(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        refusal = self.guard.refusal(request.scope, "widget", name)
-        if refusal is not None:
-            return refusal
-        try:
-            from moksha.widgets import (
-                MissingParam,
-                ParamRefused,
-                WidgetError,
-                find_widget,
-                render_page,
-            )
-        except ImportError:
-            return error_page(404, "No widgets", "moksha.widgets is not installed.")
-        try:
-            widget = find_widget(name)
-        except WidgetError as exc:
-            return error_page(404, "No such widget", str(exc))
-        # The card's heading, when the link gives one, is the best name for the page.
-        title = request.query_params.get("heading") or widget.standalone_title(name)
-        try:
-            # Params from a link: the widget refuses those only the site's code may give.
-            bound = widget.for_request(dict(request.query_params), self.config)
-            # Off the event loop: a widget may fetch something (a feed) to render.
-            page = await asyncio.to_thread(render_page, bound, title=title)
-        except ParamRefused as exc:
-            return error_page(403, "Not allowed from a link", str(exc))
-        except MissingParam as exc:
-            given = f"{request.url.query}&" if request.url.query else ""  # as typed: %23 stays
-            example = f"{request.url.path}?{given}{exc.param}=..."
-            return error_page(
-                400, "Bad widget parameters", f"{exc}. Pass it in the page's address: {example}"
-            )
-        except WidgetError as exc:
-            return error_page(400, "Bad widget parameters", str(exc))
-        return Response(page, media_type="text/html", headers=page_headers(request, self.config))
-
 
 def _widget_collecting() -> Collecting | None:
     try:
@@ -433,77 +286,3 @@ def _tw2_compat() -> tuple[str, Any, Any] | None:
     except ImportError:
         return None
     return TW2_PREFIX, resources_app, collecting_with_tw2
-
-
-def _route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
-
-
-class _Dispatcher:
-    """Moksha's routes first, then the fallback app.
-
-    Not a Starlette ``Router``: a router leaves itself in ``scope["router"]``,
-    and a wrapped Starlette app would then build its URLs with our routes.
-    """
-
-    def __init__(self, routes: list[BaseRoute], fallback: ASGIApp, live: ASGIApp | None) -> None:
-        self.routes = routes
-        self.fallback = fallback
-        self.live = live
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = _route_path(scope)
-        if self.live is not None and (
-            path == LIVESOCKET_PREFIX or path.startswith(LIVESOCKET_PREFIX + "/")
-        ):
-            await self.live(scope, receive, send)
-            return
-        partial: tuple[BaseRoute, Scope] | None = None
-        for route in self.routes:
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                scope.update(child_scope)
-                await route.handle(scope, receive, send)
-                return
-            if match is Match.PARTIAL and partial is None:
-                partial = (route, child_scope)
-        if partial is not None:  # the path is ours, the method is not (a 405)
-            route, child_scope = partial
-            scope.update(child_scope)
-            await route.handle(scope, receive, send)
-            return
-        if scope["type"] == "http" and self._is_mount_without_slash(scope):
-            url = Request(scope).url
-            await RedirectResponse(str(url.replace(path=url.path + "/")))(scope, receive, send)
-            return
-        await self.fallback(scope, receive, send)
-
-    def _is_mount_without_slash(self, scope: Scope) -> bool:
-        if scope["path"].endswith("/"):
-            return False
-        slashed = {**scope, "path": scope["path"] + "/"}
-        return any(
-            isinstance(route, Mount) and route.matches(slashed)[0] is Match.FULL
-            for route in self.routes
-        )
-
-
-class _CachedStatic:
-    """Static files with ``Cache-Control: public, max-age=3600`` on what they serve."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def caching_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] in (200, 304):
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
-                ]
-                headers.append((b"cache-control", STATIC_CACHE_CONTROL))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, caching_send)

@@ -11,6 +11,8 @@ The parts, one concept per module:
 - :mod:`~moksha.hub.backends.stomp_outbox`: published messages kept until
   confirmed;
 - :mod:`~moksha.hub.backends.stomp_options`: the options and the wire format;
+- :mod:`~moksha.hub.backends.stomp_reconnect`: the brokers tried in turn, with
+  backoff, whenever the connection is lost;
 - this module: :class:`StompBackend`, which reconnects and ties them together.
 
 Connection
@@ -60,10 +62,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from moksha.errors import BackendError, BackendUnavailable, MessageError
+from moksha.errors import BackendError, BackendUnavailable
 from moksha.hub.backends.base import Backend, Capabilities, DurableQueue, Handler, Subscription
 from moksha.hub.backends.stomp_bindings import StompQueues
-from moksha.hub.backends.stomp_connection import CONNECT_TIMEOUT, ConnectionLost, StompConnection
+from moksha.hub.backends.stomp_connection import ConnectionLost, StompConnection
 from moksha.hub.backends.stomp_options import (
     TOPIC_HEADER,
     StompOptions,
@@ -72,6 +74,7 @@ from moksha.hub.backends.stomp_options import (
 )
 from moksha.hub.backends.stomp_outbox import Outbox, Outgoing
 from moksha.hub.backends.stomp_protocol import Frame, StompServerError
+from moksha.hub.backends.stomp_reconnect import FIELDS, reconnect_forever
 from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX, StompSubscription
 from moksha.message import Message
 
@@ -81,8 +84,6 @@ if TYPE_CHECKING:
 __all__ = ["StompBackend"]
 
 log = logging.getLogger(__name__)
-
-_FIELDS = {"backend": "stomp"}  # structured field of the connection's log lines
 
 
 class StompBackend(Backend):
@@ -158,60 +159,19 @@ class StompBackend(Backend):
 
     async def _supervise(self) -> None:
         try:
-            await self._reconnect_forever()
+            await reconnect_forever(
+                self.options,
+                self.config,
+                self._on_message,
+                self._serve,
+                attempted=self._attempted,
+                closing=lambda: self._closing,
+            )
         except Exception:
             log.exception("stomp: the connection task failed; no more reconnections")
             raise
         finally:
             self._attempted.set()  # never leave connect() waiting
-
-    async def _reconnect_forever(self) -> None:
-        brokers = self.options.brokers
-        delay = self.config.reconnect_delay
-        failures = 0
-        for attempt in itertools.count():  # until close() cancels this task
-            broker = brokers[attempt % len(brokers)]
-            try:
-                connection = await StompConnection.open(broker, self.options, self._on_message)
-            except (OSError, TimeoutError, MessageError) as exc:
-                failures += 1
-                if failures % len(brokers):
-                    following = brokers[(attempt + 1) % len(brokers)]
-                    log.warning(
-                        "stomp: cannot reach %s (%s); trying %s next",
-                        broker,
-                        _why(exc),
-                        following,
-                        extra=_FIELDS,
-                    )
-                    continue
-                log.warning(
-                    "stomp: cannot reach %s (%s); retrying in %.3gs",
-                    broker,
-                    _why(exc),
-                    delay,
-                    extra=_FIELDS,
-                )
-                self._attempted.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.reconnect_max_delay)
-                continue
-            failures = 0
-            reason = await self._serve(connection)
-            if self._closing:
-                return
-            log.warning(
-                "stomp: lost the connection to %s (%s); reconnecting",
-                broker,
-                _why(reason),
-                extra=_FIELDS,
-            )
-            if isinstance(reason, StompServerError):
-                # What the broker refused may be refused again: do not hammer it.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.reconnect_max_delay)
-            else:
-                delay = self.config.reconnect_delay
 
     async def _serve(self, connection: StompConnection) -> BaseException:
         """Subscribe on a new connection, publish what awaits confirmation, run until lost."""
@@ -224,7 +184,7 @@ class StompBackend(Backend):
                 self._outbox.resend(connection)
                 self._ready.set()
             self._attempted.set()
-            log.info("stomp: connected to %s", connection.broker, extra=_FIELDS)
+            log.info("stomp: connected to %s", connection.broker, extra=FIELDS)
             return await connection.lost
         except (ConnectionLost, StompServerError) as exc:
             return exc
@@ -515,13 +475,3 @@ class StompBackend(Backend):
         await sub.stop()
         if self._queues is not None and sub.group is not None and sub.marker is not None:
             await self._queues.leave(sub.group, sub.marker)
-
-
-def _why(exc: BaseException) -> str:
-    """A one-line reason for a log line (never holds the passcode: it is not in any error)."""
-    if isinstance(exc, StompServerError):
-        said = [exc.message, exc.details.partition("\n")[0]]
-        return "the broker sent ERROR: " + ": ".join(part for part in said if part)
-    if isinstance(exc, TimeoutError) and not str(exc):
-        return f"no answer within {CONNECT_TIMEOUT:.0f}s"
-    return str(exc) or type(exc).__name__
