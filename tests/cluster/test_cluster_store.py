@@ -27,6 +27,17 @@ async def test_every_node_asking_with_a_message_id_gets_the_same_offset(
     assert complete
 
 
+async def test_the_position_is_the_newest_offset_on_every_node(store: ClusterStore) -> None:
+    history, other_node = ClusterHistory(store), ClusterHistory(store)
+    newest = await history.append("org.a", '"1"', "msg-p1")
+    position = await other_node.position()
+    later = await history.append("org.a", '"2"', "msg-p2")
+
+    assert position == newest
+    events, complete = await other_node.since("org.a", position)
+    assert [e.id for e in events] == [later] and complete
+
+
 async def test_since_merges_matching_topics_in_offset_order(store: ClusterStore) -> None:
     now = time.time()
     start = await store.append("org.x", '"start"', None, now)

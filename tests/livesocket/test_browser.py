@@ -233,6 +233,31 @@ def test_recovery_after_the_hub_restarts(
     assert page.evaluate("moksha.transport") == "websocket"
 
 
+def test_a_page_that_saw_nothing_yet_recovers_what_was_published_while_it_was_away(
+    start_hub: StartHub, page: Page, tmp_path: Path
+) -> None:
+    # Its subscription began with the hub's position: the page resumes from there.
+    config = {"moksha.livesocket.history.url": f"sqlite:///{tmp_path / 'h.sqlite'}"}
+    hub = start_hub(config)
+    hub.send_message("news.local", "before the page")
+    open_client(page, hub)
+    subscribe(page, hub, "news.#")
+
+    page.context.set_offline(True)
+    port = int(hub.livesocket_url.rpartition(":")[2])  # type: ignore[union-attr]
+    hub.close()
+    page.wait_for_function("moksha.state !== 'open'")
+    hub = start_hub({**config, "moksha.livesocket.websocket.port": port})
+    for n in (1, 2, 3):
+        hub.send_message("news.local", n)
+    page.context.set_offline(False)
+
+    page.wait_for_function("recoveries.length >= 1")
+    assert page.evaluate("recoveries") == [{"pattern": "news.#", "recovered": True}]
+    hub.send_message("news.local", "live")
+    assert [m["body"] for m in wait_seen(page, 4)] == [1, 2, 3, "live"]
+
+
 def test_the_original_embed_from_another_origin(
     start_hub: StartHub, page: Page, other_origin: Site
 ) -> None:

@@ -124,6 +124,29 @@ async def test_since_returns_what_was_missed_matching_the_pattern_in_order(
     assert [e.payload for e in events] == ['"4"', '"5"'] and complete
 
 
+async def test_the_position_is_the_newest_id_and_a_resume_from_it_misses_nothing(
+    make_history: MakeHistory,
+) -> None:
+    history = make_history()
+    await history.append("org.a", "1")
+    newest = await history.append("org.b", "2")
+    position = await history.position()
+    later = await history.append("org.a", "3")
+
+    assert position == newest
+    events, complete = await history.since("org.#", position)  # type: ignore[arg-type]
+    assert [(e.id, e.payload) for e in events] == [(later, "3")] and complete
+
+
+async def test_a_new_store_has_a_position_before_its_first_event(make_history: MakeHistory) -> None:
+    history = make_history()
+    position = await history.position()
+    first = await history.append("org.a", "1")
+
+    events, complete = await history.since("org.a", position)  # type: ignore[arg-type]
+    assert [e.id for e in events] == [first] and complete
+
+
 async def test_nothing_missed_is_an_empty_complete_answer(make_history: MakeHistory) -> None:
     history = make_history()
     last = await history.append("org.a", "1")

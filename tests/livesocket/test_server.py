@@ -163,6 +163,32 @@ async def test_a_reconnecting_client_gets_what_it_missed():
     assert frames[3] == {"topic": "__recovered__", "body": {"pattern": "feed.#", "recovered": True}}
 
 
+async def test_a_client_that_saw_nothing_resumes_from_the_position_it_asked_for():
+    async with live_hub() as hub:
+        await hub.publish("feed.a", "before anyone came")
+        async with websockets.connect(ws_url(hub)) as ws:
+            await subscribe(ws, {"pattern": "feed.#", "position": True})
+            position = await next_frame(ws)
+        for n in (1, 2):  # while it is away, having received nothing
+            await hub.publish("feed.a", n)
+        async with websockets.connect(ws_url(hub)) as ws:
+            await subscribe(ws, {"pattern": "feed.#", "since": position["id"]})
+            frames = [await next_frame(ws) for _ in range(3)]
+    assert position["topic"] == "__position__"
+    assert position["body"] == {"pattern": "feed.#"}
+    assert [f["body"] for f in frames[:2]] == [1, 2]  # not what came before it subscribed
+    assert frames[2]["body"] == {"pattern": "feed.#", "recovered": True}
+
+
+async def test_a_client_that_does_not_ask_gets_no_position_frame():
+    async with live_hub() as hub, websockets.connect(ws_url(hub)) as ws:
+        await subscribe(ws, "feed.#")
+        await subscribe(ws, {"pattern": "other", "position": False})
+        await until_subscribed(hub, 2)
+        await hub.publish("feed.a", 1)
+        assert (await next_frame(ws))["body"] == 1  # the original protocol, unchanged
+
+
 async def test_a_gap_larger_than_the_history_says_so():
     async with live_hub(**{"moksha.livesocket.history.size": 2}) as hub:
         async with websockets.connect(ws_url(hub)) as ws:
@@ -214,6 +240,24 @@ async def test_server_sent_events_with_resume():
             events = await read_events(response, 2)
     assert events[0]["data"]["body"] == "while away"
     assert events[1]["data"]["topic"] == "__recovered__"
+
+
+async def test_server_sent_events_start_from_the_position_when_asked():
+    async with live_hub() as hub, httpx.AsyncClient(base_url=hub.livesocket_url) as http:
+        await hub.publish("news.world", "old")
+        params = {"topic": "news.*", "position": "1"}
+        async with http.stream("GET", "/livesocket/sse", params=params) as response:
+            (position,) = await read_events(response, 1)
+        await hub.publish("news.world", "while away")
+        headers = {"Last-Event-ID": position["id"]}  # as the browser sends it back
+        async with http.stream(
+            "GET", "/livesocket/sse", params={"topic": "news.*"}, headers=headers
+        ) as response:
+            events = await read_events(response, 2)
+    assert position["data"]["topic"] == "__position__"
+    assert position["id"] == position["data"]["id"]
+    assert events[0]["data"]["body"] == "while away"
+    assert events[1]["data"]["body"]["recovered"] is True
 
 
 async def read_events(response: httpx.Response, count: int) -> list[dict[str, Any]]:

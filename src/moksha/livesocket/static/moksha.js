@@ -42,8 +42,9 @@
  *
  * Reconnection: exponential backoff from 0.5 s to 15 s with full jitter, at once
  * when the browser comes back online. Each pattern is resubscribed with the id of
- * the last event it saw, so the hub replays what was missed; an event already seen
- * (same epoch, seq not greater) is ignored. If the WebSocket fails to open twice in
+ * the last event it saw (or, having seen none, the hub's position when it
+ * subscribed), so the hub replays what was missed; an event already seen (same
+ * epoch, seq not greater) is ignored. If the WebSocket fails to open twice in
  * a row and never opened on this page, the client falls back to Server-Sent Events
  * for good (publishing then needs the WebSocket; it reports an error).
  */
@@ -68,6 +69,7 @@
   var attempt = 0, wsFailures = 0, wsOpened = false, stopped = false;
   var pending = [];
   var newest = null; // {id, epoch, seq} of the newest event the page has seen
+  var position = null; // the same, of the hub's newest position it told (see onPosition)
   var bases = null; // the base URLs of a cluster's nodes, when connect({urls}) named them
 
   var moksha = {
@@ -261,7 +263,9 @@
     subs.forEach(function (sub, pattern) { query.push("topic=" + encodeURIComponent(pattern)); });
     // One stream carries every pattern in order, so the newest id seen is where it resumes
     // (the EventSource itself sends Last-Event-ID when it reconnects on its own).
-    if (newest) query.push("since=" + encodeURIComponent(newest.id));
+    var from = newest || position;
+    if (from) query.push("since=" + encodeURIComponent(from.id));
+    query.push("position=1");
     if (token) query.push("token=" + encodeURIComponent(token));
     var source = es = new EventSource(hubUrl() + "/livesocket/sse?" + query.join("&"));
     source.onopen = function () { attempt = 0; setState("open"); };
@@ -313,6 +317,7 @@
     if (!message || typeof message.topic !== "string") return;
     if (message.topic === "__error__") return emit("error", message.body);
     if (message.topic === "__recovered__") return emit("recovered", message.body);
+    if (message.topic === "__position__") return onPosition(message);
     var at = parseId(message.id);
     if (at && (!newest || newest.epoch !== at.epoch || at.seq > newest.seq)) newest = at;
     var event = { topic: message.topic, body: message.body, id: message.id };
@@ -326,6 +331,18 @@
       }
       sub.callbacks.slice().forEach(function (fn) { call(fn, event); });
     });
+  }
+
+  // Where the hub's history stood when a subscription began: a pattern that has seen no
+  // event resumes from there, so what is published while it reconnects is replayed. Not
+  // its seq: an event older than the position may still arrive live, and is news.
+  function onPosition(message) {
+    var at = parseId(message.id), sub = subs.get(message.body && message.body.pattern);
+    if (!at) return;
+    if (!position || position.epoch !== at.epoch || at.seq > position.seq) position = at;
+    if (sub && (!sub.lastId || sub.epoch !== at.epoch)) {
+      sub.lastId = at.id; sub.epoch = at.epoch; sub.seq = -1;
+    }
   }
 
   function parseId(id) {
@@ -351,7 +368,8 @@
 
   function subscribeFrame(pattern, sub) {
     // A pattern's first subscription is live from now on; later ones ask for what it missed.
-    var body = sub.sent && sub.lastId ? { pattern: pattern, since: sub.lastId } : pattern;
+    var body = { pattern: pattern, position: true };
+    if (sub.sent && sub.lastId) body.since = sub.lastId;
     sub.sent = true;
     return frame("__topic_subscribe__", body);
   }
