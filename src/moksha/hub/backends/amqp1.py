@@ -224,7 +224,10 @@ class AMQP1Backend(Backend):
         on_message = partial(self._arrived, link, engine)
         link.engine, link.attached, link.finished = engine, False, 0
         link.receiver, attached = engine.receiver(
-            f"/amq/queue/{link.queue}", f"moksha-{link.queue}", self.config.amqp1_prefetch, on_message
+            f"/amq/queue/{link.queue}",
+            f"moksha-{link.queue}",
+            self.config.amqp1_prefetch,
+            on_message,
         )
         await attached
         link.attached = link.engine is engine

@@ -38,7 +38,7 @@ __all__ = ["Broker", "ConnectionLost", "Engine", "OnMessage"]
 log = logging.getLogger("moksha.hub.backends.amqp1")
 
 _SCHEMES = {"amqp": (5672, False), "amqps": (5671, True)}
-_REFUSED = {
+_REFUSED: dict[int, str] = {
     Delivery.REJECTED: "the broker rejected it",
     Delivery.RELEASED: "the broker released it (no route?)",
     Delivery.MODIFIED: "the broker did not take it (modified)",
@@ -136,7 +136,10 @@ class Engine(asyncio.Protocol):
         self._unsettled: dict[str, asyncio.Future[None]] = {}  # delivery tag -> its publish
         self._attaching: dict[str, asyncio.Future[None]] = {}  # link name -> attached
         self._receivers: dict[str, OnMessage] = {}  # link name -> its callback
-        self._handlers: dict[Any, Callable[[Event], None]] = {
+        self._processing = False
+        # By event type.  They take the event as Any: proton types every accessor of an
+        # event Optional, where the type of the event says which ones are set.
+        self._handlers: dict[Any, Callable[[Any], None]] = {
             Event.DELIVERY: self._delivery,
             Event.LINK_FLOW: self._flow,
             Event.CONNECTION_REMOTE_OPEN: self._remote_open,
@@ -225,29 +228,32 @@ class Engine(asyncio.Protocol):
         self._pump()
 
     def data_received(self, data: bytes) -> None:
-        view = memoryview(data)
         transport = self._transport
-        while view:  # bounded: every pass consumes capacity > 0 bytes, or stops
+        while data:  # bounded: every pass consumes capacity > 0 bytes, or stops
             capacity = transport.capacity()
             if capacity <= 0:  # closed for input (the error is in its condition)
                 break
-            transport.push(view[:capacity])
-            view = view[capacity:]
+            chunk, data = data[:capacity], data[capacity:]  # no copy when all of it fits
+            transport.push(chunk)
             self._process()
         self._pump()
 
     def eof_received(self) -> bool:
-        self._transport.close_tail()
+        self._close_tail()
         self._pump()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:
-            if self._transport.capacity() >= 0:
-                self._transport.close_tail()
+            self._close_tail()
             self._process()
         finally:
             self._ended(str(exc) if exc else "the broker closed the connection")
+
+    def _close_tail(self) -> None:
+        """No more input: proton ends the connection (with an error unless it was closed)."""
+        if self._transport.capacity() >= 0:
+            self._transport.close_tail()
 
     def pause_writing(self) -> None:
         self._paused = True  # proton keeps the bytes until the socket takes them again
@@ -282,15 +288,21 @@ class Engine(asyncio.Protocol):
             socket.close()
 
     def _process(self) -> None:
-        collector = self._collector
-        handlers = self._handlers
-        while (event := collector.peek()) is not None:  # bounded by the events queued
-            try:
-                handler = handlers.get(event.type)
-                if handler is not None:
-                    handler(event)
-            finally:
-                collector.pop()
+        """Handle the collector's events, in order; not again from inside a handler."""
+        if self._processing:
+            return  # the outer loop below sees whatever the handler caused
+        self._processing = True
+        collector, handlers = self._collector, self._handlers
+        try:
+            while (event := collector.peek()) is not None:  # bounded by the events queued
+                try:
+                    handler = handlers.get(event.type)
+                    if handler is not None:
+                        handler(event)
+                finally:
+                    collector.pop()
+        finally:
+            self._processing = False
 
     def _tick(self) -> None:
         """Proton's timers (idle timeout, heart-beats): run them, then wait for the next."""
@@ -326,7 +338,7 @@ class Engine(asyncio.Protocol):
 
     # -- events ---------------------------------------------------------------
 
-    def _delivery(self, event: Event) -> None:
+    def _delivery(self, event: Any) -> None:
         delivery, link = event.delivery, event.link
         if link.is_receiver:
             if delivery.readable and not delivery.partial:
@@ -335,7 +347,7 @@ class Engine(asyncio.Protocol):
                 delivery.update(Delivery.ACCEPTED)
                 delivery.settle()
                 on_message = self._receivers.get(link.name)
-                if on_message is not None:
+                if on_message is not None and payload is not None:
                     on_message(payload)
         elif delivery.updated:
             state = delivery.remote_state
@@ -348,16 +360,16 @@ class Engine(asyncio.Protocol):
                     problem = _REFUSED.get(state, f"the broker settled it as {state}")
                     future.set_exception(ConnectionRefusedError(f"publish failed: {problem}"))
 
-    def _flow(self, event: Event) -> None:
+    def _flow(self, event: Any) -> None:
         if event.link.is_sender and event.link.credit > 0:
             self._on_credit()
 
-    def _remote_open(self, event: Event) -> None:
+    def _remote_open(self, event: Any) -> None:
         if not self.opened.done():
             self.opened.set_result(None)
         self._loop.call_soon(self._tick)  # not from here: ticking pumps, and we are pumping
 
-    def _link_open(self, event: Event) -> None:
+    def _link_open(self, event: Any) -> None:
         link = event.link
         terminus = link.remote_source if link.is_receiver else link.remote_target
         if terminus.address is None:
@@ -366,7 +378,7 @@ class Engine(asyncio.Protocol):
         if attached is not None and not attached.done():
             attached.set_result(None)
 
-    def _link_closed(self, event: Event) -> None:
+    def _link_closed(self, event: Any) -> None:
         link = event.link
         if link.state & Endpoint.LOCAL_CLOSED:
             return  # the broker's answer to our own detach
@@ -383,17 +395,17 @@ class Engine(asyncio.Protocol):
         self._error = f"the broker dropped a link: {reason}"
         self._connection.close()
 
-    def _session_closed(self, event: Event) -> None:
+    def _session_closed(self, event: Any) -> None:
         # RabbitMQ ends the session, every link with it, when an attach names no queue.
         reason = _describe(event.session.remote_condition) or "ended by the broker"
         self._error = f"the broker ended the session: {reason}"
         self._connection.close()
 
-    def _remote_close(self, event: Event) -> None:
+    def _remote_close(self, event: Any) -> None:
         self._error = _describe(event.connection.remote_condition) or "closed by the broker"
         self._connection.close()
 
-    def _transport_error(self, event: Event) -> None:
+    def _transport_error(self, event: Any) -> None:
         self._error = self._error or _describe(event.transport.condition) or "transport error"
 
 
