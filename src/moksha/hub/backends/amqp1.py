@@ -29,7 +29,9 @@ their server-named queues (not on detach, not on close: rabbitmq-server
 #2588; measured here, a queue bound with ``#`` kept filling), and they cannot
 be re-attached after a reconnection.  Moksha's queues are deleted on cancel and
 close, and by the broker (``x-expires``, 60 s unused) after a crash; a link that
-reconnects within that time finds its queue with what arrived meanwhile.
+reconnects within that time finds its queue with what arrived meanwhile (each
+queue is declared again before its link is re-attached: one the broker expired
+comes back empty).
 
 What this backend does not do: consumer groups do not share work and keep
 nothing while no hub runs (``group`` is ignored, ``Capabilities.durable`` is
