@@ -278,7 +278,7 @@ class Engine(asyncio.Protocol):
         if socket is None or socket.is_closing() or self._paused:
             return
         transport = self._transport
-        pending = transport.pending()
+        pending = wrote = transport.pending()
         while pending > 0:  # bounded: each pass pops what it wrote
             socket.write(transport.peek(pending) or b"")
             transport.pop(pending)
@@ -286,6 +286,10 @@ class Engine(asyncio.Protocol):
             pending = transport.pending()
         if pending < 0:  # the transport's output ended: nothing more will be written
             socket.close()
+        elif wrote > 0 and self._timer is not None:
+            # Proton sends a heart-beat when nothing went out between two ticks: let it
+            # see this write, or the broker could hear nothing for a whole idle timeout.
+            transport.tick(self._loop.time())
 
     def _process(self) -> None:
         """Handle the collector's events, in order; not again from inside a handler."""
