@@ -14,7 +14,8 @@ import pytest
 from proton import Message as AMQPMessage
 from proton.utils import BlockingConnection
 
-import moksha.hub.backends.amqp1
+import moksha.hub.backends.amqp1_options
+import moksha.hub.backends.amqp1_queues
 import moksha.hub.backends.amqp1_wire
 from moksha.config import load_config
 from moksha.errors import BackendUnavailable, ConfigError
@@ -43,7 +44,8 @@ def backend(settings: dict[str, Any], **more: Any) -> AMQP1Backend:
 
 def test_the_wire_examples_hold() -> None:
     assert doctest.testmod(moksha.hub.backends.amqp1_wire).failed == 0
-    assert doctest.testmod(moksha.hub.backends.amqp1).failed == 0
+    assert doctest.testmod(moksha.hub.backends.amqp1_queues).failed == 0
+    assert doctest.testmod(moksha.hub.backends.amqp1_options).failed == 0
 
 
 def plain_send(address: str, message: AMQPMessage) -> None:
@@ -232,6 +234,8 @@ async def test_amqps_verifies_the_broker_certificate(settings, tls_files):
             await bus.connect()
 
 
-def test_a_url_that_is_not_amqp_is_a_config_error(settings):
-    with pytest.raises(ConfigError, match="amqp1_url"):
-        backend(settings, amqp1_url="http://127.0.0.1:5672")
+@pytest.mark.parametrize("url", ["http://u:s3cret@127.0.0.1:5672", "amqp://u:s3cret@h:port"])
+def test_a_url_that_is_not_amqp_is_a_config_error(settings, url):
+    with pytest.raises(ConfigError, match="amqp1_url") as raised:
+        backend(settings, amqp1_url=url)
+    assert "s3cret" not in str(raised.value)

@@ -16,19 +16,15 @@ sending link and every subscription's link.
 Publishing awaits the broker's settlement (``accepted``): a publish that
 returned is on the broker.  A publish sent but not settled when the connection
 ended fails (the hub's outgoing queue retries it); one not sent yet waits for
-the next connection, within ``publish_timeout``.  Receiving: each subscription gets a queue
-``moksha.amqp1.<uuid>``, declared and bound to the exchange with its patterns
-over AMQP 0-9-1 (aio-pika, the same broker), and one receiving link on
+the next connection, within ``publish_timeout``.  Receiving: each subscription
+gets a queue ``moksha.amqp1.<uuid>``, declared and bound to the exchange with its
+patterns over AMQP 0-9-1 (:mod:`~moksha.hub.backends.amqp1_queues`, which says
+why not the plugin's ``/topic/`` sources), and one receiving link on
 ``/amq/queue/<name>``; the broker filters with AMQP's own ``*``/``#`` and a
 message matching several patterns is in the queue once.  The link's credit
 (``amqp1_prefetch``) is given back only as the handler finishes messages: that
-bounds what waits in this process.
-
-Why not the plugin's ``/topic/<pattern>`` sources: RabbitMQ 3.10 never deletes
-their server-named queues (not on detach, not on close: rabbitmq-server
-#2588; measured here, a queue bound with ``#`` kept filling), and they cannot
-be re-attached after a reconnection.  Moksha's queues are deleted on cancel and
-close, and by the broker (``x-expires``, 60 s unused) after a crash; a link that
+bounds what waits in this process.  The queues are deleted on cancel and close,
+and by the broker (``x-expires``, 60 s unused) after a crash; a link that
 reconnects within that time finds its queue with what arrived meanwhile (each
 queue is declared again before its link is re-attached: one the broker expired
 comes back empty).
@@ -54,7 +50,9 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 
 from moksha.errors import BackendError, BackendUnavailable
-from moksha.hub.backends.amqp1_engine import Broker, ConnectionLost, Engine
+from moksha.hub.backends.amqp1_engine import ConnectionLost, Engine
+from moksha.hub.backends.amqp1_options import Broker
+from moksha.hub.backends.amqp1_queues import Queues
 from moksha.hub.backends.amqp1_wire import decode, encode
 from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription
 from moksha.message import Message
@@ -69,7 +67,6 @@ log = logging.getLogger(__name__)
 
 _OPEN_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 2.0  # for the broker to answer our close before the socket is dropped
-_QUEUE_EXPIRES_MS = 60_000  # a subscription's queue, left unused this long, is deleted
 
 
 class _Link(Subscription):
@@ -98,7 +95,7 @@ class _Link(Subscription):
         self._backend._links.discard(self)
         if self.engine is not None:
             self.engine.detach(self.receiver)
-        await self._backend._delete_queue(self.queue)
+        await self._backend._queues.delete(self.queue)
 
 
 class AMQP1Backend(Backend):
@@ -129,8 +126,9 @@ class AMQP1Backend(Backend):
         # Deliveries not handled yet; bounded by the links' credit (amqp1_prefetch each).
         self._arrivals: collections.deque[tuple[_Link, Engine, bytes]] = collections.deque()
         self._arrival = asyncio.Event()
-        self._setup: aio_pika.abc.AbstractConnection | None = None  # declares the queues
-        self._queues: set[str] = set()
+        self._queues = Queues(
+            self._setup_url(), config.amqp_exchange, reconnect_delay=config.reconnect_delay
+        )
 
     @classmethod
     def configured(cls, config: Config) -> bool:
@@ -157,9 +155,7 @@ class AMQP1Backend(Backend):
         try:
             async with asyncio.timeout(_OPEN_TIMEOUT):
                 engine = await self._open()
-                self._setup = await aio_pika.connect_robust(
-                    self._setup_url(), reconnect_interval=self.config.reconnect_delay
-                )
+                await self._queues.open()
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             await self.close()
             raise BackendUnavailable(f"amqp1: cannot reach {self.address}: {exc}") from exc
@@ -188,7 +184,7 @@ class AMQP1Backend(Backend):
             sender, attached = engine.sender(f"/exchange/{self.config.amqp_exchange}")
             links = list(self._links)
             for link in links:  # a queue the broker expired while we were away: again, empty
-                await self._declare(link)
+                await self._queues.declare(link.queue, link.patterns)
             await asyncio.gather(attached, *(self._attach(link, engine) for link in links))
         except BaseException:
             engine.abort()
@@ -239,42 +235,6 @@ class AMQP1Backend(Backend):
         scheme, _, rest = self.url.partition("://")
         return f"{scheme}://{rest.rstrip('/')}/"
 
-    async def _declare(self, link: _Link) -> None:
-        """Declare ``link``'s queue and bind it to the exchange with its patterns.
-
-        Not a ``/topic/`` source: the plugin never deletes those queues (rabbitmq-server
-        #2588), and they cannot be re-attached after a reconnection.  This one is
-        deleted on cancel and close, and by the broker ``x-expires`` after it is left
-        unused (a crashed hub); a reconnection within that time finds it, messages kept.
-        """
-        if self._setup is None:
-            raise BackendUnavailable(f"amqp1: not connected to {self.address}")
-        try:
-            channel = await self._setup.channel()
-            async with channel:
-                queue = await channel.declare_queue(
-                    link.queue, durable=False, arguments={"x-expires": _QUEUE_EXPIRES_MS}
-                )
-                self._queues.add(link.queue)
-                for pattern in dict.fromkeys(broker_pattern(p) for p in link.patterns):
-                    await queue.bind(self.config.amqp_exchange, pattern)
-        except aio_pika.exceptions.AMQPError as exc:
-            raise BackendError(
-                f"amqp1: could not set up a queue for {link.patterns}: {exc}"
-            ) from exc
-
-    async def _delete_queue(self, name: str) -> None:
-        self._queues.discard(name)
-        if self._setup is None or self._setup.is_closed:
-            return  # x-expires deletes it
-        try:
-            async with asyncio.timeout(_OPEN_TIMEOUT / 2):
-                channel = await self._setup.channel()
-                async with channel:
-                    await channel.queue_delete(name)
-        except Exception as exc:  # best effort: x-expires deletes it anyway
-            log.info("amqp1: queue %s left for the broker to expire (%s)", name, exc)
-
     async def close(self) -> None:
         for task in (self._keeper, self._dispatcher):
             if task is not None:
@@ -291,12 +251,7 @@ class AMQP1Backend(Backend):
             except TimeoutError:
                 engine.abort()
         self._links.clear()
-        for name in list(self._queues):
-            await self._delete_queue(name)
-        setup, self._setup = self._setup, None
-        if setup is not None:
-            with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError):
-                await setup.close()
+        await self._queues.close()
         closed = BackendUnavailable("amqp1: closed before the broker settled it")
         while self._outbox:
             _, settled = self._outbox.popleft()
@@ -357,7 +312,7 @@ class AMQP1Backend(Backend):
         if self._keeper is None:
             raise BackendUnavailable(f"amqp1: not connected to {self.address}")
         link = _Link(self, patterns, handler)
-        await self._declare(link)
+        await self._queues.declare(link.queue, link.patterns)
         self._links.add(link)  # from now on every new connection attaches it too
         try:
             async with asyncio.timeout(_OPEN_TIMEOUT):
@@ -399,15 +354,3 @@ class AMQP1Backend(Backend):
                     if link.finished >= half:
                         engine.flow(link.receiver, link.finished)
                         link.finished = 0
-
-
-def broker_pattern(pattern: str) -> str:
-    """``pattern`` as the plugin can bind it: a word with non-ASCII characters becomes ``*``.
-
-    RabbitMQ 3.10's plugin drops the connection on a non-ASCII source address;
-    the broader binding is narrowed again here (:meth:`_Link.accepts`).
-
-    >>> broker_pattern("a.*.事件.#"), broker_pattern("a.b")
-    ('a.*.*.#', 'a.b')
-    """
-    return ".".join(word if word.isascii() else "*" for word in pattern.split("."))

@@ -22,22 +22,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import ssl
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any
 
 from proton import Collector, Connection, Delivery, Endpoint, Event, Transport
 
-from moksha.errors import ConfigError
+if TYPE_CHECKING:
+    from moksha.hub.backends.amqp1_options import Broker
 
-__all__ = ["Broker", "ConnectionLost", "Engine", "OnMessage"]
+__all__ = ["ConnectionLost", "Engine", "OnMessage"]
 
 log = logging.getLogger("moksha.hub.backends.amqp1")
 
-_SCHEMES = {"amqp": (5672, False), "amqps": (5671, True)}
 _REFUSED: dict[int, str] = {
     Delivery.REJECTED: "the broker rejected it",
     Delivery.RELEASED: "the broker released it (no route?)",
@@ -51,47 +48,6 @@ class ConnectionLost(ConnectionError):
 
 OnMessage = Callable[[bytes], None]
 """Called with the encoded message of each complete delivery on its link (accepted)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Broker:
-    """Where to connect, parsed once from ``amqp1_url``."""
-
-    host: str
-    port: int
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> Broker:
-        """Parse ``amqp://[user:password@]host[:port]`` (``amqps://`` for TLS).
-
-        Raises:
-            ConfigError: not such a URL (naming ``amqp1_url``).
-        """
-        parts = urlsplit(url)
-        if parts.scheme not in _SCHEMES or not parts.hostname:
-            raise ConfigError(
-                f"expected amqp://user:password@host:5672 or amqps://..., got {url!r}",
-                key="amqp1_url",
-            )
-        port, tls = _SCHEMES[parts.scheme]
-        user, password = parts.username, parts.password
-        return cls(
-            host=parts.hostname,
-            port=parts.port or port,
-            user=unquote(user) if user else None,
-            password=unquote(password) if password is not None else None,
-            tls=tls,
-        )
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """For ``amqps://``: verify the broker against the system's CAs and its host name."""
-        return ssl.create_default_context() if self.tls else None
 
 
 class Engine(asyncio.Protocol):
@@ -396,21 +352,23 @@ class Engine(asyncio.Protocol):
             return
         # An attached link the broker dropped: start over (the backend re-attaches all).
         log.warning("amqp1: %s dropped the link %s (%s)", self.broker, link.name, reason)
-        self._error = f"the broker dropped a link: {reason}"
-        self._connection.close()
+        self._close_for(f"the broker dropped a link: {reason}")
 
     def _session_closed(self, event: Any) -> None:
         # RabbitMQ ends the session, every link with it, when an attach names no queue.
         reason = _describe(event.session.remote_condition) or "ended by the broker"
-        self._error = f"the broker ended the session: {reason}"
-        self._connection.close()
+        self._close_for(f"the broker ended the session: {reason}")
 
     def _remote_close(self, event: Any) -> None:
-        self._error = _describe(event.connection.remote_condition) or "closed by the broker"
-        self._connection.close()
+        self._close_for(_describe(event.connection.remote_condition) or "closed by the broker")
 
     def _transport_error(self, event: Any) -> None:
         self._error = self._error or _describe(event.transport.condition) or "transport error"
+
+    def _close_for(self, reason: str) -> None:
+        """Close the connection; the first reason given is the one :attr:`lost` reports."""
+        self._error = self._error or reason
+        self._connection.close()
 
 
 def _describe(condition: Any) -> str | None:
