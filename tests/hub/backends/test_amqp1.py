@@ -239,3 +239,22 @@ def test_a_url_that_is_not_amqp_is_a_config_error(settings, url):
     with pytest.raises(ConfigError, match="amqp1_url") as raised:
         backend(settings, amqp1_url=url)
     assert "s3cret" not in str(raised.value)
+
+
+async def test_closing_while_reconnecting_fails_waiting_publishes_and_stops_everything(
+    settings, prefix
+):
+    async with TcpProxy(5672) as proxy:
+        url = f"amqp://guest:guest@127.0.0.1:{proxy.port}"
+        bus = backend(settings, amqp1_url=url, **{"moksha.reconnect_delay": 0.1})
+        before = asyncio.all_tasks()
+        await bus.connect()
+        proxy.refuse = True
+        await proxy.cut()
+        await until(lambda: not bus.connected)
+        waiting = asyncio.gather(bus.publish(Message(f"{prefix}.x", 1)), return_exceptions=True)
+        await bus.close()  # the publish starts while this waits, and waits for a connection
+        [outcome] = await waiting
+        assert asyncio.all_tasks() == before
+    assert isinstance(outcome, BackendUnavailable)
+    assert "closed before the broker settled it" in str(outcome)
