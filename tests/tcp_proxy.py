@@ -7,20 +7,27 @@ Used to prove a backend survives a connection killed mid-stream::
         ...
         await proxy.cut()         # every open connection is closed at once
         proxy.refuse = True       # new connections are refused until set back
+
+With ``tls``, the proxy's own side speaks TLS (a broker's TLS listener, terminated
+here) and forwards the plain bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import Self
 
 
 class TcpProxy:
     """Listens on 127.0.0.1 (a free port) and forwards to 127.0.0.1:``target_port``."""
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        self.tls = tls
         self.port = 0
         self.refuse = False
         self.connections_made = 0
@@ -29,7 +36,7 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

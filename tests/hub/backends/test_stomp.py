@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -484,18 +483,6 @@ async def test_a_broker_with_other_matching_rules_is_filtered_by_ours():
     assert [(m.topic, m.body) for m in received.messages] == [("a.b", 1), ("a.x", 3)]
     assert received.messages[0].id == "fake-0"  # no amqp-message-id: the broker's id
     assert received.messages[1].timestamp_s == 1700000000.5
-
-
-@pytest.fixture
-def tls_files(tmp_path) -> tuple[str, str]:
-    """A self-signed key and certificate for 127.0.0.1, made with the openssl command."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    key, crt = str(tmp_path / "key.pem"), str(tmp_path / "crt.pem")
-    command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    command += " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
-    subprocess.run([*command.split(), "-keyout", key, "-out", crt], check=True, capture_output=True)
-    return key, crt
 
 
 def tls_server(key: str, crt: str) -> ssl.SSLContext:

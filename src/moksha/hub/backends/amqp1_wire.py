@@ -28,7 +28,7 @@ from proton import Message as AMQPMessage
 
 from moksha.message import JSON, Message, encode_body
 
-__all__ = ["address_topic", "from_amqp1", "to_amqp1"]
+__all__ = ["address_topic", "decode", "encode", "from_amqp1", "to_amqp1"]
 
 _ADDRESS_PREFIXES = ("/topic/", "/exchange/amq.topic/")
 
@@ -53,6 +53,18 @@ def to_amqp1(message: Message) -> AMQPMessage:
     )
     out.inferred = True  # bytes as a data section, not an AMQP binary value
     return out
+
+
+def encode(message: Message) -> bytes:
+    """``message`` as the bytes of one AMQP 1.0 message (what a sending link streams)."""
+    return bytes(to_amqp1(message).encode())
+
+
+def decode(payload: bytes, fallback_topic: str | None) -> Message:
+    """The Moksha message in the bytes of one AMQP 1.0 delivery (see :func:`from_amqp1`)."""
+    incoming = AMQPMessage()
+    incoming.decode(payload)
+    return from_amqp1(incoming, fallback_topic)
 
 
 def from_amqp1(incoming: AMQPMessage, fallback_topic: str | None) -> Message:
