@@ -85,6 +85,8 @@ def test_the_original_subscribe_frame_subscribes() -> None:
         ({"pattern": "a.*"}, Subscribe("a.*", None)),
         ({"pattern": "a.*", "since": ""}, Subscribe("a.*", None)),
         ({"pattern": "a.*", "since": None, "extra": 1}, Subscribe("a.*", None)),
+        ({"pattern": "a.*", "position": True}, Subscribe("a.*", None, position=True)),
+        ({"pattern": "a.*", "since": "e1-4", "position": False}, Subscribe("a.*", "e1-4")),
     ],
 )
 def test_the_recovery_form_carries_the_last_id_seen(body: Any, expected: Subscribe) -> None:
@@ -138,6 +140,7 @@ BAD_FRAMES = [
     ("pattern in the wrong key", subscribe({"topic": "a"}), "must be a string"),
     ("empty pattern", subscribe(""), "the pattern is empty"),
     ("since not a string", subscribe({"pattern": "a", "since": 41}), '"since" must be'),
+    ("position not a boolean", subscribe({"pattern": "a", "position": "yes"}), '"position" must'),
     ("pattern too long", subscribe("a." * 200 + "b"), "longer than 255 bytes"),
     ("pattern of many #", subscribe("#.a.#.b.#"), "more than 2 '#' words"),
     ("lone surrogate pattern", '{"topic": "__topic_subscribe__", "body": "\\ud800"}', "Unicode"),
