@@ -22,6 +22,8 @@ over ``--repeat`` runs and Moksha's ratio to proton (target >= 0.8).  Run from
 the repository root::
 
     chrt -f 10 python benchmarks/bench_amqp1.py [--messages N] [--repeat R]
+
+The two processes and the timing are ``bus_bench``'s, as for the other buses.
 """
 
 from __future__ import annotations
@@ -29,17 +31,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
-import statistics
+import platform
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
-from multiprocessing.connection import Connection
 from typing import Any
 
 import aio_pika
+from bus_bench import Tally, body_size, compare, report, run_timeout
 from proton import Message as AMQPMessage
 from proton.handlers import MessagingHandler
 from proton.reactor import Container
@@ -49,32 +50,11 @@ from moksha.hub import MokshaHub
 URL = "amqp://guest:guest@127.0.0.1:5672"
 RUN = os.environ.setdefault("BENCH_RUN_ID", uuid.uuid4().hex[:8])
 TOPIC = f"bench.amqp1.{RUN}.event"
-SIDES = ("proton", "moksha")
 RAW_QUEUE = f"bench.amqp1.{RUN}.proton"
 CONFIG = {"moksha.backends": "amqp1", "amqp1_url": URL, "amqp1_prefetch": 500}
 
 
-def bodies(n: int) -> list[dict[str, Any]]:
-    text = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 2
-    return [
-        {"seq": i, "user": f"user{i % 97}", "kind": "bench.sample", "ok": True,
-         "value": i * 0.5, "text": text[:100]}
-        for i in range(n)
-    ]  # fmt: skip
-
-
-class Tally:
-    def __init__(self, n: int, done: Callable[[], None]) -> None:
-        self.n, self.seen, self.distinct, self.finished = n, bytearray(n), 0, 0.0
-        self._done = done
-
-    def work(self, body: dict[str, Any]) -> None:
-        if not self.seen[body["seq"]]:
-            self.seen[body["seq"]] = 1
-            self.distinct += 1
-            if self.distinct == self.n:
-                self.finished = time.monotonic()  # CLOCK_MONOTONIC: same in both processes
-                self._done()
+# -- plain proton ---------------------------------------------------------------------
 
 
 class ProtonReceiver(MessagingHandler):
@@ -99,9 +79,9 @@ class ProtonReceiver(MessagingHandler):
 
 
 class ProtonSender(MessagingHandler):
-    def __init__(self, batch: list[dict[str, Any]], window: int) -> None:
+    def __init__(self, bodies: Sequence[dict[str, Any]], window: int) -> None:
         super().__init__()
-        self.batch, self.sent, self.accepted, self.start = batch, 0, 0, 0.0
+        self.bodies, self.sent, self.accepted, self.start = bodies, 0, 0, 0.0
         self.window = window
 
     def on_start(self, event: Any) -> None:
@@ -117,18 +97,18 @@ class ProtonSender(MessagingHandler):
         self.accepted += 1
         if self.accepted < self.sent:
             return
-        if self.sent < len(self.batch):
+        if self.sent < len(self.bodies):
             self._send_window()
         else:
             self.connection.close()
 
     def _send_window(self) -> None:
-        for _ in range(min(self.window, len(self.batch) - self.sent)):
+        for _ in range(min(self.window, len(self.bodies) - self.sent)):
             self._send()
 
     def _send(self) -> None:
         message = AMQPMessage(
-            body=json.dumps(self.batch[self.sent]).encode(),
+            body=json.dumps(self.bodies[self.sent]).encode(),
             subject=TOPIC,
             content_type="application/json",
         )
@@ -148,60 +128,45 @@ async def raw_queue(declare: bool) -> None:
             await channel.queue_delete(RAW_QUEUE)
 
 
-def consumer_process(side: str, n: int, pipe: Connection) -> None:
-    ready = lambda: pipe.send("ready")  # noqa: E731
-    if side == "proton":
-        asyncio.run(raw_queue(declare=True))
-        handler = ProtonReceiver(n, ready)
-        Container(handler).run()
-        asyncio.run(raw_queue(declare=False))
-        pipe.send(handler.tally.finished)
-        return
-
-    async def consume() -> float:
-        done = asyncio.Event()
-        tally = Tally(n, done.set)
-        async with MokshaHub(CONFIG) as hub:
-            await hub.asubscribe(TOPIC, lambda m: tally.work(m.body))
-            ready()
-            await asyncio.wait_for(done.wait(), 600)
-        return tally.finished
-
-    pipe.send(asyncio.run(consume()))
+def consume_proton(n: int, ready: Callable[[], None]) -> Tally:
+    asyncio.run(raw_queue(declare=True))
+    handler = ProtonReceiver(n, ready)
+    Container(handler).run()
+    asyncio.run(raw_queue(declare=False))
+    return handler.tally
 
 
-def publish(side: str, batch: list[dict[str, Any]], window: int) -> float:
-    if side == "proton":
-        handler = ProtonSender(batch, window)
-        Container(handler).run()
-        return handler.start
-
-    async def send() -> float:
-        async with MokshaHub(CONFIG) as hub:
-            start = time.monotonic()
-            for first in range(0, len(batch), window):
-                await asyncio.gather(
-                    *(hub.publish(TOPIC, body) for body in batch[first : first + window])
-                )
-        return start
-
-    return asyncio.run(send())
+def publish_proton(bodies: Sequence[dict[str, Any]], window: int) -> tuple[float, float]:
+    handler = ProtonSender(bodies, window)
+    Container(handler).run()
+    return handler.start, time.monotonic()
 
 
-def one_run(side: str, n: int, window: int) -> float:
-    ours, theirs = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(
-        target=consumer_process, args=(side, n, theirs)
-    )
-    process.start()
-    if not ours.poll(60) or ours.recv() != "ready":
-        raise RuntimeError(f"{side} consumer did not start")
-    start = publish(side, bodies(n), window)
-    if not ours.poll(600):
-        raise RuntimeError(f"{side} consumer did not finish")
-    finished = ours.recv()
-    process.join(30)
-    return finished - start
+# -- Moksha ---------------------------------------------------------------------------
+
+
+async def consume_moksha(n: int, ready: Callable[[], None]) -> Tally:
+    done = asyncio.Event()
+    tally = Tally(n, done.set)
+    async with MokshaHub(CONFIG) as hub:
+        await hub.asubscribe(TOPIC, lambda message: tally.work(message.body))
+        ready()
+        await asyncio.wait_for(done.wait(), run_timeout(n))
+    return tally
+
+
+async def publish_moksha(bodies: Sequence[dict[str, Any]], window: int) -> tuple[float, float]:
+    """Windows as proton's side sends them: the next once the broker accepted the last."""
+    async with MokshaHub(CONFIG) as hub:
+        started = time.monotonic()
+        for first in range(0, len(bodies), window):
+            await asyncio.gather(
+                *(hub.publish(TOPIC, body) for body in bodies[first : first + window])
+            )
+        return started, time.monotonic()
+
+
+SIDES = {"Moksha": (consume_moksha, publish_moksha), "proton": (consume_proton, publish_proton)}
 
 
 def main() -> None:
@@ -210,18 +175,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--window", type=int, default=100)
     args = parser.parse_args()
-    print(f"{args.messages} messages, median of {args.repeat}; "
-          f"python-qpid-proton {metadata.version('python-qpid-proton')}")  # fmt: skip
-    times: dict[str, list[float]] = {side: [] for side in SIDES}
-    for _ in range(args.repeat):
-        for side in SIDES:
-            times[side].append(one_run(side, args.messages, args.window))
-    median = {side: statistics.median(values) for side, values in times.items()}
-    print("| side | median s | msgs/s | Moksha / side |")
-    print("|---|---:|---:|---:|")
-    for side in SIDES:
-        rate, ratio = args.messages / median[side], median[side] / median["moksha"]
-        print(f"| {side} | {median[side]:.3f} | {rate:,.0f} | {ratio:.2f}x |")
+    print(
+        f"python {platform.python_version()}, python-qpid-proton "
+        f"{metadata.version('python-qpid-proton')}; RabbitMQ on {URL.rpartition('@')[2]}; "
+        f"{args.messages} messages (body {body_size(args.messages):.0f} bytes), "
+        f"window {args.window}, median of {args.repeat}"
+    )
+    runs = compare(SIDES, n=args.messages, window=args.window, repeat=args.repeat, drain=False)
+    report("end to end (first publish to N-th consumed)", runs, "Moksha", {"proton": 0.8})
 
 
 if __name__ == "__main__":
