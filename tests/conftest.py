@@ -63,7 +63,10 @@ def broker_queues_cleaned() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def nats_stream_deleted() -> Iterator[None]:
     """Delete this session's JetStream stream (``support.NATS_STREAM``), and any of an
-    earlier session that died before deleting its own (their subjects would overlap)."""
+    earlier session that died before deleting its own (an hour old: not a run going on).
+
+    Each session's stream takes subjects of its own (``support.SPACE``), so sessions
+    running at once on one server do not collide."""
     asyncio.run(_delete_nats_test_streams(stale_only=True))
     yield
     asyncio.run(_delete_nats_test_streams(stale_only=False))

@@ -23,6 +23,9 @@ RUN = uuid.uuid4().hex[:8]
 deletes those and never another developer's (see ``tests/conftest.py``)."""
 RUN_QUEUE_PREFIX = f"test.{RUN}"
 """The ``amqp_queue_prefix`` of the suites that run on every backend."""
+SPACE = f"t{RUN}"
+"""The first word of the topics the suites run on every bus: the NATS test stream takes
+``<SPACE>.>``, which no other session's stream overlaps (NATS refuses overlapping ones)."""
 
 
 class Inbox:
@@ -182,7 +185,7 @@ def nats() -> dict[str, Any]:
         "nats_url": "nats://127.0.0.1:4222",
         "nats_stream": NATS_STREAM,
         # The topics of the suites run on every backend, and of tests/hub/backends/test_nats.py.
-        "nats_stream_subjects": "contract.> delivery.> ls.> nats.>",
+        "nats_stream_subjects": f"{SPACE}.>",
     }
 
 

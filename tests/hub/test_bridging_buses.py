@@ -20,7 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from moksha.hub import CentralMokshaHub
-from support import BACKENDS, TIMEOUT, require_service, until
+from support import BACKENDS, SPACE, TIMEOUT, require_service, until
 
 RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -111,7 +111,7 @@ SIDES = {"mqtt": mqtt_side, "nats": nats_side}
 
 @pytest.fixture
 def prefix() -> str:
-    return f"nats.bridge.{uuid4().hex[:10]}"  # within the NATS test stream's subjects
+    return f"{SPACE}.bridge.{uuid4().hex[:10]}"  # within the NATS test stream's subjects
 
 
 @pytest.mark.parametrize("bus", sorted(SIDES))

@@ -10,12 +10,12 @@ import pytest
 import websockets
 
 from moksha.hub import CentralMokshaHub
-from support import BACKENDS, TIMEOUT
+from support import BACKENDS, SPACE, TIMEOUT
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
 async def test_a_websocket_client_receives_what_the_hub_publishes(backend):
-    prefix = f"ls.{uuid4().hex[:10]}"
+    prefix = f"{SPACE}.ls.{uuid4().hex[:10]}"
     config = {
         **BACKENDS[backend](),
         "moksha.livesocket.backend": "websocket",

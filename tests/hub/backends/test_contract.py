@@ -20,7 +20,7 @@ from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Consumer
 from moksha.hub.backends import Backend, backend_class
 from moksha.message import Message
-from support import BACKENDS, TIMEOUT, Received, free_endpoint
+from support import BACKENDS, SPACE, TIMEOUT, Received, free_endpoint
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -34,7 +34,7 @@ async def backend(request):
 
 @pytest.fixture
 def prefix() -> str:
-    return f"contract.{uuid4().hex[:12]}"
+    return f"{SPACE}.contract.{uuid4().hex[:12]}"
 
 
 async def marker(backend: Backend, received: Received, topic: str) -> None:

@@ -24,7 +24,7 @@ from moksha.hub.backends import backend_class
 from moksha.hub.backends.stomp_subscription import GROUP_QUEUE_PREFIX
 from moksha.hub.hub import group_name
 from moksha.message import Message
-from support import BACKENDS, TIMEOUT, Received, until
+from support import BACKENDS, SPACE, TIMEOUT, Received, until
 
 RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -37,7 +37,7 @@ def settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture
 def prefix() -> str:
-    return f"delivery.{uuid4().hex[:12]}"
+    return f"{SPACE}.delivery.{uuid4().hex[:12]}"
 
 
 @pytest.fixture

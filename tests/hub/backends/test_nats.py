@@ -20,7 +20,7 @@ from moksha.errors import BackendError, BackendUnavailable, MessageError
 from moksha.hub.backends.base import DEAD_LETTER_HEADER, DEAD_LETTER_REASON_HEADER
 from moksha.hub.backends.nats import NATSBackend
 from moksha.message import Message
-from support import BACKENDS, TIMEOUT, Received, free_endpoint, until
+from support import BACKENDS, SPACE, TIMEOUT, Received, free_endpoint, until
 from tcp_proxy import TcpProxy
 
 
@@ -31,7 +31,7 @@ def backend(**more: Any) -> NATSBackend:
 
 @pytest.fixture
 def prefix() -> str:
-    return f"nats.{uuid4().hex[:12]}"
+    return f"{SPACE}.nats.{uuid4().hex[:12]}"
 
 
 @pytest.fixture
