@@ -118,6 +118,7 @@ class RedisBusBackend(Backend):
         self._url = config.redis_bus_url or "redis://127.0.0.1:6379/0"
         self._streams = GroupStreams(config.redis_bus_prefix)
         self._meta_prefix = f"{config.redis_bus_prefix}meta:"
+        self._meta_glob = escape(self._meta_prefix)  # the meta channels' prefix as a glob
         self._settings = GroupSettings(
             claim_idle=config.redis_bus_claim_idle,
             max_deliveries=config.redis_bus_max_deliveries,
@@ -320,7 +321,7 @@ class RedisBusBackend(Backend):
         wanted = minimal(glob_of(pattern) for pattern in self._router.patterns())
         added, removed = wanted - self._subscribed, self._subscribed - wanted
         self._subscribed = wanted
-        meta = escape(self._meta_prefix)
+        meta = self._meta_glob
         pubsub = self._pubsub
         if pubsub is None:
             return
@@ -374,7 +375,7 @@ class RedisBusBackend(Backend):
             return
         from_meta = (item.get("pattern") or channel.encode()).decode(errors="replace")
         if channel.startswith(self._meta_prefix):
-            if not from_meta.startswith(escape(self._meta_prefix)) and from_meta != channel:
+            if not from_meta.startswith(self._meta_glob) and from_meta != channel:
                 return  # a broad glob (``#``) also matched the meta channel: once is enough
             topic = channel[len(self._meta_prefix) :]
             self._metas.setdefault(topic, collections.deque(maxlen=_META_KEPT)).append(item["data"])
