@@ -322,6 +322,8 @@ def test_tail_says_when_the_hub_goes_away(hub: CentralMokshaHub, hub_url: str) -
     _, err = finish(tail)
     assert tail.returncode == 1
     assert_sentence(err, f"lost the hub at {hub_url}", "does not reconnect", "--since")
+    # Having shown nothing, it names where the hub's history stood when it subscribed.
+    assert re.search(r"--since [0-9a-f]+-\d+ to get what it missed", " ".join(err.split()))
 
 
 def test_tail_to_a_hub_that_is_not_there(capsys: pytest.CaptureFixture[str]) -> None:

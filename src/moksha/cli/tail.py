@@ -34,7 +34,7 @@ from moksha.cli.remote import (
     websocket_url,
 )
 from moksha.errors import BackendError, BackendUnavailable
-from moksha.livesocket.frames import CLOSE_SLOW, ERROR, RECOVERED, SUBSCRIBE
+from moksha.livesocket.frames import CLOSE_SLOW, ERROR, POSITION, RECOVERED, SUBSCRIBE
 
 __all__ = ["format_line", "tail_command"]
 
@@ -119,7 +119,8 @@ class _Progress:
     Attributes:
         count: the messages to show before stopping; None: no end.
         since: the event id --since gave.
-        last_id: the last event id shown (or the --since one), to resume after.
+        last_id: the last event id shown (or the --since one, or where the hub's
+            history stood when the tail subscribed), to resume after.
         replaying: the patterns whose replay (--since) the hub has not yet
             said was complete or not.
         shown: the messages shown.
@@ -150,7 +151,8 @@ async def _tail(
     async with websocket:
         try:
             for pattern in patterns:
-                body = {"pattern": pattern, "since": since} if since else pattern
+                # The position: having shown nothing, the tail still has an id to resume from.
+                body = {"pattern": pattern, "since": since, "position": True}
                 await websocket.send(json.dumps({"topic": SUBSCRIBE, "body": body}))
             async with asyncio.timeout(None) as drain:
                 async for text in websocket:
@@ -178,6 +180,8 @@ def _receive(text: str, show: Show, progress: _Progress) -> None:
     if topic == ERROR:
         error = body.get("error") if isinstance(body, dict) else body
         _warn(f"the hub says: {error}")
+    elif topic == POSITION:
+        progress.last_id = progress.last_id or frame.get("id")
     elif topic == RECOVERED:
         body = body if isinstance(body, dict) else {}
         pattern = str(body.get("pattern"))
