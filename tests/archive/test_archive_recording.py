@@ -18,7 +18,17 @@ from moksha.hub import CentralMokshaHub
 from moksha.hub.api import Consumer
 from moksha.hub.central import DEAD_LETTER_HEADER as HUB_DEAD_LETTER_HEADER
 from moksha.message import Message
+from moksha.schema import Message as SchemaClass
+from moksha.schema import Schema, SchemaMessage
 from support import until
+
+# A topic and body of fedora-messaging-the-new-hotness-schema (installed by the test extra):
+# its schema class names the package; the user it names is None (not a user).
+HOTNESS_TOPIC = "org.fedoraproject.prod.hotness.update.drop"
+HOTNESS_BODY = {
+    "reason": "rawhide",
+    "trigger": {"msg": {"package": {"name": "python-moksha"}}, "topic": "org.x"},
+}
 
 
 def stored(store: ArchiveStore, table: Any = MESSAGES) -> int:
@@ -154,6 +164,60 @@ def test_the_category_is_the_word_after_the_prefix_as_in_datanommer() -> None:
     assert Categorizer(word=9)("a.b") is None
     row = message_rows(Message("org.x", {"agent": "carol"}), Categorizer()).message
     assert row["agent"] == "carol"
+
+
+async def test_a_message_with_a_schema_is_recorded_with_what_its_schema_names(
+    archive_config: dict[str, Any],
+) -> None:
+    store = ArchiveStore(archive_config["moksha.archive.url"])
+    async with CentralMokshaHub(archive_config, consumers=[], producers=[]) as hub:
+        await hub.publish(HOTNESS_TOPIC, HOTNESS_BODY)  # on the memory bus: no fedora headers
+        await until(lambda: stored(store) >= 1)
+    with store.engine.connect() as connection:
+        assert connection.execute(select(PACKAGES.c.name)).scalars().all() == ["python-moksha"]
+        assert connection.execute(select(USERS.c.name)).scalars().all() == []
+    store.close()
+
+
+class Named(SchemaClass):
+    """Names users (one also in a header), an agent, and things that are not names."""
+
+    topic = "org.named"
+
+    @property
+    def usernames(self) -> list[Any]:
+        return ["ralph", "", None, "alice"]
+
+    @property
+    def agent_name(self) -> str:
+        return "bot"
+
+
+def test_users_from_headers_and_schema_are_recorded_once_each_with_its_agent() -> None:
+    headers = {"fedora_messaging_user_ralph": "true"}
+    message = SchemaMessage(Message("org.named", {}, headers), Schema("named", Named))
+    rows = message_rows(message, Categorizer())
+    assert [user["name"] for user in rows.users] == ["ralph", "alice"]
+    assert rows.message["agent"] == "bot"
+
+
+class Fragile(SchemaClass):
+    """A schema class whose own code fails on a body it accepted."""
+
+    topic = "org.fragile"
+
+    @property
+    def usernames(self) -> list[str]:
+        raise KeyError("owner")
+
+
+def test_a_schema_that_fails_to_name_its_users_loses_nothing_else() -> None:
+    headers = {"fedora_messaging_user_ralph": "true", "fedora_messaging_rpm_moksha": "true"}
+    message = SchemaMessage(Message("org.fragile", {"n": 1}, headers), Schema("fragile", Fragile))
+    rows = message_rows(message, Categorizer())
+    assert [user["name"] for user in rows.users] == ["ralph"]
+    assert [package["name"] for package in rows.packages] == ["moksha"]
+    assert rows.message["body"] == '{"n":1}'
 
 
 def test_a_restart_keeps_the_archive_and_its_schema_version(store: ArchiveStore) -> None:

@@ -7,12 +7,15 @@ recorder and the benchmark share them and tests check them without a database.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from moksha.config import Config
 from moksha.message import JSON, Message
+from moksha.schema import SchemaMessage
 
 __all__ = [
     "DEAD_LETTER_HEADER",
@@ -29,6 +32,8 @@ REPLAYED_HEADER = "moksha-replayed"
 """Set on a message ``moksha replay`` republished: the archived message's id."""
 REQUEUED_HEADER = "moksha-requeued"
 """Set on a requeued dead letter: the dead letter's id."""
+
+log = logging.getLogger("moksha.archive")
 
 # fedora-messaging says who and what a message concerns in one header per name.
 _USER_PREFIX = "fedora_messaging_user_"
@@ -88,8 +93,41 @@ def _priority(headers: dict[str, str]) -> int:
         return 0
 
 
-def _agent(message: Message) -> str | None:
-    agent = message.headers.get(_AGENT_HEADER)
+@dataclass(frozen=True, slots=True)
+class _SchemaSays:
+    """Who and what a message's schema class says it concerns (datanommer's source)."""
+
+    users: list[str]
+    packages: list[str]
+    agent: str | None
+
+
+def _schema_says(message: Message) -> _SchemaSays:
+    if not isinstance(message, SchemaMessage):
+        return _SchemaSays([], [], None)
+    try:
+        users, packages, agent = message.usernames, message.packages, message.agent_name
+        return _SchemaSays(_names(users), _names(packages), agent if _is_name(agent) else None)
+    except Exception:  # the schema's own code failed: the message is recorded all the same
+        log.warning(
+            "the schema %s failed to say who %s concerns; recorded without it",
+            message.schema.name,
+            message.id,
+            exc_info=True,
+        )
+        return _SchemaSays([], [], None)
+
+
+def _names(values: Iterable[Any] | None) -> list[str]:
+    return [value for value in values or () if _is_name(value)]
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _agent(message: Message, schema_agent: str | None) -> str | None:
+    agent = message.headers.get(_AGENT_HEADER) or schema_agent
     # The body is decoded only when it may name an agent: most do not, and decoding costs.
     if agent is None and b'"agent"' in message.payload and message.content_type == JSON:
         try:
@@ -105,19 +143,25 @@ def message_rows(message: Message, categorize: Categorizer) -> MessageRows:
     """The rows of ``message``: its archive row, users, packages and dead-letter facts.
 
     Users and packages come from fedora-messaging's per-name headers
-    (``fedora_messaging_user_<name>``, ``fedora_messaging_rpm_<name>``); the
-    agent from a ``moksha-agent`` header or the body's ``agent`` field.
+    (``fedora_messaging_user_<name>``, ``fedora_messaging_rpm_<name>``) and,
+    for a message with a schema, from its schema class (``usernames``,
+    ``packages``), as datanommer takes them; the agent from a ``moksha-agent``
+    header, the schema class's ``agent_name`` or the body's ``agent`` field.
     """
     headers = message.headers
     msg_id = message.id
     timestamp = datetime.fromtimestamp(message.timestamp_s, UTC)
-    users: list[dict[str, str]] = []
-    packages: list[dict[str, str]] = []
-    for name in headers:
-        if name.startswith(_USER_PREFIX):
-            users.append({"name": name[len(_USER_PREFIX) :][:255], "msg_id": msg_id})
-        elif name.startswith(_PACKAGE_PREFIX):
-            packages.append({"name": name[len(_PACKAGE_PREFIX) :][:255], "msg_id": msg_id})
+    schema = _schema_says(message)
+    user_names = dict.fromkeys(
+        [name[len(_USER_PREFIX) :] for name in headers if name.startswith(_USER_PREFIX)]
+        + schema.users
+    )
+    package_names = dict.fromkeys(
+        [name[len(_PACKAGE_PREFIX) :] for name in headers if name.startswith(_PACKAGE_PREFIX)]
+        + schema.packages
+    )
+    users = [{"name": name[:255], "msg_id": msg_id} for name in user_names]
+    packages = [{"name": name[:255], "msg_id": msg_id} for name in package_names]
     dead = None
     if DEAD_LETTER_HEADER in headers:
         try:
@@ -142,7 +186,7 @@ def message_rows(message: Message, categorize: Categorizer) -> MessageRows:
         "headers": headers,
         "body": _text_of(message.payload),
         "content_type": message.content_type,
-        "agent": _agent(message),
+        "agent": _agent(message, schema.agent),
         "priority": _priority(headers),
     }
     return MessageRows(row, users, packages, dead)
