@@ -13,7 +13,8 @@ Moksha reads these entry-point groups (as the original did):
 ``moksha.global``          resources every HTML page gets
 ``moksha.authorizer``      who may see an app, a widget, a dashboard
 ``moksha.feeds.post_processor``  functions changing feed entries before publishing
-``moksha.hub.attachment``  what starts with a hub when its config asks (live socket, cluster)
+``moksha.hub.attachment``  what starts with a hub when its config asks (live socket, cluster,
+                           archive)
 =========================  ==========================================
 
 An entry may name a single class or a list/tuple of classes.
