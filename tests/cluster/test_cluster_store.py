@@ -7,7 +7,7 @@ import time
 
 from cluster_nodes import REDIS_URL, drop_redis_keys, unique_prefix
 
-from moksha.cluster import ClusterStore, store_from_url
+from moksha.cluster import Bounds, ClusterStore, store_from_url
 from moksha.livesocket.history_cluster import ClusterHistory
 
 
@@ -36,6 +36,36 @@ async def test_the_position_is_the_newest_offset_on_every_node(store: ClusterSto
     assert position == newest
     events, complete = await other_node.since("org.a", position)
     assert [e.id for e in events] == [later] and complete
+
+
+async def test_offsets_become_visible_in_order_under_concurrent_appends(
+    store: ClusterStore,
+) -> None:
+    # A replay that returned offset n before n-1 was written would let a client resume
+    # after n and never get n-1: what a reader sees must only ever grow at its end.
+    store.bounds = Bounds(size=1000, age=600.0, topics=4)
+    appended = 0
+
+    async def append(node: int) -> None:
+        nonlocal appended
+        for n in range(100):
+            await store.append("org.load", '"x"', f"node{node}-{n}", time.time())
+            appended += 1
+
+    async def read() -> list[int]:
+        late: list[int] = []
+        seen: set[int] = set()
+        while appended < 400:
+            events, _ = await store.since("org.load", 0, time.time())
+            new = {event.offset for event in events} - seen
+            late += [offset for offset in new if seen and offset < max(seen)]
+            seen |= new
+            await asyncio.sleep(0)
+        return late
+
+    reader = asyncio.create_task(read())
+    await asyncio.gather(*(append(node) for node in range(4)))
+    assert await reader == []
 
 
 async def test_since_merges_matching_topics_in_offset_order(store: ClusterStore) -> None:

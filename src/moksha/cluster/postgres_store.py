@@ -41,6 +41,7 @@ __all__ = ["PostgresStore"]
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 _NOW = "extract(epoch from clock_timestamp())"
+_AGE_EVICTION_EVERY = 1.0  # seconds: reads leave out what is too old in between
 
 _SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS {p}_offset;
@@ -96,6 +97,7 @@ class PostgresStore(ClusterStore):
         self._p = f"{prefix}_cluster"
         self.bounds = bounds or Bounds()
         self._epoch: str | None = None
+        self._age_evicted = 0.0  # when this store last deleted what is too old
 
     def _sql(self, statement: str) -> Any:
         return text(statement.replace("{p}", self._p))
@@ -153,30 +155,48 @@ class PostgresStore(ClusterStore):
         return self._epoch
 
     async def append(self, topic: str, payload: str, key: str | None, now: float) -> int:
-        """The offset of a message, stored once per cluster (see :meth:`ClusterStore.append`)."""
+        """The offset of a message, stored once per cluster (see :meth:`ClusterStore.append`).
+
+        Each statement is a transaction of its own (autocommit); the insert takes
+        a lock that its commit releases, so inserts take offsets one at a time
+        cluster-wide and commit in that order: a replay never returns an offset
+        while an earlier one is still being written (a client resuming after the
+        later would never get the earlier).  The lock is held for no round trip.
+        """
         try:
-            async with self._engine.begin() as conn:
-                return await self._append(conn, topic, payload, key, now)
+            async with self._engine.connect() as conn:
+                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                offset = await self._offset_of(autocommit, key)  # another node stored it
+                if offset is not None:
+                    return offset
+                inserted = await autocommit.execute(
+                    self._sql(
+                        'INSERT INTO {p}_events ("offset", topic, created, payload, message_key) '
+                        "SELECT nextval('{p}_offset'), :t, :now, :payload, :key FROM "
+                        "(SELECT pg_advisory_xact_lock(hashtext('{p}_offset'))) AS one_at_a_time "
+                        'ON CONFLICT (message_key) DO NOTHING RETURNING "offset"'
+                    ),
+                    {"t": topic, "now": now, "payload": payload, "key": key},
+                )
+                offset = inserted.scalar()
+                if offset is None:  # another node stored it between the look and the insert
+                    return int(await self._offset_of(autocommit, key) or 0)
+                await self._evict(autocommit, topic, now)
+                return int(offset)
         except (SQLAlchemyError, OSError) as exc:
             raise self._failed(exc) from exc
 
-    async def _append(
-        self, conn: AsyncConnection, topic: str, payload: str, key: str | None, now: float
-    ) -> int:
-        inserted = await conn.execute(
-            self._sql(
-                'INSERT INTO {p}_events ("offset", topic, created, payload, message_key) '
-                "VALUES (nextval('{p}_offset'), :t, :now, :payload, :key) "
-                'ON CONFLICT (message_key) DO NOTHING RETURNING "offset"'
-            ),
-            {"t": topic, "now": now, "payload": payload, "key": key},
-        )
-        offset = inserted.scalar()
-        if offset is None:  # another node stored it first
-            found = await conn.execute(
-                self._sql('SELECT "offset" FROM {p}_events WHERE message_key = :key'), {"key": key}
-            )
-            return int(found.scalar_one())
+    async def _offset_of(self, conn: AsyncConnection, key: str | None) -> int | None:
+        """The offset of the message ``key`` names, if some node stored it."""
+        if key is None:
+            return None
+        query = self._sql('SELECT "offset" FROM {p}_events WHERE message_key = :key')
+        found = (await conn.execute(query, {"key": key})).scalar()
+        return None if found is None else int(found)
+
+    async def _evict(self, conn: AsyncConnection, topic: str, now: float) -> None:
+        """Keep the newest ``bounds.size`` events of ``topic``; what is older than
+        ``bounds.age`` goes at most once a second (:meth:`since` leaves it out before)."""
         size_cut = (
             'topic = :t AND "offset" <= (SELECT "offset" FROM {p}_events WHERE topic = :t '
             'ORDER BY "offset" DESC OFFSET :size LIMIT 1)'
@@ -184,11 +204,12 @@ class PostgresStore(ClusterStore):
         await conn.execute(
             self._sql(_EVICT.replace("{where}", size_cut)), {"t": topic, "size": self.bounds.size}
         )
-        await conn.execute(
-            self._sql(_EVICT.replace("{where}", "created < :cutoff")),
-            {"cutoff": now - self.bounds.age},
-        )
-        return int(offset)
+        if now - self._age_evicted >= _AGE_EVICTION_EVERY:
+            self._age_evicted = now
+            await conn.execute(
+                self._sql(_EVICT.replace("{where}", "created < :cutoff")),
+                {"cutoff": now - self.bounds.age},
+            )
 
     async def offset(self) -> int:
         """The newest offset given so far (see :meth:`ClusterStore.offset`)."""
