@@ -68,6 +68,15 @@ async def test_offsets_become_visible_in_order_under_concurrent_appends(
     assert await reader == []
 
 
+async def test_many_appends_at_once_all_get_an_offset(store: ClusterStore) -> None:
+    # A burst of messages on a busy node: more in flight than the client has connections.
+    now = time.time()
+    offsets = await asyncio.gather(
+        *(store.append("org.burst", str(n), f"burst-{n}", now) for n in range(300))
+    )
+    assert len(set(offsets)) == 300
+
+
 async def test_since_merges_matching_topics_in_offset_order(store: ClusterStore) -> None:
     now = time.time()
     start = await store.append("org.x", '"start"', None, now)

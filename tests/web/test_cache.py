@@ -82,6 +82,13 @@ async def test_values_are_copies_not_shared_objects(cache: Cache) -> None:
     assert await cache.get("k") == {"items": [1]}
 
 
+async def test_many_requests_at_once_all_get_their_value(cache: Cache) -> None:
+    # A busy site: more lookups in flight than the Redis client has connections.
+    await cache.set("busy", {"n": 1})
+    values = await asyncio.gather(*(cache.get("busy") for _ in range(300)))
+    assert values == [{"n": 1}] * 300
+
+
 async def test_get_or_set_computes_once_with_sync_and_async_factories(cache: Cache) -> None:
     calls: list[str] = []
 

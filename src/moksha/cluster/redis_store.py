@@ -30,15 +30,17 @@ import secrets
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from moksha.cluster.store import Bounds, ClusterError, ClusterStore, StoredEvent
+from moksha.redis_client import redis_client
 from moksha.topics import literal_prefix, matches
 
 __all__ = ["RedisStore"]
 
 log = logging.getLogger("moksha.cluster")
+
+STORE_WAIT = 5.0  # seconds a command waits for a connection when many are in flight
 
 T = TypeVar("T")
 
@@ -119,7 +121,7 @@ class RedisStore(ClusterStore):
 
     def __init__(self, url: str, prefix: str = "moksha", bounds: Bounds | None = None) -> None:
         # Any: redis-py types every reply bytes | str, though decode_responses makes it str.
-        self._redis: Any = redis.from_url(url, decode_responses=True)
+        self._redis: Any = redis_client(url, wait=STORE_WAIT, decode_responses=True)
         self._shown = self._redis.connection_pool.connection_kwargs.get("host", "redis")
         self._p = f"{prefix}:"
         self.bounds = bounds or Bounds()

@@ -36,6 +36,8 @@ __all__ = ["Cache", "CacheError", "MemoryCache", "RedisCache", "cache_from_confi
 
 log = logging.getLogger("moksha.web")
 
+CACHE_WAIT = 2.0  # seconds a cache command waits for a connection when many are in flight
+
 
 class CacheError(MokshaError):
     """The cache's store failed (Redis unreachable, a value that is not JSON)."""
@@ -180,10 +182,11 @@ class RedisCache(Cache):
     """
 
     def __init__(self, url: str, *, prefix: str = "moksha:cache:") -> None:
-        import redis.asyncio
+        from moksha.redis_client import redis_client
 
         self.prefix = prefix
-        self._client = redis.asyncio.Redis.from_url(url)
+        # Many requests at once wait for a connection a moment rather than fail.
+        self._client = redis_client(url, wait=CACHE_WAIT)
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         import redis

@@ -78,6 +78,14 @@ async def test_messages_arrive_in_order(backend, prefix):
     assert [m.body for m in await received.wait(200)] == list(range(200))
 
 
+async def test_many_publishes_at_once_all_arrive(backend, prefix):
+    # What a web app does under load: many requests publishing at the same moment.
+    received = Received()
+    await backend.subscribe([f"{prefix}.burst"], received)
+    await asyncio.gather(*(backend.publish(Message(f"{prefix}.burst", i)) for i in range(300)))
+    assert sorted(m.body for m in await received.wait(300)) == list(range(300))
+
+
 async def test_a_cancelled_subscription_receives_nothing_more(backend, prefix):
     received, other = Received(), Received()
     subscription = await backend.subscribe([f"{prefix}.x"], received)

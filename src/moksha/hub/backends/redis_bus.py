@@ -65,6 +65,7 @@ from moksha.hub.backends.redis_wire import (
     minimal,
 )
 from moksha.message import Message
+from moksha.redis_client import redis_client
 from moksha.topics import TopicRouter
 
 if TYPE_CHECKING:
@@ -417,8 +418,12 @@ class RedisBusBackend(Backend):
     def _new_client(self) -> aioredis.Redis:
         # Every read has a bound (blocking reads last 0.1 s): a connection silent for
         # longer is dead even if TCP has not said so (a cut mid-stream), and is replaced.
-        return aioredis.Redis.from_url(
-            self._url, socket_timeout=_SOCKET_TIMEOUT, socket_keepalive=True
+        # A burst of publishes waits for connections, up to moksha.publish_timeout.
+        return redis_client(
+            self._url,
+            wait=self.config.publish_timeout,
+            socket_timeout=_SOCKET_TIMEOUT,
+            socket_keepalive=True,
         )
 
     @contextlib.asynccontextmanager
