@@ -44,6 +44,7 @@ from moksha.hub.backends.base import (
     Backend,
     Capabilities,
     DurableQueue,
+    FanOutSubscription,
     Handler,
     Subscription,
     deliver,
@@ -90,20 +91,6 @@ return 1
 _SOCKET_TIMEOUT = 5.0  # seconds a reply may take before its connection counts as dead
 _META_KEPT = 64  # meta messages waiting for their body on one channel, at most
 _REFRESH = 10.0  # seconds between two looks at whether any consumer group exists
-
-
-class _FanOut(Subscription):
-    def __init__(self, backend: RedisBusBackend, patterns: Sequence[str], handler: Handler):
-        self.patterns = tuple(patterns)
-        self._backend = backend
-        self._handler = handler
-
-    async def cancel(self) -> None:
-        patterns, self.patterns = self.patterns, ()
-        for pattern in patterns:
-            self._backend._router.remove(pattern, self._handler)
-        if patterns:
-            await self._backend._resubscribe()
 
 
 class RedisBusBackend(Backend):
@@ -281,7 +268,7 @@ class RedisBusBackend(Backend):
                 for pattern in patterns:
                     self._router.add(pattern, handler)
                 await self._resubscribe()
-                return _FanOut(self, patterns, handler)
+                return FanOutSubscription(patterns, handler, self._drop)
             subscription = GroupSubscription(
                 client,
                 self._streams,
@@ -316,6 +303,13 @@ class RedisBusBackend(Backend):
                 content_type=message.content_type,
             )
         )
+
+    async def _drop(self, patterns: Sequence[str], handler: Handler) -> None:
+        """Stop routing ``patterns`` to ``handler``; unsubscribe what no handler needs."""
+        for pattern in patterns:
+            self._router.remove(pattern, handler)
+        if patterns:
+            await self._resubscribe()
 
     async def _resubscribe(self) -> None:
         """Make the connection's channels and globs cover exactly the router's patterns."""

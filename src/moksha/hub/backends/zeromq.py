@@ -68,7 +68,14 @@ import zmq
 import zmq.asyncio
 
 from moksha.errors import BackendError, BackendUnavailable, ConfigError
-from moksha.hub.backends.base import Backend, Capabilities, Handler, Subscription, deliver
+from moksha.hub.backends.base import (
+    Backend,
+    Capabilities,
+    FanOutSubscription,
+    Handler,
+    Subscription,
+    deliver,
+)
 from moksha.hub.backends.zeromq_wire import (
     MalformedMessage,
     decode_frames,
@@ -112,18 +119,6 @@ _KEEPALIVE_OPTIONS = (
 
 # What _deliver leaves to await: message, the unfinished handler, its awaitable, the others.
 _Unfinished = tuple[Message, Handler, Awaitable[None], tuple[Handler, ...]]
-
-
-class _ZeroMQSubscription(Subscription):
-    def __init__(self, backend: ZeroMQBackend, patterns: Sequence[str], handler: Handler):
-        self.patterns = tuple(patterns)
-        self._backend = backend
-        self._handler = handler
-
-    async def cancel(self) -> None:
-        patterns, self.patterns = self.patterns, ()
-        for pattern in patterns:
-            self._backend._remove(pattern, self._handler)
 
 
 class ZeroMQBackend(Backend):
@@ -304,9 +299,13 @@ class ZeroMQBackend(Backend):
             else:  # maybe still on its way, for an earlier subscribe()
                 waits.append(self._awaited[prefix][0] if prefix in self._awaited else None)
         await self._until_ready(waits)
-        return _ZeroMQSubscription(self, patterns, handler)
+        return FanOutSubscription(patterns, handler, self._drop)
 
     # -- internals ---------------------------------------------------------
+
+    async def _drop(self, patterns: Sequence[str], handler: Handler) -> None:
+        for pattern in patterns:
+            self._remove(pattern, handler)
 
     def _remove(self, pattern: str, handler: Handler) -> None:
         self._matched.clear()
